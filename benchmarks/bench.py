@@ -1,0 +1,119 @@
+"""`mobilepack bench`: every artifact against the Keras reference, then the gate."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from convert.manifest import load_manifest, verify_artifacts
+from train.loading import load_keras_model, sha256_file
+
+from . import metrics
+from .errors import BenchDataError, ThresholdError
+from .evaldata import EvalData, load_eval_data
+from .gate import DEFAULT_THRESHOLDS, Threshold, judge
+from .latency import LatencyProtocol, keras_latency, litert_latency
+from .machine import machine_info
+from .report import REPORT_SCHEMA_VERSION, write_report
+from .runners import KerasRunner, LiteRTRunner, predict_batched
+
+Progress = Callable[[str, int, int], None]
+
+
+def default_threads() -> tuple[int, ...]:
+    cores = os.cpu_count() or 1
+    return (1,) if cores == 1 else (1, cores)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    data: str = "digits"
+    threads: tuple[int, ...] = field(default_factory=default_threads)
+    batch_size: int = 32
+    latency: LatencyProtocol = field(default_factory=LatencyProtocol)
+    thresholds: dict = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
+    gate: bool = True
+    unsafe_load: bool = False
+
+    def __post_init__(self):
+        bad = [t for t in self.threads if t < 1]
+        if bad or not self.threads:
+            raise ThresholdError(f"--threads {bad[0] if bad else ''}: thread counts must be whole numbers >= 1, e.g. --threads 1,2")
+        if self.batch_size < 1:
+            raise ThresholdError(f"--batch-size must be >= 1, got {self.batch_size}")
+
+
+def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = print,
+              progress: Progress | None = None) -> dict:
+    """Evaluate every artifact in `dist`'s manifest; write report.json/.md into `dist`."""
+    dist = Path(dist)
+    manifest = load_manifest(dist)
+    verify_artifacts(manifest, dist)
+    ref_path = dist / manifest.source["model_file"]
+    if not ref_path.is_file() or sha256_file(ref_path) != manifest.source["model_sha256"]:
+        raise BenchDataError(f"{ref_path}: reference model missing or altered; re-run `mobilepack convert`")
+    model = load_keras_model(ref_path, unsafe=config.unsafe_load)
+    names = [t.name for t in model.inputs]
+    data = load_eval_data(config.data, manifest, dist, [tuple(t.shape)[1:] for t in model.inputs], names, log)
+    log(f"evaluating on {data.count} inputs from {data.name} ({data.split} split)")
+
+    keras_runner = KerasRunner(model)
+    ref_out = predict_batched(keras_runner, list(data.inputs), config.batch_size, progress, "reference")
+    ref_pred = metrics.top1(ref_out[0])
+    reference = {
+        "runtime": keras_runner.runtime,
+        "accuracy": metrics.accuracy(ref_pred, data.labels) if data.labels is not None else None,
+        "latency_ms": keras_latency(keras_runner, list(data.inputs), config.latency).to_dict(),
+    }
+    rows = [_artifact_row(a, dist, data, ref_out, ref_pred, reference, config, names, progress)
+            for a in manifest.artifacts]
+    failed = [r["name"] for r in rows if r["status"] == "failed"]
+    report = {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "dataset": {"name": data.name, "split": data.split, "count": data.count, "has_labels": data.labels is not None},
+        "manifest": {"path": "manifest.json", "source_model_sha256": manifest.source["model_sha256"]},
+        "reference": reference,
+        "thresholds": {q: vars(t) for q, t in config.thresholds.items()},
+        "gate": {"enabled": config.gate, "verdict": ("failed" if failed else "passed") if config.gate else "not gated",
+                 "failed": failed},
+        "artifacts": rows,
+    }
+    write_report(report, dist)
+    return report
+
+
+def _artifact_row(artifact, dist: Path, data: EvalData, ref_out, ref_pred, reference, config: BenchConfig,
+                  input_names, progress) -> dict:
+    path = artifact.path(dist)
+    runner = LiteRTRunner(path, num_threads=max(config.threads), input_names=input_names)
+    out = predict_batched(runner, list(data.inputs), config.batch_size, progress, artifact.name)
+    pred = metrics.top1(out[0])
+    flat, ref_flat = np.concatenate([o.ravel() for o in out]), np.concatenate([o.ravel() for o in ref_out])
+    acc = metrics.accuracy(pred, data.labels) if data.labels is not None else None
+    latencies = []
+    for t in config.threads:
+        if progress:
+            progress(f"{artifact.name} latency @{t}t", 0, 1)
+        latencies.append(litert_latency(path, list(data.inputs), t, config.latency, input_names).to_dict())
+    row = {
+        "name": artifact.name, "target": artifact.target, "format": artifact.format,
+        "quantization": artifact.quantization, "path": artifact.file, "size_bytes": artifact.size_bytes,
+        "sha256": artifact.sha256, "runtime": runner.runtime,
+        "accuracy": acc,
+        "accuracy_drop_pp": (reference["accuracy"] - acc) * 100.0 if acc is not None else None,
+        "agreement": metrics.agreement(pred, ref_pred),
+        "max_abs_error": metrics.max_abs_error(flat, ref_flat),
+        "sqnr_db": metrics.finite_or_none(metrics.sqnr_db(flat, ref_flat)),
+        "latency_ms": latencies,
+    }
+    threshold: Threshold = config.thresholds[artifact.quantization]
+    status, reason = judge(row, threshold, data.count)
+    row["status"], row["reason"] = status, reason
+    return row

@@ -1,0 +1,105 @@
+"""Evaluation data: the held-out test split, a folder, or an .npz of tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from train.data import load_dataset, load_split, split_indices
+from train.errors import DataError
+from train.preprocessing import Preprocessing
+
+from .errors import BenchDataError
+
+
+@dataclass(frozen=True)
+class EvalData:
+    inputs: tuple[np.ndarray, ...]  # float32, model input space, batch first; one per model input
+    labels: np.ndarray | None
+    name: str
+    split: str
+    images: tuple[np.ndarray, ...] | None = None  # native images, for thumbnails
+
+    @property
+    def count(self) -> int:
+        return len(self.inputs[0])
+
+
+def load_eval_data(spec: str, manifest, dist: Path, input_shapes: list[tuple], input_names: list[str],
+                   log: Callable[[str], None] = print) -> EvalData:
+    if spec.lower().endswith(".npz"):
+        data = _npz(Path(spec), input_shapes, input_names)
+    else:
+        data = _images(spec, manifest, dist, log)
+        if tuple(data.inputs[0].shape[1:]) != tuple(input_shapes[0]):
+            raise BenchDataError(f"{spec}: inputs of shape {data.inputs[0].shape[1:]} but the model takes {input_shapes[0]}")
+    if data.count == 0:
+        raise BenchDataError(f"{spec}: no evaluation inputs")
+    if data.labels is not None and manifest.labels is not None:
+        bad = data.labels[(data.labels < 0) | (data.labels >= len(manifest.labels))]
+        if len(bad):
+            raise BenchDataError(f"{spec}: label {int(bad[0])} outside 0..{len(manifest.labels) - 1}")
+    return data
+
+
+def _images(spec: str, manifest, dist: Path, log) -> EvalData:
+    if manifest.preprocessing is None:
+        raise BenchDataError(
+            f"--data {spec}: this model's inputs are not images described by a run dir; "
+            "give --data FILE.npz with an array 'x' (and optionally integer labels 'y')"
+        )
+    prep = Preprocessing.from_dict(manifest.preprocessing, "manifest preprocessing")
+    try:
+        dataset = load_dataset(spec, log)
+    except DataError as exc:
+        raise BenchDataError(str(exc)) from None
+    if manifest.labels is not None and dataset.class_names != manifest.labels:
+        raise BenchDataError(
+            f"--data {spec}: classes {dataset.class_names[:5]}... do not match the model's labels "
+            f"{manifest.labels[:5]}...; evaluate on data with the same class folders"
+        )
+    split_file = manifest.source.get("split_file")
+    split = load_split(dist / split_file) if split_file else None
+    if split is not None and split["source"] == dataset.source:
+        # The same data the model was trained on: only the held-out test split.
+        idx = split_indices(dataset, split, "test")
+        part = "test"
+    else:
+        idx = list(range(len(dataset)))
+        part = "all"
+    sub = dataset.subset(idx)
+    name = "digits" if spec == "digits" else str(Path(spec).resolve())
+    return EvalData((prep.apply_batch(sub.images),), sub.labels, name, part, tuple(sub.images))
+
+
+def _npz(path: Path, input_shapes: list[tuple], input_names: list[str]) -> EvalData:
+    if not path.is_file():
+        raise BenchDataError(f"{path}: no such file")
+    try:
+        loaded = np.load(path, allow_pickle=False)  # never unpickle data files
+        keys = list(loaded.keys())
+    except (OSError, ValueError) as exc:
+        raise BenchDataError(f"{path}: cannot read as .npz ({exc})") from None
+    if len(input_names) == 1 and "x" in keys:
+        arrays = [loaded["x"]]
+    elif all(n in keys for n in input_names):
+        arrays = [loaded[n] for n in input_names]
+    else:
+        raise BenchDataError(f"{path}: needs an array 'x' (or one per input: {input_names}); it has {keys}")
+    for a, shape, name in zip(arrays, input_shapes, input_names):
+        if tuple(a.shape[1:]) != tuple(shape):
+            raise BenchDataError(
+                f"{path}: input {name} has samples of shape {tuple(a.shape[1:])}, the model takes {tuple(shape)}"
+            )
+    if len({len(a) for a in arrays}) != 1:
+        raise BenchDataError(f"{path}: inputs have different sample counts")
+    labels = None
+    if "y" in keys:
+        labels = np.asarray(loaded["y"])
+        if labels.ndim != 1 or labels.dtype.kind not in "iu" or len(labels) != len(arrays[0]):
+            raise BenchDataError(f"{path}: 'y' must be {len(arrays[0])} integer labels, got {labels.dtype} {labels.shape}")
+        labels = labels.astype(np.int64)
+    return EvalData(tuple(a.astype(np.float32) for a in arrays), labels, str(path.resolve()), "all")

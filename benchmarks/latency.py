@@ -1,0 +1,91 @@
+"""Latency in the protocol of LiteRT's benchmark_model: init, first, warm-up, timed runs.
+
+Only invoke() is timed, as benchmark_model does; inputs are set once before.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LatencyProtocol:
+    min_runs: int = 50
+    min_seconds: float = 1.0
+    max_seconds: float = 60.0
+    warmup_runs: int = 1
+    warmup_seconds: float = 0.5
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    threads: int | None
+    init: float
+    first: float
+    warmup_runs: int
+    runs: int
+    mean: float
+    std: float
+    min: float
+    max: float
+    p50: float
+    p90: float
+    p99: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def time_calls(call: Callable[[], object], protocol: LatencyProtocol) -> tuple[float, int, np.ndarray]:
+    """first (ms), warm-up count, and the timed runs (ms)."""
+    t0 = time.perf_counter()
+    call()
+    first = (time.perf_counter() - t0) * 1e3
+    warm, t_end = 0, time.perf_counter() + protocol.warmup_seconds
+    while warm < protocol.warmup_runs or time.perf_counter() < t_end:
+        call()
+        warm += 1
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < protocol.min_runs or time.perf_counter() - start < protocol.min_seconds:
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+        if time.perf_counter() - start > protocol.max_seconds and len(times) >= 2:
+            break
+    return first, warm, np.asarray(times) * 1e3
+
+
+def summarize(threads: int | None, init: float, first: float, warm: int, ms: np.ndarray) -> LatencyStats:
+    return LatencyStats(
+        threads=threads, init=round(init, 4), first=round(first, 4), warmup_runs=warm, runs=len(ms),
+        mean=float(ms.mean()), std=float(ms.std()), min=float(ms.min()), max=float(ms.max()),
+        p50=float(np.percentile(ms, 50)), p90=float(np.percentile(ms, 90)), p99=float(np.percentile(ms, 99)),
+    )
+
+
+def litert_latency(path, inputs: list[np.ndarray], threads: int, protocol: LatencyProtocol,
+                   input_names: list[str] | None = None) -> LatencyStats:
+    """Batch-1 latency of a .tflite file with a fresh interpreter at `threads`."""
+    from .runners import LiteRTRunner
+
+    t0 = time.perf_counter()
+    runner = LiteRTRunner(path, num_threads=threads, input_names=input_names)
+    runner.set_inputs([x[:1] for x in inputs])  # includes allocate_tensors, as benchmark_model's init
+    init = (time.perf_counter() - t0) * 1e3
+    first, warm, ms = time_calls(runner.interpreter.invoke, protocol)
+    return summarize(threads, init, first, warm, ms)
+
+
+def keras_latency(runner, inputs: list[np.ndarray], protocol: LatencyProtocol) -> LatencyStats:
+    """Batch-1 latency of the Keras reference (TensorFlow's own thread pool)."""
+    one = [x[:1] for x in inputs]
+    t0 = time.perf_counter()
+    runner.predict(one)  # traces the tf.function
+    init = (time.perf_counter() - t0) * 1e3
+    first, warm, ms = time_calls(lambda: runner.predict(one), protocol)
+    return summarize(None, init, first, warm, ms)

@@ -1,0 +1,73 @@
+"""report.json (the machine contract), report.md (for a pull request) and the terminal table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from train.fsutil import atomic_write_json, atomic_write_text
+
+REPORT_SCHEMA_VERSION = 1
+
+
+def _fmt(v, spec: str, none: str = "-") -> str:
+    return none if v is None else format(v, spec)
+
+
+def _p50s(row: dict) -> dict[int, float]:
+    return {s["threads"]: s["p50"] for s in row.get("latency_ms") or []}
+
+
+def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    threads = sorted({t for a in report["artifacts"] for t in _p50s(a)})
+    head = ["artifact", "quant", "size KiB", "accuracy", "drop pp", "agreement", "max abs err", "SQNR dB"]
+    head += [f"p50 ms @{t}t" for t in threads] + ["status"]
+    rows = []
+    for a in report["artifacts"]:
+        p50 = _p50s(a)
+        sqnr = "exact" if a["sqnr_db"] is None and a["max_abs_error"] == 0 else _fmt(a["sqnr_db"], ".1f")
+        rows.append([
+            a["name"], a["quantization"], f"{a['size_bytes'] / 1024:.1f}", _fmt(a["accuracy"], ".4f"),
+            _fmt(a["accuracy_drop_pp"], "+.2f"), f"{a['agreement']:.4f}", f"{a['max_abs_error']:.2e}", sqnr,
+            *[_fmt(p50.get(t), ".3f") for t in threads], a["status"],
+        ])
+    return head, rows
+
+
+def text_table(report: dict) -> str:
+    head, rows = table_rows(report)
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    ref = report["reference"]
+    ref_line = f"reference (keras): accuracy {_fmt(ref['accuracy'], '.4f')}, p50 {ref['latency_ms']['p50']:.3f} ms"
+    return "\n".join([ref_line, line(head), *[line(r) for r in rows]])
+
+
+def markdown(report: dict) -> str:
+    head, rows = table_rows(report)
+    m, d, g = report["machine"], report["dataset"], report["gate"]
+    verdict = {"passed": "PASSED", "failed": "FAILED", "not gated": "not gated (--no-gate)"}[g["verdict"]]
+    out = [
+        "# mobilepack benchmark report", "",
+        f"**Gate: {verdict}** - {len(report['artifacts'])} artifact(s), {d['count']} inputs from "
+        f"`{d['name']}` ({d['split']} split).", "",
+        f"Measured on: {m['cpu']}, {m['cores']} cores ({', '.join(m['vector_extensions']) or 'no vector extensions seen'}), "
+        f"{m['os']}, Python {m['python']}.", "",
+        f"> {m['note']}", "",
+        f"Reference (Keras): accuracy {_fmt(report['reference']['accuracy'], '.4f')}, "
+        f"batch-1 p50 {report['reference']['latency_ms']['p50']:.3f} ms.", "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join("---" if i < 2 else "---:" for i in range(len(head))) + "|",
+        *["| " + " | ".join(r) + " |" for r in rows], "",
+        "## Checks", "",
+        *[f"- {'PASS' if a['status'] == 'passed' else a['status'].upper()} `{a['name']}`: {a['reason']}"
+          for a in report["artifacts"]], "",
+    ]
+    return "\n".join(out)
+
+
+def write_report(report: dict, out_dir: Path) -> dict[str, Path]:
+    out_dir = Path(out_dir)
+    paths = {"json": out_dir / "report.json", "md": out_dir / "report.md"}
+    atomic_write_json(paths["json"], report)
+    atomic_write_text(paths["md"], markdown(report))
+    return paths

@@ -1,0 +1,106 @@
+"""One small interface for every runtime: predict(list of input batches) -> list of outputs.
+
+Inputs are float32 in the model's own input space (raw pixels for images);
+each runner quantizes and dequantizes as its artifact needs, so callers never
+see the artifact's storage types.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+class KerasRunner:
+    runtime = "keras"
+
+    def __init__(self, model):
+        import tensorflow as tf
+
+        self.model = model
+        self._fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
+
+    def predict(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        out = self._fn(*inputs)
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        return [np.asarray(o, dtype=np.float32) for o in outs]
+
+
+def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind not in "iu":
+        return x.astype(dtype, copy=False)
+    scale, zero = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(x / scale + zero), info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero = detail["quantization"]
+    if np.dtype(detail["dtype"]).kind in "iu" and scale:
+        return (q.astype(np.float32) - zero) * np.float32(scale)
+    return q.astype(np.float32, copy=False)
+
+
+class LiteRTRunner:
+    """The LiteRT interpreter (ai_edge_litert), inputs and outputs in Keras order."""
+
+    runtime = "litert"
+
+    def __init__(self, path: Path, num_threads: int | None = None, input_names: list[str] | None = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        self.inputs, self.outputs = _keras_order(self.interpreter, input_names)
+        self._batch: int | None = None
+
+    def _ensure_batch(self, n: int) -> None:
+        if self._batch == n:
+            return
+        for d in self.inputs:
+            self.interpreter.resize_tensor_input(d["index"], [n, *d["shape"][1:]])
+        self.interpreter.allocate_tensors()
+        self._batch = n
+
+    def set_inputs(self, inputs: list[np.ndarray]) -> None:
+        self._ensure_batch(len(inputs[0]))
+        for d, x in zip(self.inputs, inputs):
+            self.interpreter.set_tensor(d["index"], quantize(x, d))
+
+    def read_outputs(self) -> list[np.ndarray]:
+        return [dequantize(self.interpreter.get_tensor(d["index"]), d) for d in self.outputs]
+
+    def predict(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        self.set_inputs(inputs)
+        self.interpreter.invoke()
+        return self.read_outputs()
+
+
+def _keras_order(interp, input_names: list[str] | None) -> tuple[list[dict], list[dict]]:
+    """The signature maps Keras input names and output_0..n to tensor indices."""
+    ins, outs = interp.get_input_details(), interp.get_output_details()
+    if "serving_default" not in interp.get_signature_list():
+        return ins, outs
+    sig = interp.get_signature_runner("serving_default")
+    by_index = {d["index"]: d for d in ins + outs}
+    in_map, out_map = sig.get_input_details(), sig.get_output_details()
+    ordered_out = [by_index[out_map[k]["index"]] for k in sorted(out_map, key=_output_number)]
+    names = input_names if input_names and set(input_names) == set(in_map) else list(in_map)
+    return [by_index[in_map[k]["index"]] for k in names], ordered_out
+
+
+def _output_number(name: str):
+    tail = name.rsplit("_", 1)[-1]
+    return (0, int(tail)) if tail.isdigit() else (1, name)
+
+
+def predict_batched(runner, inputs: list[np.ndarray], batch_size: int, progress=None, label: str = "") -> list[np.ndarray]:
+    """Run `runner` over the whole input set; returns the concatenated outputs."""
+    n = len(inputs[0])
+    chunks: list[list[np.ndarray]] = []
+    for start in range(0, n, batch_size):
+        chunks.append(runner.predict([x[start : start + batch_size] for x in inputs]))
+        if progress:
+            progress(label, min(start + batch_size, n), n)
+    return [np.concatenate([c[i] for c in chunks]) for i in range(len(chunks[0]))]

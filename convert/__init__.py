@@ -1,0 +1,9 @@
+"""Stage 2: a Keras model -> TFLite (and later Core ML) artifacts and manifest.json."""
+
+from .api import ConvertConfig, convert
+from .errors import CalibrationDataError, ConversionError, ManifestError, UnsupportedLayerError, UsageError
+from .manifest import Artifact, Manifest, load_manifest, verify_artifacts
+
+__all__ = ["Artifact", "CalibrationDataError", "ConversionError", "ConvertConfig", "Manifest",
+           "ManifestError", "UnsupportedLayerError", "UsageError", "convert", "load_manifest",
+           "verify_artifacts"]

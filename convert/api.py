@@ -1,0 +1,142 @@
+"""`mobilepack convert`: a model or run dir -> artifacts + manifest.json, all or nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from train.fsutil import atomic_write_bytes, atomic_write_json, staged_directory
+from train.loading import load_keras_model, resolve_model_path, sha256_file
+from train.preprocessing import Preprocessing
+from train.trainer import read_labels
+
+from .calibration import resolve_calibration
+from .errors import UsageError
+from .manifest import Artifact, Manifest, SCHEMA_VERSION, tool_versions
+from .tflite import TFLITE_QUANTS, check_convertible, convert_tflite, describe_tensors
+
+TARGETS = {"tflite": TFLITE_QUANTS}
+INT8_OUTPUTS = ("float32", "uint8")
+
+
+@dataclass(frozen=True)
+class ConvertConfig:
+    targets: tuple[str, ...] = ("tflite",)
+    quantizations: tuple[str, ...] = TFLITE_QUANTS
+    calibration: str | None = None
+    calibration_size: int = 200
+    int8_output: str = "float32"
+    unsafe_load: bool = False
+    seed: int = 0
+
+    def __post_init__(self):
+        for t in self.targets:
+            if t not in TARGETS:
+                raise UsageError(f"unknown --target {t!r}; valid: {', '.join(TARGETS)}")
+        valid = sorted({q for t in self.targets for q in TARGETS[t]}, key=TFLITE_QUANTS.index)
+        for q in self.quantizations:
+            if q not in valid:
+                raise UsageError(f"unknown --quant {q!r}; valid: {', '.join(valid)}")
+        if not self.quantizations:
+            raise UsageError(f"--quant is empty; valid: {', '.join(valid)}")
+        if self.int8_output not in INT8_OUTPUTS:
+            raise UsageError(f"--int8-output {self.int8_output!r}; valid: {', '.join(INT8_OUTPUTS)}")
+        if self.calibration_size < 1:
+            raise UsageError(f"--calibration-size must be positive, got {self.calibration_size}")
+
+
+def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str], None] = print) -> Manifest:
+    """Convert `source` (a .keras file or run dir) into `out`, replacing it atomically."""
+    source = Path(source)
+    model_path = resolve_model_path(source)
+    run_dir = model_path.parent if (model_path.parent / "preprocessing.json").is_file() else None
+    prep = Preprocessing.load(run_dir / "preprocessing.json") if run_dir else None
+    labels = read_labels(run_dir / "labels.txt") if run_dir and (run_dir / "labels.txt").is_file() else None
+    split_file = run_dir / "split.json" if run_dir and (run_dir / "split.json").is_file() else None
+
+    from train.fsutil import check_writable_dir
+
+    check_writable_dir(Path(out))  # before the slow part
+    log(f"loading {model_path}")
+    model = load_keras_model(model_path, unsafe=config.unsafe_load)
+    check_convertible(model)
+    input_shapes = [tuple(t.shape)[1:] for t in model.inputs]
+    input_names = [t.name for t in model.inputs]
+    image_input = prep is not None and len(input_shapes) == 1 and tuple(input_shapes[0]) == prep.input_shape
+
+    calibration = None
+    if "int8" in config.quantizations:
+        calibration = resolve_calibration(config.calibration, split_file, prep if image_input else None,
+                                          input_shapes, input_names, config.calibration_size, config.seed, log)
+        log(f"calibration: {calibration.description['count']} samples from {calibration.description['source']}")
+
+    jobs = [(t, q) for t in config.targets for q in config.quantizations if q in TARGETS[t]]
+    with staged_directory(out) as stage:
+        artifacts = []
+        for i, (target, quant) in enumerate(jobs, 1):
+            start = time.perf_counter()
+            name = f"model_{quant}"
+            data = convert_tflite(model, quant, calibration, image_input, config.int8_output)
+            atomic_write_bytes(stage / f"{name}.tflite", data)
+            inputs, outputs = describe_tensors(stage / f"{name}.tflite")
+            artifacts.append(Artifact(
+                name=name, file=f"{name}.tflite", sha256=sha256_file(stage / f"{name}.tflite"),
+                size_bytes=len(data), target=target, format="tflite", quantization=quant,
+                inputs=inputs, outputs=outputs, notes=_notes(quant, image_input, config),
+            ))
+            log(f"[{i}/{len(jobs)}] {target} {quant}: {len(data) / 1024:.1f} KiB in {time.perf_counter() - start:.1f} s")
+        manifest = _write_support_files(stage, model_path, run_dir, split_file, prep, labels, calibration,
+                                        artifacts, config, image_input)
+    log(f"wrote {len(artifacts)} artifact(s) and manifest.json to {out}")
+    return manifest
+
+
+def _notes(quant: str, image_input: bool, config: ConvertConfig) -> dict:
+    if quant == "fp16":
+        return {"weights": "float16", "activations": "float32"}
+    if quant == "dynamic":
+        return {"weights": "int8", "activations": "float32 (int8 kernels where supported)"}
+    if quant == "int8":
+        return {"weights": "int8", "activations": "int8",
+                "input": "uint8 raw pixels" if image_input else "float32, quantized inside the model",
+                "output": config.int8_output}
+    return {"weights": "float32", "activations": "float32"}
+
+
+def _write_support_files(stage: Path, model_path: Path, run_dir, split_file, prep, labels, calibration,
+                         artifacts, config, image_input) -> Manifest:
+    """Copy the reference model (the benchmark baseline) and write the manifest last."""
+    ref = stage / "reference"
+    ref.mkdir()
+    shutil.copy2(model_path, ref / model_path.name)
+    if split_file:
+        shutil.copy2(split_file, ref / "split.json")
+    if prep:
+        prep.save(stage / "preprocessing.json")
+    if labels:
+        (stage / "labels.txt").write_text("\n".join(labels) + "\n")
+    atomic_write_json(stage / "convert_config.json", dataclasses.asdict(config))
+    manifest = Manifest(
+        schema_version=SCHEMA_VERSION,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        task="image_classification" if image_input else "tensor",
+        source={
+            "model_file": f"reference/{model_path.name}",
+            "model_sha256": sha256_file(model_path),
+            "original_path": str(model_path.resolve()),
+            "split_file": "reference/split.json" if split_file else None,
+        },
+        preprocessing=prep.to_dict() if prep else None,
+        labels=labels,
+        labels_file="labels.txt" if labels else None,
+        calibration=calibration.description if calibration else None,
+        tools=tool_versions(),
+        artifacts=artifacts,
+    )
+    manifest.save(stage)
+    return manifest

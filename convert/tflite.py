@@ -1,0 +1,111 @@
+"""Keras -> TFLite in the four standard flavours, with the real TF converter."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .calibration import CalibrationSet
+from .errors import ConversionError, UnsupportedLayerError
+
+TFLITE_QUANTS = ("fp32", "fp16", "dynamic", "int8")
+
+
+def check_convertible(model) -> None:
+    """Fixed-size float inputs only; say which input breaks the rule."""
+    for t in model.inputs:
+        dims = tuple(t.shape)[1:]
+        if any(d is None for d in dims):
+            raise UnsupportedLayerError(
+                f"input {t.name!r} has shape {tuple(t.shape)}; mobile artifacts need fixed sizes, "
+                "rebuild the model with keras.Input(shape=(...)) without None"
+            )
+        if "float" not in str(t.dtype):
+            raise UnsupportedLayerError(f"input {t.name!r} is {t.dtype}; only float inputs are supported")
+
+
+def convert_tflite(model, quant: str, calibration: CalibrationSet | None = None,
+                   image_input: bool = False, int8_output: str = "float32") -> bytes:
+    """Return the .tflite bytes for one quantization.
+
+    int8 is full-integer: every op int8, uint8 input for images (raw pixels,
+    scale 1) and float32 output unless int8_output='uint8'.
+    """
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quant != "fp32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quant == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quant == "int8":
+        if calibration is None:
+            raise ConversionError("int8 needs calibration data")
+        converter.representative_dataset = _representative(calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if image_input:
+            converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8 if int8_output == "uint8" else tf.float32
+    try:
+        # The converter prints its temporary SavedModel's endpoints to stdout and
+        # warns about statistics; neither is for our user.
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return converter.convert()
+    except Exception as exc:  # the converter raises many unrelated types
+        raise _conversion_error(exc, quant) from None
+
+
+def _representative(calibration: CalibrationSet):
+    def gen():
+        for i in range(len(calibration.inputs[0])):
+            yield [a[i : i + 1] for a in calibration.inputs]
+
+    return gen
+
+
+def _conversion_error(exc: Exception, quant: str) -> ConversionError:
+    text = str(exc)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    ops = [ln for ln in lines if "op" in ln.lower() and ("not supported" in ln.lower() or "failed to legalize" in ln.lower())]
+    detail = (ops or lines or [type(exc).__name__])[0][:300]
+    hint = " try --quant fp32,fp16,dynamic" if quant == "int8" else ""
+    return UnsupportedLayerError(f"TFLite {quant}: converter failed: {detail};{hint or ' see --debug for the full log'}")
+
+
+def describe_tensors(path: Path) -> tuple[list[dict], list[dict]]:
+    """Input and output tensor descriptions as the LiteRT interpreter sees them."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    sig = interp.get_signature_list().get("serving_default", {})
+
+    def one(d: dict, sig_name: str | None) -> dict:
+        scale, zero = d["quantization"]
+        return {
+            "name": d["name"],
+            "signature_name": sig_name,
+            "shape": [int(v) for v in d["shape"]],
+            "shape_signature": [int(v) for v in d["shape_signature"]],
+            "dtype": np.dtype(d["dtype"]).name,
+            "quantization": {"scale": float(scale), "zero_point": int(zero)} if scale else None,
+        }
+
+    ins = interp.get_input_details()
+    outs = interp.get_output_details()
+    in_names = _signature_names(interp, "inputs", ins, sig)
+    out_names = _signature_names(interp, "outputs", outs, sig)
+    return [one(d, n) for d, n in zip(ins, in_names)], [one(d, n) for d, n in zip(outs, out_names)]
+
+
+def _signature_names(interp, kind: str, details: list[dict], sig: dict) -> list[str | None]:
+    if not sig:
+        return [None] * len(details)
+    runner = interp.get_signature_runner("serving_default")
+    mapping = runner.get_input_details() if kind == "inputs" else runner.get_output_details()
+    by_index = {v["index"]: k for k, v in mapping.items()}
+    return [by_index.get(d["index"]) for d in details]

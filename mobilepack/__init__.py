@@ -1,0 +1,1 @@
+"""The front door: the click CLI and the train -> convert -> bench pipeline."""

@@ -1,0 +1,3 @@
+from mobilepack.cli import main
+
+main()

@@ -1,0 +1,247 @@
+"""The `mobilepack` command. Each command parses, calls one library function, prints.
+
+Library errors (MobilepackError) become one line on stderr and their exit code;
+--debug shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+import click
+
+# Before any TensorFlow import: keep its C++ INFO/WARNING lines out of the output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from .console import ProgressLine, native_stderr_silenced  # noqa: E402
+
+EXAMPLE_DATA = "digits"
+
+
+def _split_list(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else ()
+
+
+def _threads(value: str | None):
+    if value is None:
+        return None
+    try:
+        return tuple(int(v) for v in _split_list(value))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give whole numbers >= 1, e.g. --threads 1,2") from None
+
+
+def command_options(fn):
+    """--debug and --quiet on every command, and the one error-handling policy."""
+
+    @click.option("--debug", is_flag=True, help="Show tracebacks and native (TensorFlow) logs.")
+    @click.option("--quiet", "-q", is_flag=True, help="Only errors and the final result.")
+    @functools.wraps(fn)
+    def wrapper(*args, debug: bool, quiet: bool, **kwargs):
+        debug = debug or bool((click.get_current_context().find_root().obj or {}).get("debug"))
+        from train.errors import MobilepackError
+
+        ui = ProgressLine(quiet)
+        try:
+            with native_stderr_silenced(not debug):
+                return fn(*args, ui=ui, **kwargs)
+        except MobilepackError as exc:
+            if debug:
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted; nothing was left half-written.", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks and native logs for every command.")
+@click.version_option(package_name="mobilepack")
+@click.pass_context
+def cli(ctx, debug):
+    """Package a Keras model for Android (TFLite) and iOS (Core ML), and prove every artifact.
+
+    Example:
+
+        mobilepack demo --out dist
+    """
+    ctx.obj = {"debug": debug}
+
+
+@cli.command("train")
+@click.option("--data", default="digits", show_default=True, help="'digits' or a folder with one sub-folder per class.")
+@click.option("--arch", type=click.Choice(["small_cnn", "mobilenet_v2"]), default="small_cnn", show_default=True)
+@click.option("--img-size", type=int, default=32, show_default=True, help="Square input size in pixels.")
+@click.option("--epochs", type=int, default=40, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--alpha", type=float, default=1.0, show_default=True, help="MobileNetV2 width multiplier.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out", type=click.Path(path_type=Path), default=Path("runs/latest"), show_default=True,
+              help="Run dir to write (replaced atomically).")
+@command_options
+def train_cmd(data, arch, img_size, epochs, batch_size, alpha, seed, out, ui):
+    """Train a classifier from scratch and write a run dir.
+
+    The run dir holds model.keras (normalization baked in: it takes raw RGB
+    0-255), labels.txt, preprocessing.json, split.json and the history.
+
+    Example:
+
+        mobilepack train --data digits --epochs 30 --out runs/digits
+    """
+    from train.trainer import TrainConfig, train
+
+    config = TrainConfig(data=data, arch=arch, img_size=img_size, epochs=epochs, batch_size=batch_size,
+                         alpha=alpha, seed=seed)
+    result = train(config, out, log=ui.log, verbose=0 if ui.quiet else 2)
+    click.echo(f"run dir: {result.run_dir} (val accuracy {result.val_accuracy:.4f}, test {result.test_accuracy:.4f})")
+
+
+@click.command("convert")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--target", default="tflite", show_default=True, help="Comma list of targets: tflite.")
+@click.option("--quant", default="fp32,fp16,dynamic,int8", show_default=True,
+              help="Comma list of quantizations: fp32, fp16, dynamic, int8.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("dist"), show_default=True,
+              help="Output folder (replaced atomically).")
+@click.option("--calibration", default=None,
+              help="int8 calibration data: digits, an image folder, or FILE.npy/.npz. Default: the run's training split.")
+@click.option("--calibration-size", type=int, default=200, show_default=True, help="Images used for calibration (>= 100).")
+@click.option("--int8-output", type=click.Choice(["float32", "uint8"]), default="float32", show_default=True)
+@click.option("--unsafe-load", is_flag=True, help="Allow Lambda layers (runs Python code from the file). Only for files you trust.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@command_options
+def convert_cmd(model, target, quant, out, calibration, calibration_size, int8_output, unsafe_load, seed, ui):
+    """Convert a Keras model or run dir to TFLite artifacts and manifest.json.
+
+    Example:
+
+        mobilepack convert runs/digits --quant fp32,fp16,dynamic,int8 --out dist
+    """
+    from convert.api import ConvertConfig, convert
+
+    config = ConvertConfig(targets=_split_list(target), quantizations=_split_list(quant), calibration=calibration,
+                           calibration_size=calibration_size, int8_output=int8_output, unsafe_load=unsafe_load,
+                           seed=seed)
+    manifest = convert(model, out, config, log=ui.log)
+    click.echo(f"{out}/manifest.json: {len(manifest.artifacts)} artifact(s)")
+
+
+cli.add_command(convert_cmd)
+
+
+def _bench_config(data, threads, max_drop, min_agreement, no_gate, runs, unsafe_load, dist=None):
+    from benchmarks.bench import BenchConfig
+    from benchmarks.gate import parse_overrides, thresholds_with
+    from benchmarks.latency import LatencyProtocol
+
+    kwargs = {}
+    if threads is not None:
+        kwargs["threads"] = threads
+    table = thresholds_with(parse_overrides(max_drop, "--max-drop", 0.0, 100.0),
+                            parse_overrides(min_agreement, "--min-agreement", 0.0, 1.0))
+    return BenchConfig(data=data or _default_data(dist), latency=LatencyProtocol(min_runs=runs),
+                       thresholds=table, gate=not no_gate, unsafe_load=unsafe_load, **kwargs)
+
+
+def _default_data(dist) -> str:
+    """The data the model was trained on (its test split is used), if the manifest knows it."""
+    import json
+
+    from benchmarks.errors import BenchDataError
+
+    split = Path(dist) / "reference" / "split.json" if dist else None
+    if split and split.is_file():
+        src = json.loads(split.read_text())["source"]
+        return "digits" if src["kind"] == "digits" else src["root"]
+    raise BenchDataError("no --data given and the manifest records no training data; pass --data DIR or FILE.npz")
+
+
+def _finish_bench(report: dict, dist: Path, ui) -> None:
+    from benchmarks.report import text_table
+
+    click.echo(text_table(report))
+    click.echo(f"report: {dist}/report.json, {dist}/report.md  (measured on {report['machine']['cpu']}; "
+               "host latency, not phone latency)")
+    if report["gate"]["verdict"] == "failed":
+        first = next(a for a in report["artifacts"] if a["status"] == "failed")
+        click.echo(f"Error: gate failed for {', '.join(report['gate']['failed'])}: {first['reason']}", err=True)
+        sys.exit(1)
+
+
+bench_options = [
+    click.option("--threads", default=None, help="Comma list of thread counts for latency (default: 1 and all cores)."),
+    click.option("--max-drop", multiple=True, metavar="QUANT=PP", help="Override the accuracy-drop limit, e.g. int8=0.5."),
+    click.option("--min-agreement", multiple=True, metavar="QUANT=X", help="Override the top-1 agreement floor, e.g. int8=0.99."),
+    click.option("--no-gate", is_flag=True, help="Report only; exit 0 even when an artifact fails."),
+    click.option("--runs", type=click.IntRange(min=2), default=50, show_default=True, help="Minimum timed runs per latency."),
+]
+
+
+def _apply(options):
+    def deco(fn):
+        for opt in reversed(options):
+            fn = opt(fn)
+        return fn
+    return deco
+
+
+@cli.command("bench")
+@click.argument("dist", type=click.Path(path_type=Path))
+@click.option("--data", default=None, help="digits, an image folder, or FILE.npz (x, optional y). Default: the training data's test split.")
+@_apply(bench_options)
+@click.option("--unsafe-load", is_flag=True, help="Allow Lambda layers in the reference model.")
+@command_options
+def bench_cmd(dist, data, threads, max_drop, min_agreement, no_gate, runs, unsafe_load, ui):
+    """Benchmark every artifact in DIST against the Keras reference; gate on accuracy.
+
+    Exit code 1 when an artifact fails its threshold (unless --no-gate).
+
+    Example:
+
+        mobilepack bench dist --data digits --threads 1,2 --max-drop int8=0.5
+    """
+    from benchmarks.bench import run_bench
+
+    config = _bench_config(data, _threads(threads), max_drop, min_agreement, no_gate, runs, unsafe_load, dist)
+    report = run_bench(dist, config, log=ui.log, progress=ui)
+    _finish_bench(report, dist, ui)
+
+
+@cli.command("demo")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("dist"), show_default=True)
+@click.option("--run-dir", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True)
+@click.option("--epochs", type=int, default=40, show_default=True)
+@click.option("--img-size", type=int, default=32, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@_apply(bench_options)
+@command_options
+def demo_cmd(out, run_dir, epochs, img_size, seed, threads, max_drop, min_agreement, no_gate, runs, ui):
+    """Train on digits, convert to every TFLite variant, benchmark, and write the report.
+
+    Example:
+
+        mobilepack demo --out dist
+    """
+    from convert.api import ConvertConfig
+    from mobilepack.pipeline import run_demo
+    from train.trainer import TrainConfig
+
+    bench = _bench_config("digits", _threads(threads), max_drop, min_agreement, no_gate, runs, False)
+    report = run_demo(out, run_dir, TrainConfig(epochs=epochs, img_size=img_size, seed=seed), ConvertConfig(seed=seed),
+                      bench, log=ui.log, progress=ui, verbose=0 if ui.quiet else 2)
+    _finish_bench(report, out, ui)
+
+
+def main() -> None:
+    cli(prog_name="mobilepack")
+
+
+def convert_main() -> None:
+    convert_cmd(prog_name="python -m convert")

@@ -1,0 +1,126 @@
+"""The one description of how raw pixels become model input.
+
+Training, int8 calibration, the benchmarks, Core ML's ImageType scale/bias,
+TFLite metadata and the demo apps all derive from this object. Normalization
+is baked into the model (a Rescaling layer), so `mean`/`std` record what the
+model does internally and apps feed raw RGB pixels 0-255.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .errors import DataError, PreprocessingError
+
+SCHEMA_VERSION = 1
+_RESIZE = {"bilinear": Image.BILINEAR, "nearest": Image.NEAREST, "bicubic": Image.BICUBIC}
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an RGB image becomes the model's input tensor.
+
+    image_size is (height, width). The model input is `layout` float32 in
+    `value_range`; inside the model x_norm = (x - mean) / std per channel.
+    """
+
+    image_size: tuple[int, int]
+    channels: int = 3
+    channel_order: str = "RGB"
+    layout: str = "NHWC"
+    resize: str = "bilinear"
+    input_dtype: str = "float32"
+    value_range: tuple[float, float] = (0.0, 255.0)
+    normalization_in_model: bool = True
+    mean: tuple[float, ...] = (0.0, 0.0, 0.0)
+    std: tuple[float, ...] = (255.0, 255.0, 255.0)
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self):
+        if self.resize not in _RESIZE:
+            raise PreprocessingError(f"resize {self.resize!r} is not one of {sorted(_RESIZE)}")
+        if self.channel_order not in ("RGB", "BGR"):
+            raise PreprocessingError(f"channel_order {self.channel_order!r} must be RGB or BGR")
+        if self.layout not in ("NHWC", "NCHW"):
+            raise PreprocessingError(f"layout {self.layout!r} must be NHWC or NCHW")
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise PreprocessingError(f"mean and std need {self.channels} values each")
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        h, w = self.image_size
+        if self.layout == "NHWC":
+            return (h, w, self.channels)
+        return (self.channels, h, w)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "preprocessing") -> "Preprocessing":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        missing = sorted(fields - set(d))
+        if missing:
+            raise PreprocessingError(
+                f"{source}: missing field(s) {', '.join(missing)}; regenerate it with `mobilepack train`"
+            )
+        if d["schema_version"] != SCHEMA_VERSION:
+            raise PreprocessingError(
+                f"{source}: schema_version {d['schema_version']} is not supported (expected {SCHEMA_VERSION})"
+            )
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in fields}
+        return cls(**kw)
+
+    def save(self, path: Path) -> None:
+        from .fsutil import atomic_write_json
+
+        atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: Path) -> "Preprocessing":
+        try:
+            d = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise PreprocessingError(f"{path}: not found; a run dir from `mobilepack train` has one") from None
+        except json.JSONDecodeError as exc:
+            raise PreprocessingError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        return cls.from_dict(d, source=str(path))
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """uint8 HxWx3 RGB image of any size -> float32 model input (no batch)."""
+        h, w = self.image_size
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise DataError(f"expected an HxWx3 RGB image, got shape {image.shape}")
+        if image.shape[:2] != (h, w):
+            pil = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
+            image = np.asarray(pil.resize((w, h), _RESIZE[self.resize]))
+        x = image.astype(np.float32)
+        if self.channel_order == "BGR":
+            x = x[..., ::-1]
+        if self.layout == "NCHW":
+            x = np.transpose(x, (2, 0, 1))
+        return np.ascontiguousarray(x)
+
+    def apply_batch(self, images) -> np.ndarray:
+        return np.stack([self.apply(im) for im in images]) if len(images) else np.zeros(
+            (0, *self.input_shape), np.float32
+        )
+
+
+def read_rgb_image(path: Path) -> np.ndarray:
+    """Read any Pillow-readable image as uint8 RGB (grayscale, RGBA, palette, CMYK converted)."""
+    with Image.open(path) as im:
+        im.load()
+        if im.mode == "RGBA" or (im.mode == "P" and "transparency" in im.info):
+            # Composite on white as most viewers show it, rather than dropping alpha to black.
+            rgba = im.convert("RGBA")
+            bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(bg, rgba)
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
