@@ -13,7 +13,11 @@ import click
 
 
 class ProgressLine:
-    """progress(label, done, total) callback: a redrawn bar on a terminal, one line per step otherwise."""
+    """progress(label, done, total) callback: a redrawn bar on a terminal, one line per step otherwise.
+
+    Progress and log lines go to stdout (the live bar to a terminal's stderr), so
+    stderr carries only errors: a failed command shows exactly one line there.
+    """
 
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
@@ -32,12 +36,12 @@ class ProgressLine:
                 stream.write("\n")
             stream.flush()
         elif done >= total and label != self._last:
-            click.echo(f"{label}: {done}/{total}", err=True)
+            click.echo(f"{label}: {done}/{total}")
         self._last = label if done >= total else None
 
     def log(self, message: str) -> None:
         if not self.quiet:
-            click.echo(message, err=True)
+            click.echo(message)
 
 
 @contextlib.contextmanager

@@ -17,7 +17,8 @@ def build_model(arch: str, image_size: tuple[int, int], num_classes: int, alpha:
         x = layers.Rescaling(1.0 / 255.0, name="normalize")(inputs)
         for i, filters in enumerate((width, 2 * width, 4 * width)):
             x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
-            x = layers.BatchNormalization(name=f"bn{i}")(x)
+            # momentum 0.9: small datasets give few steps, and 0.99 leaves stale moving stats.
+            x = layers.BatchNormalization(momentum=0.9, name=f"bn{i}")(x)
             x = layers.ReLU(name=f"relu{i}")(x)
             if i < 2:
                 x = layers.MaxPooling2D(name=f"pool{i}")(x)

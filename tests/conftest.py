@@ -1,0 +1,78 @@
+"""Shared tiny, seeded, real artifacts: a 16 px digits run, its TFLite dist, a tensor model."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+from benchmarks.latency import LatencyProtocol
+
+
+
+@pytest.fixture(scope="session")
+def fast_latency():
+    """Enough runs to exercise the protocol; real figures come from benchmarks/ scripts."""
+    return LatencyProtocol(min_runs=5, min_seconds=0.0, warmup_runs=1, warmup_seconds=0.0)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    from train.trainer import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("run") / "digits16"
+    train(TrainConfig(img_size=16, epochs=3, seed=1), out, log=lambda m: None, verbose=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_dist(tiny_run, tmp_path_factory):
+    from convert.api import ConvertConfig, convert
+
+    out = tmp_path_factory.mktemp("dist") / "dist"
+    convert(tiny_run, out, ConvertConfig(), log=lambda m: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tensor_model(tmp_path_factory):
+    """A non-image model: 8 features -> 4 classes, random seeded weights."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((8,), name="features")
+    x = keras.layers.Dense(16, activation="relu")(inputs)
+    outputs = keras.layers.Dense(4, activation="softmax")(x)
+    path = tmp_path_factory.mktemp("tensor") / "tabular.keras"
+    keras.Model(inputs, outputs).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def lambda_model(tmp_path_factory):
+    import keras
+
+    inputs = keras.Input((4,))
+    x = keras.layers.Lambda(lambda t: t * 2.0)(inputs)
+    outputs = keras.layers.Dense(2)(x)
+    path = tmp_path_factory.mktemp("lambda") / "lambda.keras"
+    keras.Model(inputs, outputs).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def noise_npz(tmp_path_factory):
+    """Uniform-noise 16 px images: far from the training data, where int8 disagrees most."""
+    path = tmp_path_factory.mktemp("noise") / "noise.npz"
+    np.savez(path, x=np.random.default_rng(1).uniform(0, 255, (40, 16, 16, 3)).astype(np.float32))
+    return path
+
+
+@pytest.fixture
+def features_npy(tmp_path):
+    path = tmp_path / "calib.npy"
+    np.save(path, np.random.default_rng(0).normal(size=(120, 8)).astype(np.float32))
+    return path

@@ -1,0 +1,126 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+from benchmarks import metrics
+from benchmarks.bench import BenchConfig, run_bench
+from benchmarks.errors import BenchDataError, ThresholdError
+from benchmarks.gate import DEFAULT_THRESHOLDS, Threshold, judge, parse_overrides, thresholds_with
+from benchmarks.runners import KerasRunner, LiteRTRunner
+from convert.errors import ManifestError
+
+quiet = lambda m: None  # noqa: E731
+
+
+def test_sqnr_of_known_noise():
+    ref = np.ones(1000)
+    out = ref + 0.01  # noise power 1e-4 of signal 1 -> 40 dB
+    assert metrics.sqnr_db(out, ref) == pytest.approx(40.0)
+    assert math.isinf(metrics.sqnr_db(ref, ref))
+    assert metrics.finite_or_none(math.inf) is None
+
+
+def test_agreement_and_accuracy():
+    a, b = np.array([0, 1, 2, 3]), np.array([0, 1, 2, 0])
+    assert metrics.agreement(a, b) == 0.75 and metrics.accuracy(a, np.array([0, 1, 1, 1])) == 0.5
+
+
+def test_litert_fp32_matches_keras_on_digits(tiny_run, tiny_dist):
+    from train.loading import load_keras_model
+
+    model = load_keras_model(tiny_run)
+    x = np.random.default_rng(0).uniform(0, 255, (7, 16, 16, 3)).astype(np.float32)
+    ref = KerasRunner(model).predict([x])[0]
+    out = LiteRTRunner(tiny_dist / "model_fp32.tflite").predict([x])[0]
+    assert out.shape == (7, 10)
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def report(tiny_dist, fast_latency):
+    return run_bench(tiny_dist, BenchConfig(data="digits", threads=(1, 2), latency=fast_latency), log=quiet)
+
+
+def test_report_has_the_contract_keys(report, tiny_dist):
+    on_disk = json.loads((tiny_dist / "report.json").read_text())
+    assert on_disk == json.loads(json.dumps(report))
+    for key in ("schema_version", "machine", "dataset", "reference", "artifacts"):
+        assert key in on_disk
+    assert on_disk["dataset"]["split"] == "test" and on_disk["dataset"]["count"] == 359
+    assert {"cpu", "cores", "os", "python", "packages"} <= set(on_disk["machine"])
+    assert "not phone" in on_disk["machine"]["note"]
+    assert on_disk["reference"]["accuracy"] > 0.5
+    for a in on_disk["artifacts"]:
+        for key in ("name", "target", "format", "quantization", "path", "size_bytes", "sha256", "runtime",
+                    "accuracy", "accuracy_drop_pp", "agreement", "max_abs_error", "sqnr_db", "latency_ms",
+                    "status", "reason"):
+            assert key in a, key
+        assert (tiny_dist / a["path"]).is_file()
+        assert a["status"] in ("passed", "failed", "skipped") and a["reason"]
+        assert [s["threads"] for s in a["latency_ms"]] == [1, 2]
+        for s in a["latency_ms"]:
+            assert s["runs"] >= 5 and s["p50"] > 0 and s["p50"] <= s["p90"] <= s["p99"]
+
+
+def test_fp32_is_numerically_the_reference(report):
+    fp32 = next(a for a in report["artifacts"] if a["quantization"] == "fp32")
+    assert fp32["agreement"] == 1.0 and fp32["accuracy_drop_pp"] == 0.0 and fp32["max_abs_error"] < 1e-4
+    int8 = next(a for a in report["artifacts"] if a["quantization"] == "int8")
+    assert 10 < int8["sqnr_db"] < fp32["sqnr_db"]
+
+
+def test_markdown_report_lists_every_artifact(report, tiny_dist):
+    md = (tiny_dist / "report.md").read_text()
+    assert "not phone latencies" in md
+    for a in report["artifacts"]:
+        assert f"`{a['name']}`" in md
+
+
+def test_judge_fails_with_numbers_and_a_next_step():
+    row = {"path": "model_int8.tflite", "quantization": "int8", "accuracy_drop_pp": 1.5, "agreement": 0.91}
+    status, reason = judge(row, Threshold(1.0, 0.98), 200)
+    assert status == "failed"
+    assert "1.50 pp > 1.00 pp" in reason and "0.910 < 0.980" in reason and "200" in reason and "try" in reason
+    assert judge({**row, "accuracy_drop_pp": 0.2, "agreement": 0.99}, Threshold(1.0, 0.98), 200)[0] == "passed"
+
+
+def test_overrides_are_validated():
+    assert thresholds_with(parse_overrides(["int8=0.5"], "--max-drop", 0, 100), {})["int8"].max_drop_pp == 0.5
+    assert thresholds_with({}, {})["fp16"] == DEFAULT_THRESHOLDS["fp16"]
+    for bad, msg in [("int8", "QUANT=VALUE"), ("int4=1", "unknown quantization"), ("int8=abc", "not a number"),
+                     ("int8=-1", "between")]:
+        with pytest.raises(ThresholdError, match=msg):
+            parse_overrides([bad], "--max-drop", 0, 100)
+
+
+def test_thread_counts_must_be_positive():
+    with pytest.raises(ThresholdError, match=">= 1"):
+        BenchConfig(threads=(0,))
+    with pytest.raises(ThresholdError):
+        BenchConfig(threads=(-2, 1))
+
+
+def test_npz_without_labels_gives_agreement_only(tiny_dist, tmp_path, fast_latency):
+    x = np.random.default_rng(1).uniform(0, 255, (40, 16, 16, 3)).astype(np.float32)
+    np.savez(tmp_path / "x.npz", x=x)
+    r = run_bench(tiny_dist, BenchConfig(data=str(tmp_path / "x.npz"), threads=(1,), latency=fast_latency), log=quiet)
+    assert r["reference"]["accuracy"] is None and r["dataset"]["count"] == 40
+    assert all(a["accuracy"] is None and a["accuracy_drop_pp"] is None for a in r["artifacts"])
+
+
+def test_npz_of_wrong_shape_is_refused(tiny_dist, tmp_path):
+    np.savez(tmp_path / "x.npz", x=np.zeros((4, 8, 8, 3), np.float32))
+    with pytest.raises(BenchDataError, match=r"shape \(8, 8, 3\).*\(16, 16, 3\)"):
+        run_bench(tiny_dist, BenchConfig(data=str(tmp_path / "x.npz")), log=quiet)
+
+
+def test_missing_artifact_is_refused(tiny_dist, tmp_path):
+    import shutil
+
+    copy = tmp_path / "d"
+    shutil.copytree(tiny_dist, copy)
+    (copy / "model_int8.tflite").unlink()
+    with pytest.raises(ManifestError, match="model_int8.tflite: listed in the manifest but missing"):
+        run_bench(copy, BenchConfig(), log=quiet)
