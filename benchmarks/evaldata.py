@@ -11,6 +11,7 @@ import numpy as np
 from train.data import load_dataset, load_split, split_indices
 from train.errors import DataError
 from train.preprocessing import Preprocessing
+from train.tensors import load_tensor_file
 
 from .errors import BenchDataError
 
@@ -76,30 +77,19 @@ def _images(spec: str, manifest, dist: Path, log) -> EvalData:
 
 
 def _npz(path: Path, input_shapes: list[tuple], input_names: list[str]) -> EvalData:
-    if not path.is_file():
-        raise BenchDataError(f"{path}: no such file")
-    try:
-        loaded = np.load(path, allow_pickle=False)  # never unpickle data files
-        keys = list(loaded.keys())
-    except (OSError, ValueError) as exc:
-        raise BenchDataError(f"{path}: cannot read as .npz ({exc})") from None
-    if len(input_names) == 1 and "x" in keys:
-        arrays = [loaded["x"]]
-    elif all(n in keys for n in input_names):
-        arrays = [loaded[n] for n in input_names]
-    else:
-        raise BenchDataError(f"{path}: needs an array 'x' (or one per input: {input_names}); it has {keys}")
-    for a, shape, name in zip(arrays, input_shapes, input_names):
-        if tuple(a.shape[1:]) != tuple(shape):
-            raise BenchDataError(
-                f"{path}: input {name} has samples of shape {tuple(a.shape[1:])}, the model takes {tuple(shape)}"
-            )
-    if len({len(a) for a in arrays}) != 1:
-        raise BenchDataError(f"{path}: inputs have different sample counts")
-    labels = None
-    if "y" in keys:
-        labels = np.asarray(loaded["y"])
+    arrays, named = load_tensor_file(path, input_shapes, input_names, BenchDataError)
+    labels = named.get("y")
+    if labels is not None:
         if labels.ndim != 1 or labels.dtype.kind not in "iu" or len(labels) != len(arrays[0]):
             raise BenchDataError(f"{path}: 'y' must be {len(arrays[0])} integer labels, got {labels.dtype} {labels.shape}")
         labels = labels.astype(np.int64)
-    return EvalData(tuple(a.astype(np.float32) for a in arrays), labels, str(path.resolve()), "all")
+    return EvalData(tuple(arrays), labels, str(Path(path).resolve()), "all")
+
+
+def default_data_spec(dist: Path) -> str:
+    """The data the model was trained on (its test split is used), if the dist records it."""
+    split = Path(dist) / "reference" / "split.json"
+    if split.is_file():
+        src = load_split(split)["source"]
+        return "digits" if src["kind"] == "digits" else src["root"]
+    raise BenchDataError("no --data given and the manifest records no training data; pass --data DIR or FILE.npz")

@@ -11,6 +11,7 @@ import numpy as np
 from train.data import ImageDataset, load_dataset, load_split, split_indices
 from train.errors import DataError
 from train.preprocessing import Preprocessing
+from train.tensors import load_tensor_file
 
 from .errors import CalibrationDataError
 
@@ -58,37 +59,12 @@ def _image_calibration(dataset: ImageDataset, indices, prep: Preprocessing, size
 
 def _array_calibration(path: Path, input_shapes: list[tuple], input_names: list[str], size: int,
                        seed: int) -> CalibrationSet:
-    try:
-        # allow_pickle=False: calibration files may come from anywhere.
-        loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise CalibrationDataError(f"{path}: cannot read as .npy/.npz ({exc})") from None
-    if isinstance(loaded, np.ndarray):
-        arrays = [loaded]
-    else:
-        keys = list(loaded.keys())
-        if len(input_names) == 1 and "x" in keys:
-            arrays = [loaded["x"]]
-        elif all(n in keys for n in input_names):
-            arrays = [loaded[n] for n in input_names]
-        else:
-            raise CalibrationDataError(f"{path}: needs an array 'x' or one per input named {input_names}; has {keys}")
-    if len(arrays) != len(input_shapes):
-        raise CalibrationDataError(f"{path}: model has {len(input_shapes)} inputs, file gives {len(arrays)}")
-    n = {len(a) for a in arrays}
-    for a, shape, name in zip(arrays, input_shapes, input_names):
-        if tuple(a.shape[1:]) != tuple(shape):
-            raise CalibrationDataError(
-                f"{path}: input {name} needs samples of shape {tuple(shape)}, file has {tuple(a.shape[1:])}"
-            )
-    count = n.pop() if len(n) == 1 else -1
+    arrays, _ = load_tensor_file(path, input_shapes, input_names, CalibrationDataError)
+    count = len(arrays[0])
     if count < MIN_CALIBRATION:
-        raise CalibrationDataError(
-            f"{path}: {max(count, 0)} samples, int8 calibration needs at least {MIN_CALIBRATION} per input"
-        )
+        raise CalibrationDataError(f"{path}: {count} samples, int8 calibration needs at least {MIN_CALIBRATION}")
     pick = np.sort(np.random.default_rng(seed).permutation(count)[: min(size, count)])
-    return CalibrationSet(tuple(a[pick].astype(np.float32) for a in arrays),
-                          {"source": str(path), "count": int(len(pick)), "seed": seed})
+    return CalibrationSet(tuple(a[pick] for a in arrays), {"source": str(path), "count": int(len(pick)), "seed": seed})
 
 
 def resolve_calibration(spec: str | None, run_split: Path | None, prep: Preprocessing | None,
@@ -96,8 +72,6 @@ def resolve_calibration(spec: str | None, run_split: Path | None, prep: Preproce
                         log: Callable[[str], None] = print) -> CalibrationSet:
     """Calibration data from --calibration, or by default the run's training split."""
     if spec and spec.lower().endswith((".npy", ".npz")):
-        if not Path(spec).is_file():
-            raise CalibrationDataError(f"{spec}: no such calibration file")
         return _array_calibration(Path(spec), input_shapes, input_names, size, seed)
     if prep is None:
         raise CalibrationDataError(

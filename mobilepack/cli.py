@@ -151,16 +151,9 @@ def _bench_config(data, threads, max_drop, min_agreement, no_gate, runs, unsafe_
 
 
 def _default_data(dist) -> str:
-    """The data the model was trained on (its test split is used), if the manifest knows it."""
-    import json
+    from benchmarks.evaldata import default_data_spec
 
-    from benchmarks.errors import BenchDataError
-
-    split = Path(dist) / "reference" / "split.json" if dist else None
-    if split and split.is_file():
-        src = json.loads(split.read_text())["source"]
-        return "digits" if src["kind"] == "digits" else src["root"]
-    raise BenchDataError("no --data given and the manifest records no training data; pass --data DIR or FILE.npz")
+    return default_data_spec(dist)
 
 
 def _finish_bench(report: dict, dist: Path, ui) -> None:

@@ -85,7 +85,7 @@ def test_non_image_int8_with_npy_calibration(tensor_model, features_npy, tmp_pat
 def test_calibration_of_wrong_shape(tensor_model, tmp_path):
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros((150, 3), np.float32))
-    with pytest.raises(CalibrationDataError, match=r"shape \(8,\)"):
+    with pytest.raises(CalibrationDataError, match=r"shape \(3,\), the model takes \(8,\)"):
         convert(tensor_model, tmp_path / "o", ConvertConfig(quantizations=("int8",), calibration=str(bad)), log=quiet)
 
 
