@@ -11,23 +11,29 @@ from pathlib import Path
 from typing import Callable
 
 from train.fsutil import atomic_write_bytes, atomic_write_json, staged_directory
-from train.loading import load_keras_model, resolve_model_path, sha256_file
+from train.loading import load_keras_model, resolve_model_path, sha256_file, size_on_disk
 from train.preprocessing import Preprocessing
 from train.trainer import read_labels
 
 from .calibration import resolve_calibration
+from .coreml import COREML_QUANTS, SUFFIX
 from .errors import UsageError
 from .manifest import Artifact, Manifest, SCHEMA_VERSION, tool_versions
 from .tflite import TFLITE_QUANTS, check_convertible, convert_tflite, describe_tensors
 
-TARGETS = {"tflite": TFLITE_QUANTS}
+TARGETS = ("tflite", "coreml")
+COREML_FORMATS = tuple(COREML_QUANTS)
+ALL_QUANTS = ("fp32", "fp16", "dynamic", "int8", "int8w", "pal6", "pal4")
 INT8_OUTPUTS = ("float32", "uint8")
 
 
 @dataclass(frozen=True)
 class ConvertConfig:
+    """quantizations=() means every quantization the chosen targets and formats support."""
+
     targets: tuple[str, ...] = ("tflite",)
-    quantizations: tuple[str, ...] = TFLITE_QUANTS
+    quantizations: tuple[str, ...] = ()
+    coreml_formats: tuple[str, ...] = ("mlprogram",)
     calibration: str | None = None
     calibration_size: int = 200
     int8_output: str = "float32"
@@ -35,15 +41,29 @@ class ConvertConfig:
     seed: int = 0
 
     def __post_init__(self):
+        if not self.targets:
+            raise UsageError(f"--target is empty; valid: {', '.join(TARGETS)}")
         for t in self.targets:
             if t not in TARGETS:
                 raise UsageError(f"unknown --target {t!r}; valid: {', '.join(TARGETS)}")
-        valid = sorted({q for t in self.targets for q in TARGETS[t]}, key=TFLITE_QUANTS.index)
+        for f in self.coreml_formats:
+            if f not in COREML_FORMATS:
+                raise UsageError(f"unknown --coreml-format {f!r}; valid: {', '.join(COREML_FORMATS)}")
+        valid = [q for q in ALL_QUANTS if any(q in qs for _, _, qs in self.families())]
         for q in self.quantizations:
             if q not in valid:
-                raise UsageError(f"unknown --quant {q!r}; valid: {', '.join(valid)}")
-        if not self.quantizations:
-            raise UsageError(f"--quant is empty; valid: {', '.join(valid)}")
+                raise UsageError(f"unknown --quant {q!r} for --target {','.join(self.targets)}; valid: {', '.join(valid)}")
+
+    def families(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(target, format, quantizations it supports) for every chosen family."""
+        out = [("tflite", "tflite", TFLITE_QUANTS)] if "tflite" in self.targets else []
+        if "coreml" in self.targets:
+            out += [("coreml", f, COREML_QUANTS[f]) for f in self.coreml_formats]
+        return out
+
+    def jobs(self) -> list[tuple[str, str, str]]:
+        return [(t, f, q) for t, f, qs in self.families() for q in qs
+                if not self.quantizations or q in self.quantizations]
         if self.int8_output not in INT8_OUTPUTS:
             raise UsageError(f"--int8-output {self.int8_output!r}; valid: {', '.join(INT8_OUTPUTS)}")
         if self.calibration_size < 1:
@@ -69,31 +89,65 @@ def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str],
     input_names = [t.name for t in model.inputs]
     image_input = prep is not None and len(input_shapes) == 1 and tuple(input_shapes[0]) == prep.input_shape
 
+    jobs = config.jobs()
     calibration = None
-    if "int8" in config.quantizations:
+    if any(q == "int8" for _, _, q in jobs):
         calibration = resolve_calibration(config.calibration, split_file, prep if image_input else None,
                                           input_shapes, input_names, config.calibration_size, config.seed, log)
         log(f"calibration: {calibration.description['count']} samples from {calibration.description['source']}")
 
-    jobs = [(t, q) for t in config.targets for q in config.quantizations if q in TARGETS[t]]
+    model_sha = sha256_file(model_path)
+    metadata = {"source_model_sha256": model_sha, "tools": tool_versions(),
+                "preprocessing": prep.to_dict() if prep else None}
     with staged_directory(out) as stage:
         artifacts = []
-        for i, (target, quant) in enumerate(jobs, 1):
+        for i, (target, fmt, quant) in enumerate(jobs, 1):
             start = time.perf_counter()
-            name = f"model_{quant}"
-            data = convert_tflite(model, quant, calibration, image_input, config.int8_output)
-            atomic_write_bytes(stage / f"{name}.tflite", data)
-            inputs, outputs = describe_tensors(stage / f"{name}.tflite")
-            artifacts.append(Artifact(
-                name=name, file=f"{name}.tflite", sha256=sha256_file(stage / f"{name}.tflite"),
-                size_bytes=len(data), target=target, format="tflite", quantization=quant,
-                inputs=inputs, outputs=outputs, notes=_notes(quant, image_input, config),
-            ))
-            log(f"[{i}/{len(jobs)}] {target} {quant}: {len(data) / 1024:.1f} KiB in {time.perf_counter() - start:.1f} s")
+            if target == "tflite":
+                artifact = _tflite_artifact(stage, model, quant, calibration, image_input, config)
+            else:
+                artifact = _coreml_artifact(stage, model, fmt, quant, prep if image_input else None, labels, metadata)
+            artifacts.append(artifact)
+            log(f"[{i}/{len(jobs)}] {target} {fmt} {quant}: {artifact.size_bytes / 1024:.1f} KiB "
+                f"in {time.perf_counter() - start:.1f} s")
         manifest = _write_support_files(stage, model_path, run_dir, split_file, prep, labels, calibration,
                                         artifacts, config, image_input)
     log(f"wrote {len(artifacts)} artifact(s) and manifest.json to {out}")
     return manifest
+
+
+def _tflite_artifact(stage: Path, model, quant, calibration, image_input, config) -> Artifact:
+    name = f"model_{quant}"
+    data = convert_tflite(model, quant, calibration, image_input, config.int8_output)
+    atomic_write_bytes(stage / f"{name}.tflite", data)
+    inputs, outputs = describe_tensors(stage / f"{name}.tflite")
+    return Artifact(name=name, file=f"{name}.tflite", sha256=sha256_file(stage / f"{name}.tflite"),
+                    size_bytes=len(data), target="tflite", format="tflite", quantization=quant,
+                    inputs=inputs, outputs=outputs, notes=_notes(quant, image_input, config))
+
+
+def _coreml_artifact(stage: Path, model, fmt, quant, prep, labels, metadata) -> Artifact:
+    from .coreml import convert_coreml
+    from .coreml_describe import describe_coreml
+
+    name = f"model_{fmt}_{quant}"
+    path = stage / f"{name}{SUFFIX[fmt]}"
+    mlmodel = convert_coreml(model, fmt, quant, prep, labels, metadata)
+    mlmodel.save(str(path))
+    inputs, outputs, info = describe_coreml(path)
+    notes = {**_COREML_NOTES[quant], **info,
+             "minimum_deployment_target": mlmodel.user_defined_metadata["mobilepack.minimum_deployment_target"]}
+    return Artifact(name=name, file=path.name, sha256=sha256_file(path), size_bytes=size_on_disk(path),
+                    target="coreml", format=fmt, quantization=quant, inputs=inputs, outputs=outputs, notes=notes)
+
+
+_COREML_NOTES = {
+    "fp32": {"weights": "float32", "compute_precision": "float32"},
+    "fp16": {"weights": "float16", "compute_precision": "float16 (ML Program) / float32 (NeuralNetwork)"},
+    "int8w": {"weights": "int8 linear symmetric per-channel", "compute_precision": "float32"},
+    "pal6": {"weights": "6-bit k-means palette", "compute_precision": "float32"},
+    "pal4": {"weights": "4-bit k-means palette", "compute_precision": "float32"},
+}
 
 
 def _notes(quant: str, image_input: bool, config: ConvertConfig) -> dict:

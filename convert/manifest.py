@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from train.loading import sha256_file
+from train.loading import sha256_file, size_on_disk
 
 from .errors import ManifestError
 
@@ -108,9 +108,9 @@ def verify_artifacts(manifest: Manifest, dist: Path) -> None:
     """Every file exists with the recorded size and sha256."""
     for a in manifest.artifacts:
         p = a.path(dist)
-        if not p.is_file():
+        if not p.exists():
             raise ManifestError(f"{p}: listed in the manifest but missing; re-run `mobilepack convert`")
-        if p.stat().st_size != a.size_bytes or sha256_file(p) != a.sha256:
+        if size_on_disk(p) != a.size_bytes or sha256_file(p) != a.sha256:
             raise ManifestError(f"{p}: sha256 does not match the manifest (file altered); re-run `mobilepack convert`")
 
 

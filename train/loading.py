@@ -31,11 +31,25 @@ def resolve_model_path(path: Path) -> Path:
 
 
 def sha256_file(path: Path) -> str:
+    """sha256 of a file, or of a folder (an .mlpackage): its relative paths and contents in order."""
+    path = Path(path)
+    if path.is_dir():
+        h = hashlib.sha256()
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(f.relative_to(path).as_posix().encode() + b"\0" + sha256_file(f).encode())
+        return h.hexdigest()
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def size_on_disk(path: Path) -> int:
+    path = Path(path)
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return path.stat().st_size
 
 
 def load_keras_model(path: Path, unsafe: bool = False):

@@ -1,0 +1,112 @@
+"""Execute an ML Program (the .mlpackage format) in numpy.
+
+Ops run in float32; an op whose declared output type is fp16 has its result
+rounded to float16, so a program compiled for fp16 compute carries fp16 error
+through every layer as Core ML does. Compressed weights (constexpr ops) are
+expanded once, at load, as Core ML expands them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import CoreMLFormatError, UnsupportedOpError
+from .mil_ops import CONSTEXPR_OPS, MIL_OPS
+from .values import FLOAT16, BlobFile, parse_value, tensor_shape
+
+_CAST = {"fp16": np.float16, "fp32": np.float32, "int32": np.int32, "int16": np.int16, "bool": np.bool_,
+         "int8": np.int8, "uint8": np.uint8}
+
+
+@dataclass
+class _Step:
+    op_type: str
+    kernel: object
+    refs: dict  # param -> var name | list of var names | None (then in consts)
+    consts: dict  # param -> value
+    outputs: list[str]
+    fp16: list[bool]
+
+
+class MILProgram:
+    def __init__(self, spec, blobs: BlobFile, function: str = "main"):
+        if function not in spec.mlProgram.functions:
+            raise CoreMLFormatError(f"ML Program has no function {function!r}")
+        fn = spec.mlProgram.functions[function]
+        block = fn.block_specializations[fn.opset]
+        self.input_shapes = {i.name: tensor_shape(i.type) for i in fn.inputs}
+        self.outputs = list(block.outputs)
+        known = set(MIL_OPS) | set(CONSTEXPR_OPS) | {"const", "cast"}
+        unknown = sorted({op.type for op in block.operations} - known)
+        if unknown:
+            raise UnsupportedOpError(
+                f"ML Program op(s) {', '.join(unknown)} not implemented by the reference evaluator; "
+                "the model cannot be checked on this machine (run the bench on a Mac, or use the other Core ML format)"
+            )
+        self.values: dict[str, object] = {}
+        self.steps: list[_Step] = []
+        for op in block.operations:
+            self._load(op, blobs)
+
+    def _load(self, op, blobs: BlobFile) -> None:
+        out_names = [o.name for o in op.outputs]
+        if op.type == "const":
+            self.values[out_names[0]] = _as_compute(parse_value(op.attributes["val"], blobs))
+            return
+        if op.type in CONSTEXPR_OPS:
+            args = {k: parse_value(v, blobs) for k, v in op.attributes.items() if k != "name"}
+            args.update({k: self._const_arg(a) for k, a in op.inputs.items()})
+            self.values[out_names[0]] = _as_compute(CONSTEXPR_OPS[op.type](**args))
+            return
+        refs, consts = {}, {}
+        for param, arg in op.inputs.items():
+            names = [b.name for b in arg.arguments]
+            if all(names):
+                refs[param] = names if len(names) > 1 or op.type == "concat" and param == "values" else names[0]
+            else:
+                consts[param] = [parse_value(b.value, blobs) for b in arg.arguments] if len(arg.arguments) > 1 \
+                    else parse_value(arg.arguments[0].value, blobs)
+        kernel = _cast if op.type == "cast" else MIL_OPS[op.type]
+        fp16 = [o.type.WhichOneof("type") == "tensorType" and o.type.tensorType.dataType == FLOAT16
+                for o in op.outputs]
+        self.steps.append(_Step(op.type, kernel, refs, consts, out_names, fp16))
+
+    def _const_arg(self, arg):
+        b = arg.arguments[0]
+        if b.name:
+            return self.values[b.name]
+        raise CoreMLFormatError("constexpr op with an immediate input is not supported")
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        env = dict(self.values)
+        env.update(feeds)
+        for step in self.steps:
+            kwargs = dict(step.consts)
+            for param, ref in step.refs.items():
+                kwargs[param] = [env[r] for r in ref] if isinstance(ref, list) else env[ref]
+            try:
+                result = step.kernel(**kwargs)
+            except (ValueError, IndexError, TypeError, NotImplementedError) as exc:
+                raise UnsupportedOpError(f"ML Program op {step.op_type} ({step.outputs[0]}) failed: {exc}") from None
+            results = result if isinstance(result, tuple) else (result,)
+            for name, value, half in zip(step.outputs, results, step.fp16):
+                if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+                    value = value.astype(np.float16).astype(np.float32) if half else value.astype(np.float32, copy=False)
+                env[name] = value
+        return {name: env[name] for name in self.outputs}
+
+
+def _as_compute(value):
+    """Weights are stored fp16 or fp32; compute in float32 holding exactly the stored values."""
+    if isinstance(value, np.ndarray) and value.dtype == np.float16:
+        return value.astype(np.float32)
+    return value
+
+
+def _cast(x, dtype):
+    target = str(np.asarray(dtype).item())
+    if target == "fp16":
+        return x.astype(np.float16).astype(np.float32)
+    return x.astype(_CAST[target])

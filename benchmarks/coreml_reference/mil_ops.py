@@ -1,0 +1,274 @@
+"""ML Program operations in numpy, as the MIL op definitions in coremltools specify them.
+
+Each kernel takes the op's inputs as keyword arguments (numpy arrays, with
+python scalars and strings as 0-d arrays) and returns one array or a tuple.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import kernels as K
+
+
+def _s(v):
+    """0-d array -> python scalar; strings decoded."""
+    v = np.asarray(v)
+    item = v.item() if v.ndim == 0 else v
+    return item.decode() if isinstance(item, bytes) else item
+
+
+def _ints(v) -> list[int]:
+    return [int(i) for i in np.asarray(v).ravel()]
+
+
+def _axis(axis, rank: int) -> int:
+    a = int(_s(axis))
+    return a + rank if a < 0 else a
+
+
+def _conv(x, weight, bias=None, strides=None, pad_type="valid", pad=None, dilations=None, groups=1):
+    kernel = weight.shape[2:]
+    strides = _ints(strides) if strides is not None else [1] * len(kernel)
+    dilations = _ints(dilations) if dilations is not None else [1] * len(kernel)
+    pads = K.resolve_pads(str(_s(pad_type)), pad, x.shape[2:], kernel, strides, dilations)
+    return K.conv2d(x, weight, bias, strides, pads, dilations, int(_s(groups)))
+
+
+def _conv_transpose(x, weight, bias=None, pad=None, output_shape=None, pad_type="valid", strides=None,
+                    dilations=None, groups=1):
+    kernel = weight.shape[2:]
+    strides = _ints(strides) if strides is not None else [1] * len(kernel)
+    dilations = _ints(dilations) if dilations is not None else [1] * len(kernel)
+    pad_type = str(_s(pad_type)).lower()
+    out_hw = _ints(output_shape)[-2:] if output_shape is not None else None
+    if pad_type == "same":
+        full = [(i - 1) * s + (k - 1) * d + 1 for i, s, k, d in zip(x.shape[2:], strides, kernel, dilations)]
+        want = out_hw or [i * s for i, s in zip(x.shape[2:], strides)]
+        pads = [((f - w) // 2, f - w - (f - w) // 2) for f, w in zip(full, want)]
+    elif pad_type == "valid":
+        pads = [(0, 0)] * 2
+    else:
+        p = _ints(pad)
+        pads = [(p[0], p[1]), (p[2], p[3])]
+    return K.conv_transpose2d(x, weight, bias, strides, pads, dilations, int(_s(groups)), out_hw)
+
+
+def _pool(kind):
+    def run(x, kernel_sizes, strides=None, pad_type="valid", pad=None, ceil_mode=False,
+            exclude_padding_from_average=False):
+        kernel = _ints(kernel_sizes)
+        strides = _ints(strides) if strides is not None else kernel
+        pads = K.resolve_pads(str(_s(pad_type)), pad, x.shape[2:], kernel, strides, [1, 1])
+        return K.pool2d(x, kind, kernel, strides, pads, bool(_s(exclude_padding_from_average)), bool(_s(ceil_mode)))
+    return run
+
+
+def _reduce(fn):
+    def run(x, axes=None, keep_dims=False):
+        ax = tuple(_axis(a, x.ndim) for a in _ints(axes)) if axes is not None else None
+        return fn(x, axis=ax, keepdims=bool(_s(keep_dims))).astype(np.float32)
+    return run
+
+
+def _slice_by_index(x, begin, end, stride=None, begin_mask=None, end_mask=None, squeeze_mask=None):
+    b, e = _ints(begin), _ints(end)
+    st = _ints(stride) if stride is not None else [1] * x.ndim
+    bm = [bool(v) for v in np.asarray(begin_mask).ravel()] if begin_mask is not None else [False] * x.ndim
+    em = [bool(v) for v in np.asarray(end_mask).ravel()] if end_mask is not None else [False] * x.ndim
+    sq = [bool(v) for v in np.asarray(squeeze_mask).ravel()] if squeeze_mask is not None else [False] * x.ndim
+    index = []
+    for i in range(x.ndim):
+        if sq[i]:
+            index.append(b[i])
+            continue
+        index.append(slice(None if bm[i] else b[i], None if em[i] else e[i], st[i]))
+    return x[tuple(index)]
+
+
+def _pad(x, pad, mode="constant", constant_val=0.0):
+    p = _ints(pad)
+    pairs = [(0, 0)] * (x.ndim - len(p) // 2) + [(p[2 * i], p[2 * i + 1]) for i in range(len(p) // 2)]
+    mode = str(_s(mode))
+    if mode == "constant":
+        return np.pad(x, pairs, constant_values=float(_s(constant_val)))
+    return np.pad(x, pairs, mode={"reflect": "reflect", "replicate": "edge"}[mode])
+
+
+def _gelu(x, mode="EXACT"):
+    mode = str(_s(mode))
+    if mode == "TANH_APPROXIMATION":
+        return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi).astype(np.float32) * (x + 0.044715 * x ** 3)))
+    if mode == "SIGMOID_APPROXIMATION":
+        return x / (1 + np.exp(-1.702 * x))
+    return 0.5 * x * (1 + K.erf(x / np.sqrt(2).astype(np.float32)))
+
+
+def _norm_axes(x, axes):
+    return tuple(_axis(a, x.ndim) for a in _ints(axes))
+
+
+def _layer_norm(x, axes=None, gamma=None, beta=None, epsilon=1e-5):
+    ax = _norm_axes(x, axes) if axes is not None else tuple(range(x.ndim))
+    mean = x.mean(axis=ax, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=ax, keepdims=True)
+    y = (x - mean) / np.sqrt(var + np.float32(_s(epsilon)))
+    if gamma is not None:
+        y = y * gamma
+    if beta is not None:
+        y = y + beta
+    return y
+
+
+def _batch_norm(x, mean, variance, gamma=None, beta=None, epsilon=1e-5):
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    y = (x - mean.reshape(shape)) / np.sqrt(variance.reshape(shape) + np.float32(_s(epsilon)))
+    if gamma is not None:
+        y = y * gamma.reshape(shape)
+    if beta is not None:
+        y = y + beta.reshape(shape)
+    return y
+
+
+def _upsample_bilinear(x, scale_factor_height=1, scale_factor_width=1, align_corners=False):
+    out_h = int(np.floor(x.shape[2] * float(_s(scale_factor_height))))
+    out_w = int(np.floor(x.shape[3] * float(_s(scale_factor_width))))
+    return K.resize_bilinear(x, out_h, out_w, "align_corners" if bool(_s(align_corners)) else "half_pixel")
+
+
+def _resize_bilinear(x, target_size_height=1, target_size_width=1, sampling_mode="DEFAULT"):
+    mode = {"ALIGN_CORNERS": "align_corners", "STRICT_ALIGN_CORNERS": "align_corners",
+            "UNALIGN_CORNERS": "half_pixel", "DEFAULT": "asymmetric", "OFFSET_CORNERS": "half_pixel"}[str(_s(sampling_mode))]
+    return K.resize_bilinear(x, int(_s(target_size_height)), int(_s(target_size_width)), mode)
+
+
+def _upsample_nearest(x, scale_factor_height=1, scale_factor_width=1):
+    return K.resize_nearest(x, int(x.shape[2] * float(_s(scale_factor_height))),
+                            int(x.shape[3] * float(_s(scale_factor_width))))
+
+
+def _concat(values, axis, interleave=False):
+    if bool(_s(interleave)):
+        raise NotImplementedError("concat with interleave")
+    return np.concatenate(values, axis=_axis(axis, values[0].ndim))
+
+
+def _classify(probabilities, classes):
+    flat = probabilities.reshape(-1)
+    return np.asarray(classes).ravel()[int(np.argmax(flat))], probabilities
+
+
+def _matmul(x, y, transpose_x=False, transpose_y=False):
+    if bool(_s(transpose_x)):
+        x = np.swapaxes(x, -1, -2)
+    if bool(_s(transpose_y)):
+        y = np.swapaxes(y, -1, -2)
+    return np.matmul(x, y)
+
+
+def _split(x, num_splits=None, split_sizes=None, axis=0):
+    ax = _axis(axis, x.ndim)
+    if split_sizes is not None:
+        cuts = np.cumsum(_ints(split_sizes))[:-1]
+        return tuple(np.split(x, cuts, axis=ax))
+    return tuple(np.split(x, int(_s(num_splits)), axis=ax))
+
+
+def _prelu(x, alpha):
+    a = alpha.reshape((1, -1) + (1,) * (x.ndim - 2))
+    return np.where(x >= 0, x, x * a)
+
+
+f32 = np.float32
+MIL_OPS = {
+    "add": lambda x, y: x + y,
+    "sub": lambda x, y: x - y,
+    "mul": lambda x, y: x * y,
+    "real_div": lambda x, y: x / y,
+    "maximum": lambda x, y: np.maximum(x, y),
+    "minimum": lambda x, y: np.minimum(x, y),
+    "pow": lambda x, y: np.power(x, y),
+    "relu": lambda x: np.maximum(x, f32(0)),
+    "relu6": lambda x: np.clip(x, f32(0), f32(6)),
+    "clip": lambda x, alpha, beta: np.clip(x, f32(_s(alpha)), f32(_s(beta))),
+    "sigmoid": lambda x: f32(1) / (f32(1) + np.exp(-x)),
+    "sigmoid_hard": lambda x, alpha=0.2, beta=0.5: np.clip(f32(_s(alpha)) * x + f32(_s(beta)), f32(0), f32(1)),
+    "silu": lambda x: x / (f32(1) + np.exp(-x)),
+    "tanh": lambda x: np.tanh(x),
+    "elu": lambda x, alpha=1.0: np.where(x > 0, x, f32(_s(alpha)) * (np.exp(np.minimum(x, 0)) - 1)),
+    "leaky_relu": lambda x, alpha=0.01: np.where(x >= 0, x, f32(_s(alpha)) * x),
+    "prelu": _prelu,
+    "softplus": lambda x: np.logaddexp(f32(0), x),
+    "softsign": lambda x: x / (f32(1) + np.abs(x)),
+    "gelu": _gelu,
+    "softmax": lambda x, axis=-1: K.softmax(x, _axis(axis, x.ndim)),
+    "linear_activation": lambda x, alpha=1.0, beta=0.0: f32(_s(alpha)) * x + f32(_s(beta)),
+    "sqrt": lambda x: np.sqrt(x),
+    "rsqrt": lambda x, epsilon=1e-12: f32(1) / np.sqrt(x + f32(_s(epsilon))),
+    "inverse": lambda x, epsilon=1e-4: f32(1) / (x + f32(_s(epsilon))),
+    "square": lambda x: np.square(x),
+    "exp": lambda x: np.exp(x),
+    "log": lambda x, epsilon=1e-45: np.log(x + f32(_s(epsilon))),
+    "abs": lambda x: np.abs(x),
+    "erf": lambda x: K.erf(x),
+    "identity": lambda x: x,
+    "conv": _conv,
+    "conv_transpose": _conv_transpose,
+    "linear": lambda x, weight, bias=None: x @ weight.T + (bias if bias is not None else f32(0)),
+    "matmul": _matmul,
+    "max_pool": _pool("max"),
+    "avg_pool": _pool("avg"),
+    "reduce_mean": _reduce(np.mean),
+    "reduce_max": _reduce(np.max),
+    "reduce_min": _reduce(np.min),
+    "reduce_sum": _reduce(np.sum),
+    "reduce_prod": _reduce(np.prod),
+    "reshape": lambda x, shape: x.reshape(_ints(shape)),
+    "transpose": lambda x, perm: np.transpose(x, _ints(perm)),
+    "expand_dims": lambda x, axes: np.expand_dims(x, tuple(_ints(axes))),
+    "squeeze": lambda x, axes=None: np.squeeze(x, tuple(_ints(axes)) if axes is not None else None),
+    "tile": lambda x, reps: np.tile(x, _ints(reps)),
+    "concat": _concat,
+    "split": _split,
+    "slice_by_index": _slice_by_index,
+    "slice_by_size": lambda x, begin, size: x[tuple(slice(b, None if s == -1 else b + s)
+                                                  for b, s in zip(_ints(begin), _ints(size)))],
+    "pad": _pad,
+    "upsample_bilinear": _upsample_bilinear,
+    "upsample_nearest_neighbor": _upsample_nearest,
+    "resize_bilinear": _resize_bilinear,
+    "resize_nearest_neighbor": lambda x, target_size_height, target_size_width: K.resize_nearest(
+        x, int(_s(target_size_height)), int(_s(target_size_width))),
+    "batch_norm": _batch_norm,
+    "layer_norm": _layer_norm,
+    "classify": _classify,
+}
+
+
+def affine_dequantize(quantized_data, zero_point, scale, axis):
+    """constexpr_affine_dequantize (iOS 16): (q - zero_point) * scale along `axis`."""
+    ax = _axis(axis, quantized_data.ndim)
+    shape = [1] * quantized_data.ndim
+    shape[ax] = -1
+    zp = np.asarray(zero_point, np.float32)
+    sc = np.asarray(scale, np.float32)
+    zp = zp.reshape(shape) if zp.ndim else zp
+    sc = sc.reshape(shape) if sc.ndim else sc
+    return ((quantized_data.astype(np.float32) - zp) * sc).astype(np.float32)
+
+
+def lut_to_dense(lut, indices, shape):
+    """constexpr_lut_to_dense (iOS 16): n-bit indices packed LSB first into uint8, into a lookup table."""
+    nbits = int(np.log2(lut.size))
+    count = int(np.prod(_ints(shape)))
+    bits = np.unpackbits(np.asarray(indices, np.uint8), bitorder="little")[: count * nbits].reshape(count, nbits)
+    idx = bits.astype(np.int64) @ (1 << np.arange(nbits, dtype=np.int64))
+    return np.asarray(lut)[idx].reshape(_ints(shape))
+
+
+CONSTEXPR_OPS = {
+    "constexpr_affine_dequantize": affine_dequantize,
+    "constexpr_lut_to_dense": lut_to_dense,
+    "constexpr_cast": lambda source_val, output_dtype: np.asarray(source_val).astype(
+        {"fp32": np.float32, "fp16": np.float16}[str(_s(output_dtype))]),
+}

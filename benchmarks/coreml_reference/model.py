@@ -1,0 +1,110 @@
+"""Load a saved .mlpackage / .mlmodel and run it: predict(list of batches) -> list of outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CoreMLFormatError, InputMismatchError
+from .values import BlobFile
+
+
+def load_spec(path: Path):
+    """The Model protobuf and the weights folder, refusing anything that is not a whole Core ML model."""
+    from coremltools.proto import Model_pb2
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    if not path.exists():
+        raise CoreMLFormatError(f"{path}: no such Core ML model")
+    weights = None
+    if path.is_dir():
+        manifest = path / "Manifest.json"
+        if not manifest.is_file():
+            raise CoreMLFormatError(f"{path}: not an .mlpackage (no Manifest.json); truncated copy?")
+        try:
+            info = json.loads(manifest.read_text())
+            root = info["itemInfoEntries"][info["rootModelIdentifier"]]["path"]
+        except (json.JSONDecodeError, KeyError) as exc:
+            raise CoreMLFormatError(f"{path}: damaged Manifest.json ({exc})") from None
+        spec_file = path / "Data" / root
+        weights = spec_file.parent / "weights"
+    elif path.suffix == ".mlmodel":
+        spec_file = path
+    else:
+        raise CoreMLFormatError(f"{path}: not a Core ML model (.mlpackage folder or .mlmodel file)")
+    if not spec_file.is_file():
+        raise CoreMLFormatError(f"{path}: model spec {spec_file.name} is missing; truncated .mlpackage?")
+    spec = Model_pb2.Model()
+    try:
+        spec.ParseFromString(spec_file.read_bytes())
+    except DecodeError:
+        raise CoreMLFormatError(f"{path}: not a Core ML model (the spec does not parse); truncated or another format?") from None
+    if spec.WhichOneof("Type") is None:
+        raise CoreMLFormatError(f"{path}: not a Core ML model (empty spec)")
+    return spec, weights
+
+
+class CoreMLReferenceRunner:
+    """The project's own evaluator of saved Core ML models, for machines without Core ML."""
+
+    runtime = "coreml-reference"
+
+    def __init__(self, path: Path):
+        spec, weights = load_spec(path)
+        self.path = Path(path)
+        self.spec = spec
+        kind = spec.WhichOneof("Type")
+        desc = spec.description
+        self.inputs = list(desc.input)
+        self.probabilities = desc.predictedProbabilitiesName or None
+        if kind == "mlProgram":
+            from .mil import MILProgram
+
+            self.program = MILProgram(spec, BlobFile(weights))
+        elif kind in ("neuralNetwork", "neuralNetworkClassifier"):
+            from .nn import NeuralNetworkProgram
+
+            self.program = NeuralNetworkProgram(getattr(spec, kind))
+            if kind == "neuralNetworkClassifier":
+                self.probabilities = getattr(spec, kind).labelProbabilityLayerName
+        else:
+            raise CoreMLFormatError(f"{path}: Core ML model type {kind!r} is not a neural network")
+        self.output_names = self._output_names()
+
+    def _output_names(self) -> list[str]:
+        """A classifier's probabilities (in label order), else every declared output."""
+        if self.probabilities:
+            return [self.probabilities]
+        return [o.name for o in self.spec.description.output]
+
+    def _feed(self, feature, x: np.ndarray) -> np.ndarray:
+        kind = feature.type.WhichOneof("Type")
+        if kind == "imageType":
+            t = feature.type.imageType
+            want = (int(t.height), int(t.width), 3)
+            if tuple(x.shape) != want:
+                raise InputMismatchError(f"{self.path.name}: input {feature.name} takes images of {want}, data has {tuple(x.shape)}")
+            chw = np.transpose(x.astype(np.float32), (2, 0, 1))
+            if t.colorSpace == 30:  # BGR
+                chw = chw[::-1]
+            return np.ascontiguousarray(chw[None])
+        shape = tuple(int(v) for v in feature.type.multiArrayType.shape)
+        if tuple(x.shape) != shape[1:]:
+            raise InputMismatchError(f"{self.path.name}: input {feature.name} takes {shape[1:]}, data has {tuple(x.shape)}")
+        return x.astype(np.float32)[None]
+
+    def predict_one(self, sample: list[np.ndarray]) -> list[np.ndarray]:
+        feeds = {f.name: self._feed(f, x) for f, x in zip(self.inputs, sample)}
+        out = self.program.run(feeds)
+        if self.probabilities:
+            return [np.asarray(out[self.probabilities], np.float32).reshape(1, -1)]
+        return [np.asarray(out[n], np.float32) for n in self.output_names]
+
+    def predict(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        if len(inputs) != len(self.inputs):
+            raise InputMismatchError(f"{self.path.name}: model takes {len(self.inputs)} input(s), got {len(inputs)}")
+        per_sample = [self.predict_one([x[i] for x in inputs]) for i in range(len(inputs[0]))]
+        return [np.concatenate([s[k] for s in per_sample]) for k in range(len(per_sample[0]))]

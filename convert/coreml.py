@@ -1,0 +1,165 @@
+"""Keras -> Core ML (ML Program .mlpackage and NeuralNetwork .mlmodel) with real coremltools.
+
+coremltools 9 does not recognise Keras 3 model objects, so the model reaches it
+as a traced tf.function concrete function with a fixed batch of 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import re
+import warnings
+
+from train.preprocessing import Preprocessing
+
+from .errors import ConversionError, UnsupportedLayerError
+
+COREML_QUANTS = {
+    "mlprogram": ("fp32", "fp16", "int8w", "pal6", "pal4"),
+    "neuralnetwork": ("fp32", "fp16"),
+}
+SUFFIX = {"mlprogram": ".mlpackage", "neuralnetwork": ".mlmodel"}
+# Compressed weights (constexpr ops) need iOS 16; plain ML Programs run from iOS 15.
+DEPLOYMENT = {"mlprogram": "iOS15", "neuralnetwork": "iOS13"}
+COMPRESSED_DEPLOYMENT = "iOS16"
+
+
+def imagetype_scale_bias(prep: Preprocessing) -> tuple[float, list[float]]:
+    """Core ML computes scale * pixel + bias per channel before the model.
+
+    With normalization inside the model that is the identity; otherwise it is
+    (x - mean) / std, which Core ML can only express with one scale for all channels.
+    """
+    if prep.normalization_in_model:
+        return 1.0, [0.0] * prep.channels
+    if len(set(prep.std)) != 1:
+        raise UnsupportedLayerError(
+            f"Core ML ImageType takes one scale for all channels but std is {list(prep.std)}; "
+            "bake normalization into the model (a Normalization layer) instead"
+        )
+    scale = 1.0 / prep.std[0]
+    return scale, [-m * scale for m in prep.mean]
+
+
+def _quiet():
+    """coremltools logs progress bars and version warnings; none of it is for our user."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+    stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+    return stack
+
+
+def import_coremltools():
+    with _quiet():
+        import coremltools as ct
+    return ct
+
+
+def convert_coreml(model, fmt: str, quant: str, prep: Preprocessing | None, labels: list[str] | None,
+                   metadata: dict):
+    """Return an in-memory coremltools MLModel for one format and quantization."""
+    import tensorflow as tf
+
+    ct = import_coremltools()
+    if quant not in COREML_QUANTS[fmt]:
+        valid = ", ".join(COREML_QUANTS[fmt])
+        raise ConversionError(f"Core ML {fmt} has no quantization {quant!r}; valid: {valid}")
+    specs = [tf.TensorSpec((1, *tuple(t.shape)[1:]), tf.float32, name=_clean(t.name)) for t in model.inputs]
+    concrete = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False),
+                           input_signature=specs).get_concrete_function()
+    image = prep is not None and len(specs) == 1
+    if image:
+        scale, bias = imagetype_scale_bias(prep)
+        layout = ct.colorlayout.RGB if prep.channel_order == "RGB" else ct.colorlayout.BGR
+        inputs = [ct.ImageType(name=specs[0].name, shape=tuple(specs[0].shape), scale=scale, bias=bias,
+                               color_layout=layout)]
+    else:
+        inputs = [ct.TensorType(name=s.name, shape=tuple(s.shape)) for s in specs]
+    compressed = quant in ("int8w", "pal6", "pal4")
+    target = COMPRESSED_DEPLOYMENT if compressed else DEPLOYMENT[fmt]
+    kwargs = {"convert_to": fmt, "inputs": inputs, "source": "tensorflow",
+              "classifier_config": ct.ClassifierConfig(labels) if image and labels else None}
+    if fmt == "mlprogram":
+        kwargs["compute_precision"] = ct.precision.FLOAT16 if quant == "fp16" else ct.precision.FLOAT32
+    try:
+        with _quiet():
+            try:
+                mlmodel = ct.convert([concrete], minimum_deployment_target=getattr(ct.target, target), **kwargs)
+            except ValueError as exc:
+                # Layers such as GELU need NeuralNetwork spec 5: the lowest target that holds the model.
+                if fmt != "neuralnetwork" or "requires model to be of version" not in str(exc):
+                    raise
+                target = "iOS14"
+                mlmodel = ct.convert([concrete], minimum_deployment_target=ct.target.iOS14, **kwargs)
+            mlmodel = _compress(ct, mlmodel, fmt, quant)
+    except (NotImplementedError, ValueError, RuntimeError, TypeError, KeyError) as exc:
+        raise _error(exc, fmt, model) from None
+    _set_metadata(mlmodel, metadata, quant, target)
+    return mlmodel
+
+
+def _compress(ct, mlmodel, fmt: str, quant: str):
+    if fmt == "neuralnetwork" and quant == "fp16":
+        from coremltools.models.neural_network import quantization_utils
+
+        return quantization_utils.quantize_weights(mlmodel, nbits=16)
+    from coremltools.optimize import coreml as cto
+
+    if quant == "int8w":
+        config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(
+            mode="linear_symmetric", dtype="int8", granularity="per_channel"))
+        return cto.linear_quantize_weights(mlmodel, config)
+    if quant in ("pal6", "pal4"):
+        config = cto.OptimizationConfig(global_config=cto.OpPalettizerConfig(mode="kmeans", nbits=int(quant[3:])))
+        return cto.palettize_weights(mlmodel, config)
+    return mlmodel
+
+
+def _set_metadata(mlmodel, metadata: dict, quant: str, target: str) -> None:
+    mlmodel.author = metadata.get("author", "mobilepack")
+    mlmodel.license = metadata.get("license", "unspecified")
+    mlmodel.short_description = metadata.get("description", "Converted by mobilepack")
+    mlmodel.version = metadata.get("version", "1")
+    user = mlmodel.user_defined_metadata
+    user["mobilepack.quantization"] = quant
+    user["mobilepack.minimum_deployment_target"] = target
+    user["mobilepack.source_model_sha256"] = metadata.get("source_model_sha256", "")
+    user["mobilepack.tools"] = json.dumps(metadata.get("tools", {}), sort_keys=True)
+    if metadata.get("preprocessing") is not None:
+        user["mobilepack.preprocessing"] = json.dumps(metadata["preprocessing"], sort_keys=True)
+
+
+def _clean(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name.split(":")[0]) or "input"
+
+
+def _error(exc: Exception, fmt: str, model) -> ConversionError:
+    text = str(exc)
+    op = re.search(r"TF op '(\w+)' not implemented", text)
+    node = re.search(r'name: "([^"]+)"', text)
+    other = "neuralnetwork" if fmt == "mlprogram" else "mlprogram"
+    if op:
+        layer = _layer_of(node.group(1) if node else "", model)
+        return UnsupportedLayerError(
+            f"Core ML {fmt}: layer {layer} uses TensorFlow op {op.group(1)}, which coremltools cannot convert; "
+            f"replace it (for GELU use approximate=True) or use --target tflite"
+        )
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)[:300]
+    return ConversionError(f"Core ML {fmt}: conversion failed: {first}; try --coreml-format {other} or --target tflite")
+
+
+def _layer_of(node: str, model) -> str:
+    """Map a TF graph node name back to the Keras layer that made it."""
+    parts = node.split("/")
+    names = {layer.name: type(layer).__name__ for layer in model.layers}
+    for part in parts:
+        base = re.sub(r"_1$", "", part)
+        if base in names:
+            return f"{base!r} ({names[base]})"
+    return repr(node or "unknown")
