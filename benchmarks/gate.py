@@ -19,6 +19,10 @@ DEFAULT_THRESHOLDS: dict[str, Threshold] = {
     "fp16": Threshold(0.1, 0.99),
     "dynamic": Threshold(1.0, 0.98),
     "int8": Threshold(1.0, 0.98),
+    # Core ML weight compression (compute stays float).
+    "int8w": Threshold(0.5, 0.98),
+    "pal6": Threshold(1.0, 0.98),
+    "pal4": Threshold(3.0, 0.95),
 }
 
 SUGGESTION = {
@@ -26,6 +30,9 @@ SUGGESTION = {
     "dynamic": "try --quant fp16",
     "fp16": "try --quant fp32; check the model for float16 overflow",
     "fp32": "the converter changed the model's function; run with --debug and report it",
+    "int8w": "try --quant fp16",
+    "pal6": "try --quant int8w",
+    "pal4": "try --quant pal6 or int8w",
 }
 
 

@@ -81,8 +81,8 @@ def litert_latency(path, inputs: list[np.ndarray], threads: int, protocol: Laten
     return summarize(threads, init, first, warm, ms)
 
 
-def keras_latency(runner, inputs: list[np.ndarray], protocol: LatencyProtocol) -> LatencyStats:
-    """Batch-1 latency of the Keras reference (TensorFlow's own thread pool)."""
+def runner_latency(runner, inputs: list[np.ndarray], protocol: LatencyProtocol) -> LatencyStats:
+    """Batch-1 latency of any runner's predict() (Keras, Core ML, the Core ML evaluator)."""
     one = [x[:1] for x in inputs]
     t0 = time.perf_counter()
     runner.predict(one)  # traces the tf.function

@@ -7,26 +7,30 @@ from pathlib import Path
 from train.fsutil import atomic_write_json, atomic_write_text
 
 REPORT_SCHEMA_VERSION = 1
+EVALUATOR_HINT = ("of `coreml-reference` rows is mobilepack's numpy evaluator on this host, which checks "
+                  "Core ML numerics on Linux; it is not device latency.")
 
 
 def _fmt(v, spec: str, none: str = "-") -> str:
     return none if v is None else format(v, spec)
 
 
-def _p50s(row: dict) -> dict[int, float]:
-    return {s["threads"]: s["p50"] for s in row.get("latency_ms") or []}
+def _p50s(row: dict) -> dict:
+    """p50 per thread count; Core ML rows (no thread setting) under 'evaluator'/'coreml'."""
+    return {s["threads"] if s["threads"] is not None else row["runtime"]: s["p50"] for s in row.get("latency_ms") or []}
 
 
 def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
-    threads = sorted({t for a in report["artifacts"] for t in _p50s(a)})
-    head = ["artifact", "quant", "size KiB", "accuracy", "drop pp", "agreement", "max abs err", "SQNR dB"]
-    head += [f"p50 ms @{t}t" for t in threads] + ["status"]
+    keys = {t for a in report["artifacts"] for t in _p50s(a)}
+    threads = sorted(k for k in keys if isinstance(k, int)) + sorted(k for k in keys if not isinstance(k, int))
+    head = ["artifact", "runtime", "quant", "size KiB", "accuracy", "drop pp", "agreement", "max abs err", "SQNR dB"]
+    head += [f"p50 ms @{t}t" if isinstance(t, int) else f"p50 ms {t}" for t in threads] + ["status"]
     rows = []
     for a in report["artifacts"]:
         p50 = _p50s(a)
         sqnr = "exact" if a["sqnr_db"] is None and a["max_abs_error"] == 0 else _fmt(a["sqnr_db"], ".1f")
         rows.append([
-            a["name"], a["quantization"], f"{a['size_bytes'] / 1024:.1f}", _fmt(a["accuracy"], ".4f"),
+            a["name"], a["runtime"], a["quantization"], f"{a['size_bytes'] / 1024:.1f}", _fmt(a["accuracy"], ".4f"),
             _fmt(a["accuracy_drop_pp"], "+.2f"), f"{a['agreement']:.4f}", f"{a['max_abs_error']:.2e}", sqnr,
             *[_fmt(p50.get(t), ".3f") for t in threads], a["status"],
         ])
@@ -56,8 +60,10 @@ def markdown(report: dict) -> str:
         f"Reference (Keras): accuracy {_fmt(report['reference']['accuracy'], '.4f')}, "
         f"batch-1 p50 {report['reference']['latency_ms']['p50']:.3f} ms.", "",
         "| " + " | ".join(head) + " |",
-        "|" + "|".join("---" if i < 2 else "---:" for i in range(len(head))) + "|",
+        "|" + "|".join("---" if i < 3 else "---:" for i in range(len(head))) + "|",
         *["| " + " | ".join(r) + " |" for r in rows], "",
+        *([f"Core ML rows: latency {EVALUATOR_HINT}", ""]
+          if any(a["runtime"] == "coreml-reference" for a in report["artifacts"]) else []),
         "## Checks", "",
         *[f"- {'PASS' if a['status'] == 'passed' else a['status'].upper()} `{a['name']}`: {a['reason']}"
           for a in report["artifacts"]], "",

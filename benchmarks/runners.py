@@ -104,3 +104,54 @@ def predict_batched(runner, inputs: list[np.ndarray], batch_size: int, progress=
         if progress:
             progress(label, min(start + batch_size, n), n)
     return [np.concatenate([c[i] for c in chunks]) for i in range(len(chunks[0]))]
+
+
+class CoreMLRunner:
+    """Core ML itself (macOS only), through coremltools' prediction API."""
+
+    runtime = "coreml"
+
+    def __init__(self, path: Path):
+        import coremltools as ct
+        from PIL import Image
+
+        self._image = Image
+        self.model = ct.models.MLModel(str(path))
+        spec = self.model.get_spec()
+        self.inputs = list(spec.description.input)
+        self.probabilities = spec.description.predictedProbabilitiesName or None
+        self.labels = None
+        if spec.WhichOneof("Type") == "neuralNetworkClassifier":
+            self.labels = list(spec.neuralNetworkClassifier.stringClassLabels.vector)
+        elif self.probabilities:
+            from .coreml_reference.model import classifier_labels
+
+            self.labels = classifier_labels(spec)
+        self.outputs = [o.name for o in spec.description.output]
+
+    def _feed(self, feature, x):
+        if feature.type.WhichOneof("Type") == "imageType":
+            return self._image.fromarray(np.clip(np.rint(x), 0, 255).astype(np.uint8))
+        return x[None].astype(np.float32)
+
+    def predict(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        rows = []
+        for i in range(len(inputs[0])):
+            out = self.model.predict({f.name: self._feed(f, x[i]) for f, x in zip(self.inputs, inputs)})
+            if self.probabilities:
+                probs = out[self.probabilities]
+                rows.append([np.asarray([[probs[label] for label in self.labels]], np.float32)])
+            else:
+                rows.append([np.asarray(out[n], np.float32) for n in self.outputs])
+        return [np.concatenate([r[k] for r in rows]) for k in range(len(rows[0]))]
+
+
+def coreml_runner(path: Path):
+    """Core ML on macOS; the project's reference evaluator everywhere else."""
+    import platform
+
+    if platform.system() == "Darwin":
+        return CoreMLRunner(path)
+    from .coreml_reference import CoreMLReferenceRunner
+
+    return CoreMLReferenceRunner(path)

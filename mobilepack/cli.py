@@ -105,9 +105,12 @@ def train_cmd(data, arch, img_size, epochs, batch_size, alpha, seed, out, ui):
 
 @click.command("convert")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--target", default="tflite", show_default=True, help="Comma list of targets: tflite.")
-@click.option("--quant", default="fp32,fp16,dynamic,int8", show_default=True,
-              help="Comma list of quantizations: fp32, fp16, dynamic, int8.")
+@click.option("--target", default="tflite", show_default=True, help="Comma list of targets: tflite, coreml.")
+@click.option("--coreml-format", default="mlprogram", show_default=True,
+              help="Comma list: mlprogram (.mlpackage, iOS 15+), neuralnetwork (.mlmodel, iOS 13+).")
+@click.option("--quant", default=None,
+              help="Comma list. TFLite: fp32, fp16, dynamic, int8. Core ML: fp32, fp16, and for mlprogram "
+                   "int8w, pal6, pal4. Default: all the targets support.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("dist"), show_default=True,
               help="Output folder (replaced atomically).")
 @click.option("--calibration", default=None,
@@ -117,16 +120,18 @@ def train_cmd(data, arch, img_size, epochs, batch_size, alpha, seed, out, ui):
 @click.option("--unsafe-load", is_flag=True, help="Allow Lambda layers (runs Python code from the file). Only for files you trust.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @command_options
-def convert_cmd(model, target, quant, out, calibration, calibration_size, int8_output, unsafe_load, seed, ui):
-    """Convert a Keras model or run dir to TFLite artifacts and manifest.json.
+def convert_cmd(model, target, coreml_format, quant, out, calibration, calibration_size, int8_output, unsafe_load,
+                seed, ui):
+    """Convert a Keras model or run dir to TFLite / Core ML artifacts and manifest.json.
 
     Example:
 
-        mobilepack convert runs/digits --quant fp32,fp16,dynamic,int8 --out dist
+        mobilepack convert runs/digits --target tflite,coreml --coreml-format mlprogram,neuralnetwork --out dist
     """
     from convert.api import ConvertConfig, convert
 
-    config = ConvertConfig(targets=_split_list(target), quantizations=_split_list(quant), calibration=calibration,
+    config = ConvertConfig(targets=_split_list(target), quantizations=_split_list(quant),
+                           coreml_formats=_split_list(coreml_format), calibration=calibration,
                            calibration_size=calibration_size, int8_output=int8_output, unsafe_load=unsafe_load,
                            seed=seed)
     manifest = convert(model, out, config, log=ui.log)
@@ -216,7 +221,7 @@ def bench_cmd(dist, data, threads, max_drop, min_agreement, no_gate, runs, unsaf
 @_apply(bench_options)
 @command_options
 def demo_cmd(out, run_dir, epochs, img_size, seed, threads, max_drop, min_agreement, no_gate, runs, ui):
-    """Train on digits, convert to every TFLite variant, benchmark, and write the report.
+    """Train on digits, convert to every TFLite and Core ML variant, benchmark, and write the report.
 
     Example:
 
@@ -227,8 +232,8 @@ def demo_cmd(out, run_dir, epochs, img_size, seed, threads, max_drop, min_agreem
     from train.trainer import TrainConfig
 
     bench = _bench_config("digits", _threads(threads), max_drop, min_agreement, no_gate, runs, False)
-    report = run_demo(out, run_dir, TrainConfig(epochs=epochs, img_size=img_size, seed=seed), ConvertConfig(seed=seed),
-                      bench, log=ui.log, progress=ui, verbose=0 if ui.quiet else 2)
+    every = ConvertConfig(targets=("tflite", "coreml"), coreml_formats=("mlprogram", "neuralnetwork"), seed=seed)
+    report = run_demo(out, run_dir, TrainConfig(epochs=epochs, img_size=img_size, seed=seed), every, bench, log=ui.log, progress=ui, verbose=0 if ui.quiet else 2)
     _finish_bench(report, out, ui)
 
 

@@ -1,4 +1,4 @@
-"""The demo pipeline: train (digits) -> convert (every TFLite variant) -> bench."""
+"""The demo pipeline: train (digits) -> convert (every TFLite and Core ML variant) -> bench."""
 
 from __future__ import annotations
 

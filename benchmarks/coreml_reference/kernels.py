@@ -38,17 +38,28 @@ def _windows(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int
 def _pad(x: np.ndarray, pads, value: float = 0.0) -> np.ndarray:
     if not any(a or b for a, b in pads):
         return x
-    return np.pad(x, [(0, 0), (0, 0), *pads], constant_values=value)
+    return pad_constant(x, [(0, 0), (0, 0), *pads], value)
+
+
+def pad_constant(x: np.ndarray, pairs, value: float = 0.0) -> np.ndarray:
+    """np.pad(constant) without its generality: one fill and one copy."""
+    shape = tuple(d + a + b for d, (a, b) in zip(x.shape, pairs))
+    out = np.full(shape, value, dtype=x.dtype)
+    out[tuple(slice(a, a + d) for d, (a, _) in zip(x.shape, pairs))] = x
+    return out
 
 
 def conv2d(x, weight, bias, strides, pads, dilations, groups) -> np.ndarray:
     """Cross-correlation as Core ML and TensorFlow define it; weight is (O, C/groups, kh, kw)."""
-    x = _pad(np.ascontiguousarray(x, dtype=np.float32), pads)
+    x = np.ascontiguousarray(x, dtype=np.float32)
     o, cg, kh, kw = weight.shape
     sh, sw = strides
     dh, dw = dilations
     n, c = x.shape[:2]
-    if groups == 1:
+    if groups == c and cg == 1:
+        out = _depthwise(x, weight, sh, sw, dh, dw, o // c, pads)  # pads while gathering: one copy fewer
+    elif groups == 1:
+        x = _pad(x, pads)
         if kh == kw == 1 and sh == sw == 1:
             out = np.matmul(weight.reshape(o, c), x.reshape(n, c, -1)).reshape(n, o, *x.shape[2:])
         else:
@@ -56,32 +67,82 @@ def conv2d(x, weight, bias, strides, pads, dilations, groups) -> np.ndarray:
             oh, ow = win.shape[4:]
             cols = win.reshape(n, c * kh * kw, oh * ow)  # im2col (this reshape copies)
             out = np.matmul(weight.reshape(o, -1), cols).reshape(n, o, oh, ow)
-    elif groups == c and cg == 1:
-        out = _depthwise(x, weight, sh, sw, dh, dw, o // c)
     else:
+        x = _pad(x, pads)
         step_in, step_out = c // groups, o // groups
         out = np.concatenate([
             conv2d(x[:, g * step_in:(g + 1) * step_in], weight[g * step_out:(g + 1) * step_out], None,
                    strides, [(0, 0), (0, 0)], dilations, 1) for g in range(groups)], axis=1)
+    out = out.astype(np.float32, copy=False)
     if bias is not None:
-        out = out + bias.reshape(1, -1, 1, 1)
-    return out.astype(np.float32, copy=False)
+        out += bias.reshape(1, -1, 1, 1)
+    return out
 
 
-def _depthwise(x, weight, sh, sw, dh, dw, multiplier) -> np.ndarray:
+DEPTHWISE_BLOCK_BYTES = 1 << 20
+
+
+def _depthwise(x, weight, sh, sw, dh, dw, multiplier, pads=((0, 0), (0, 0))) -> np.ndarray:
+    """Depthwise convolution as kh*kw shifted multiply-adds over flattened planes.
+
+    Each tap is one contiguous run per channel (the row wrap-around lands in
+    columns cut off at the end); a stride-2 input is first split into its four
+    phase planes.
+    """
     if multiplier != 1:
         x = np.repeat(x, multiplier, axis=1)
-    o, _, kh, kw = weight.shape
+    _, _, kh, kw = weight.shape
     n, c, h, w = x.shape
-    oh = (h - (kh - 1) * dh - 1) // sh + 1
-    ow = (w - (kw - 1) * dw - 1) // sw + 1
-    out = np.zeros((n, c, oh, ow), np.float32)
-    tmp = np.empty_like(out)
+    (pt, pb), (pl, pr) = pads
+    oh = (h + pt + pb - (kh - 1) * dh - 1) // sh + 1
+    ow = (w + pl + pr - (kw - 1) * dw - 1) // sw + 1
+    if dh != 1 or dw != 1 or sh != sw or sh not in (1, 2):
+        return _depthwise_direct(_pad(x, pads), weight, sh, sw, dh, dw, oh, ow)
+    s = sh
+    reach = (kh - 1) // s + 1, (kw - 1) // s + 1
+    rows, cols = oh + reach[0], ow + reach[1]  # one spare row absorbs the last tap's overrun
+    planes = {(a, b): _phase_plane(x, pt, pl, s, a, b, rows, cols).reshape(n, c, rows * cols)
+              for a in range(min(s, kh)) for b in range(min(s, kw))}
+    size = oh * cols
+    out = np.empty((n, c, 1, size), np.float32)
+    taps = np.ascontiguousarray(weight[:, 0].reshape(c, 1, kh * kw))
+    # Gather the kh*kw shifted runs of a few channels into one buffer, then one
+    # small matmul per channel does all the multiply-adds: fewer memory passes
+    # than kh*kw separate multiply and add sweeps.
+    block = max(1, DEPTHWISE_BLOCK_BYTES // (4 * kh * kw * size))
+    buf = np.empty((block, kh * kw, size), np.float32)
+    for b in range(n):
+        for c0 in range(0, c, block):
+            c1 = min(c, c0 + block)
+            part = buf[: c1 - c0]
+            for t in range(kh * kw):
+                i, j = divmod(t, kw)
+                off = (i // s) * cols + j // s
+                part[:, t] = planes[i % s, j % s][b, c0:c1, off:off + size]
+            np.matmul(taps[c0:c1], part, out=out[b, c0:c1])
+    return np.ascontiguousarray(out.reshape(n, c, oh, cols)[..., :ow])
+
+
+def _phase_plane(x, pt: int, pl: int, s: int, a: int, b: int, rows: int, cols: int) -> np.ndarray:
+    """Rows a, a+s, ... and columns b, b+s, ... of x zero-padded by (pt, pl), as a (rows, cols) plane."""
+    n, c, h, w = x.shape
+    plane = np.zeros((n, c, rows, cols), np.float32)
+    k0, k1 = max(0, -((a - pt) // s)), min(rows, (h - 1 + pt - a) // s + 1)
+    j0, j1 = max(0, -((b - pl) // s)), min(cols, (w - 1 + pl - b) // s + 1)
+    if k1 > k0 and j1 > j0:
+        plane[:, :, k0:k1, j0:j1] = x[:, :, a + s * k0 - pt: a + s * (k1 - 1) - pt + 1: s,
+                                      b + s * j0 - pl: b + s * (j1 - 1) - pl + 1: s]
+    return plane
+
+
+def _depthwise_direct(x, weight, sh, sw, dh, dw, oh, ow) -> np.ndarray:
+    c = x.shape[1]
+    _, _, kh, kw = weight.shape
+    out = np.zeros((x.shape[0], c, oh, ow), np.float32)
     for i in range(kh):
         for j in range(kw):
             patch = x[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw]
-            np.multiply(patch, weight[:, 0, i, j].reshape(1, -1, 1, 1), out=tmp)
-            out += tmp
+            out += patch * weight[:, 0, i, j].reshape(1, -1, 1, 1)
     return out
 
 

@@ -91,7 +91,7 @@ def _pad(x, pad, mode="constant", constant_val=0.0):
     pairs = [(0, 0)] * (x.ndim - len(p) // 2) + [(p[2 * i], p[2 * i + 1]) for i in range(len(p) // 2)]
     mode = str(_s(mode))
     if mode == "constant":
-        return np.pad(x, pairs, constant_values=float(_s(constant_val)))
+        return K.pad_constant(x, pairs, float(_s(constant_val)))
     return np.pad(x, pairs, mode={"reflect": "reflect", "replicate": "edge"}[mode])
 
 

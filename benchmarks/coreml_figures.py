@@ -1,0 +1,157 @@
+"""Issue 3's figures: the Core ML reference evaluator against Keras, and its speed.
+
+    python -m benchmarks.coreml_figures [--models mobilenet_v2,resnet50] [--inputs 50] [--skip-speed]
+
+For small_cnn trained on digits and for Keras applications (224x224,
+weights=None, seed 0) it converts to ML Program and NeuralNetwork in every
+quantization, runs the saved files through the evaluator and prints, against
+the Keras model on the same inputs: max abs error of the softmax outputs
+(fp32 limit 1e-4), SQNR (fp16 limit 30 dB) and top-1 agreement. Then it times
+the evaluator on MobileNetV2 224 fp32 at batch 16 against LiteRT fp32 on the
+same inputs (limit: at least 20% of LiteRT's throughput).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+APPS = {
+    "mobilenet_v2": ("MobileNetV2", True),
+    "mobilenet_v3_small": ("MobileNetV3Small", False),
+    "mobilenet_v3_large": ("MobileNetV3Large", False),
+    "efficientnet_b0": ("EfficientNetB0", False),
+    "resnet50": ("ResNet50", True),
+    "densenet121": ("DenseNet121", True),
+}
+FAMILIES = [("mlprogram", "fp32"), ("neuralnetwork", "fp32"), ("mlprogram", "fp16"), ("neuralnetwork", "fp16"),
+            ("mlprogram", "int8w"), ("mlprogram", "pal6"), ("mlprogram", "pal4")]
+
+
+def app_model(name: str, size: int = 224):
+    """A Keras application with weights=None and a fixed seed, taking raw 0-255 RGB."""
+    import keras
+
+    cls, needs_rescale = APPS[name]
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((size, size, 3), name="image")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs) if needs_rescale else inputs
+    base = getattr(keras.applications, cls)(input_tensor=x, weights=None)
+    model = keras.Model(inputs, base.output, name=name)
+    _estimate_batchnorm(model, size)
+    return model
+
+
+def _estimate_batchnorm(model, size: int) -> None:
+    """Give BatchNormalization real statistics, as a trained network has.
+
+    With weights=None the default statistics (mean 0, variance 1) let activations
+    collapse through the depth of the network: MobileNetV2 then outputs exactly
+    1/1000 for every class and any comparison "passes". One training-mode pass
+    with momentum 0 sets each layer's statistics to those of 8 random images.
+    """
+    import keras
+
+    layers = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    saved = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.momentum = 0.0
+    model(np.random.default_rng(7).uniform(0, 255, (8, size, size, 3)).astype(np.float32), training=True)
+    for layer, momentum in zip(layers, saved):
+        layer.momentum = momentum
+
+
+def compare(model, x: np.ndarray, work: Path, label: str, n_fp32: int, n_other: int, labels=None) -> None:
+    from benchmarks.coreml_reference import CoreMLReferenceRunner
+    from benchmarks.metrics import sqnr_db
+    from convert.coreml import convert_coreml
+
+    ref = np.asarray(model.predict(x, batch_size=16, verbose=0))
+    for fmt, quant in FAMILIES:
+        path = work / f"{label}_{fmt}_{quant}{'.mlpackage' if fmt == 'mlprogram' else '.mlmodel'}"
+        t0 = time.perf_counter()
+        convert_coreml(model, fmt, quant, None, labels, {}).save(str(path))
+        t1 = time.perf_counter()
+        n = n_fp32 if quant == "fp32" else n_other
+        out = CoreMLReferenceRunner(path).predict([x[:n]])[0]
+        t2 = time.perf_counter()
+        r = ref[:n]
+        agree = float(np.mean(out.argmax(-1) == r.argmax(-1)))
+        verdict = ""
+        if quant == "fp32":
+            verdict = "ok" if np.abs(out - r).max() <= 1e-4 else "OVER 1e-4"
+        elif quant == "fp16":
+            verdict = "ok" if sqnr_db(out, r) >= 30 else "UNDER 30 dB"
+        print(f"{label:20s} {fmt:13s} {quant:6s} n={n:3d} top-prob {r.max(-1).mean():.3f} max_abs {np.abs(out - r).max():.2e} "
+              f"sqnr {sqnr_db(out, r):6.1f} dB agreement {agree:.3f}  {verdict:10s} "
+              f"(convert {t1 - t0:.0f} s, evaluate {t2 - t1:.1f} s)", flush=True)
+
+
+def digits_model(work: Path):
+    from train.data import load_digits_dataset, load_split, split_indices
+    from train.loading import load_keras_model
+    from train.preprocessing import Preprocessing
+    from train.trainer import TrainConfig, train
+
+    run = work / "digits_run"
+    train(TrainConfig(), run, log=lambda m: None, verbose=0)
+    ds = load_digits_dataset()
+    idx = split_indices(ds, load_split(run / "split.json"), "test")
+    prep = Preprocessing.load(run / "preprocessing.json")
+    return load_keras_model(run), prep.apply_batch([ds.images[i] for i in idx])
+
+
+def speed(work: Path, batch: int = 16, rounds: int = 3) -> None:
+    from benchmarks.coreml_reference import CoreMLReferenceRunner
+    from benchmarks.runners import LiteRTRunner
+    from convert.coreml import convert_coreml
+    from convert.tflite import convert_tflite
+
+    model = app_model("mobilenet_v2")
+    x = np.random.default_rng(1).uniform(0, 255, (batch, 224, 224, 3)).astype(np.float32)
+    (work / "mnv2.tflite").write_bytes(convert_tflite(model, "fp32"))
+    convert_coreml(model, "mlprogram", "fp32", None, None, {}).save(str(work / "mnv2.mlpackage"))
+    litert = LiteRTRunner(work / "mnv2.tflite", num_threads=os.cpu_count())
+    evaluator = CoreMLReferenceRunner(work / "mnv2.mlpackage")
+    litert.predict([x])
+    evaluator.predict([x[:1]])
+    times = {"litert": [], "evaluator": []}
+    for _ in range(rounds):
+        for name, runner in (("litert", litert), ("evaluator", evaluator)):
+            t0 = time.perf_counter()
+            runner.predict([x])
+            times[name].append(time.perf_counter() - t0)
+    lit, ev = batch / min(times["litert"]), batch / min(times["evaluator"])
+    print(f"speed, MobileNetV2 224 fp32, batch {batch}: LiteRT {lit:.1f} img/s ({os.cpu_count()} threads), "
+          f"evaluator {ev:.1f} img/s = {ev / lit:.0%} of LiteRT (limit 20%)", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="small_cnn," + ",".join(APPS))
+    ap.add_argument("--inputs", type=int, default=50, help="inputs for fp16 and compressed variants")
+    ap.add_argument("--fp32-inputs", type=int, default=10)
+    ap.add_argument("--skip-speed", action="store_true")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if not args.skip_speed:
+            speed(work)
+        for name in args.models.split(","):
+            if name == "small_cnn":
+                model, x = digits_model(work)
+                compare(model, x, work, name, len(x), len(x), [str(i) for i in range(10)])
+                continue
+            x = np.random.default_rng(0).uniform(0, 255, (args.inputs, 224, 224, 3)).astype(np.float32)
+            compare(app_model(name), x, work, name, args.fp32_inputs, args.inputs)
+
+
+if __name__ == "__main__":
+    main()

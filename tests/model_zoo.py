@@ -1,0 +1,49 @@
+"""One seeded Keras model holding every building block issue 3 lists, for the Core ML evaluator tests."""
+
+import keras
+from keras import layers as L
+
+
+def zoo_model(size=16, seed=0):
+    """Conv, depthwise, separable, transpose conv, dense, BN, LN, every activation, merges, pools, reshapes."""
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((size, size, 3), name="image")
+    x = L.Rescaling(1/255.)(inp)
+    norm = L.Normalization(mean=[0.5, 0.4, 0.3], variance=[0.04, 0.05, 0.06])
+    x = norm(x)
+    x = L.Resizing(size + 4, size + 4, interpolation="bilinear")(x)
+    x = L.ZeroPadding2D(1)(x)
+    x = L.Cropping2D(((2, 1), (1, 2)))(x)
+    a = L.Conv2D(8, 3, padding="same")(x)
+    a = L.BatchNormalization()(a)
+    a = L.ReLU()(a)
+    b = L.DepthwiseConv2D(3, padding="same")(x)
+    b = L.ReLU(max_value=6.0)(b)
+    b = L.Conv2D(8, 1)(b)
+    c = L.SeparableConv2D(8, 3, padding="same", activation="swish")(x)
+    x = L.Add()([a, b])
+    x = L.Subtract()([x, c])
+    x = L.Multiply()([x, L.Activation("sigmoid")(c)])
+    x = L.LeakyReLU(negative_slope=0.1)(x)
+    x = L.PReLU(shared_axes=[1, 2], alpha_initializer=keras.initializers.Constant(0.2))(x)
+    x = L.ELU()(x)
+    x = L.Concatenate()([x, L.Activation("hard_sigmoid")(a), L.Activation("hard_swish")(b)])
+    x = L.Activation("tanh")(x)
+    x = L.MaxPooling2D(2)(x)
+    x = L.Conv2DTranspose(8, 3, strides=2, padding="same")(x)
+    x = L.AveragePooling2D(2)(x)
+    x = L.UpSampling2D(2)(x)
+    x = L.LayerNormalization()(x)
+    # Exact GELU lowers to TF's Erfc, which coremltools cannot convert; the tanh form is the one that ships.
+    x = L.Activation(lambda t: keras.activations.gelu(t, approximate=True))(x)
+    x = L.Dropout(0.3)(x)
+    p = L.GlobalAveragePooling2D()(x)
+    q = L.GlobalMaxPooling2D()(x)
+    r = L.Permute((3, 1, 2))(x)
+    r = L.Reshape((8, -1))(r)
+    r = L.Flatten()(r)
+    r = L.Dense(16)(r)
+    x = L.Concatenate()([p, q, r])
+    x = L.Dense(10)(x)
+    out = L.Softmax()(x)
+    return keras.Model(inp, out)

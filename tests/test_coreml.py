@@ -1,0 +1,244 @@
+"""Core ML conversion and the reference evaluator, checked against Keras with real coremltools."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from benchmarks.coreml_reference import CoreMLFormatError, CoreMLReferenceRunner, InputMismatchError, UnsupportedOpError
+from benchmarks.coreml_reference.mil_ops import affine_dequantize, lut_to_dense
+from benchmarks.metrics import sqnr_db
+from convert.coreml import convert_coreml, imagetype_scale_bias
+from convert.errors import UnsupportedLayerError
+from train.preprocessing import Preprocessing
+
+FAMILIES = [("mlprogram", "fp32"), ("mlprogram", "fp16"), ("mlprogram", "int8w"), ("mlprogram", "pal6"),
+            ("mlprogram", "pal4"), ("neuralnetwork", "fp32"), ("neuralnetwork", "fp16")]
+SUFFIX = {"mlprogram": ".mlpackage", "neuralnetwork": ".mlmodel"}
+
+
+def test_imagetype_scale_bias_arithmetic_on_a_2x2_image():
+    prep = Preprocessing(image_size=(2, 2), normalization_in_model=False, mean=(127.5,) * 3, std=(127.5,) * 3)
+    scale, bias = imagetype_scale_bias(prep)
+    img = np.array([[[0, 0, 0], [255, 255, 255]], [[127.5, 127.5, 127.5], [51, 102, 204]]], np.float32)
+    core_ml = img * scale + np.array(bias)  # what Core ML does to each pixel
+    np.testing.assert_allclose(core_ml, (img - 127.5) / 127.5, atol=1e-6)
+    assert imagetype_scale_bias(Preprocessing(image_size=(2, 2))) == (1.0, [0.0, 0.0, 0.0])
+    with pytest.raises(UnsupportedLayerError, match="one scale for all channels"):
+        imagetype_scale_bias(Preprocessing(image_size=(2, 2), normalization_in_model=False, std=(58.0, 57.0, 57.5)))
+
+
+def test_lut_expansion_matches_coremltools():
+    from coremltools.converters.mil.mil.ops.defs.iOS16.constexpr_ops import constexpr_lut_to_dense
+    from coremltools.optimize._utils import pack_elements_into_bits
+
+    rng = np.random.default_rng(0)
+    for nbits in (4, 6):
+        lut = rng.normal(size=2 ** nbits).astype(np.float32)
+        idx = rng.integers(0, 2 ** nbits, 5 * 7).astype(np.uint8)
+        packed = pack_elements_into_bits(idx, nbits)
+        ours = lut_to_dense(lut, packed, np.array([5, 7], np.uint32))
+        np.testing.assert_array_equal(ours, constexpr_lut_to_dense.decompress(lut, packed, np.array([5, 7])))
+        np.testing.assert_array_equal(ours, lut[idx].reshape(5, 7))
+
+
+def test_affine_dequantize_is_per_channel():
+    q = np.array([[-128, 0, 127], [10, -10, 0]], np.int8)
+    out = affine_dequantize(q, np.array([0, 1], np.int8), np.array([0.5, 2.0], np.float32), np.array(0))
+    np.testing.assert_allclose(out, [[-64, 0, 63.5], [18, -22, -2]])
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    from model_zoo import zoo_model
+
+    model = zoo_model()
+    x = np.random.default_rng(0).uniform(0, 255, (6, 16, 16, 3)).astype(np.float32)
+    return model, x, np.asarray(model(x, training=False))
+
+
+@pytest.mark.parametrize("fmt,quant", FAMILIES)
+def test_evaluator_matches_keras_on_every_building_block(zoo, tmp_path, fmt, quant):
+    model, x, ref = zoo
+    path = tmp_path / f"zoo{SUFFIX[fmt]}"
+    convert_coreml(model, fmt, quant, None, None, {}).save(str(path))
+    out = CoreMLReferenceRunner(path).predict([x])[0]
+    assert out.shape == ref.shape
+    if quant == "fp32":
+        assert np.abs(out - ref).max() <= 1e-4
+    elif quant == "fp16":
+        assert sqnr_db(out, ref) >= 30.0
+    else:
+        # Compressed weights: lossy, but a wrong expansion (bit order, axis) gives ~0 dB.
+        assert sqnr_db(out, ref) >= 15.0
+
+
+def test_fp16_program_is_evaluated_in_fp16(zoo, tmp_path):
+    """fp16 activations add error beyond fp16 weights; an evaluator that computed in fp32 would hide it."""
+    model, x, ref = zoo
+    path = tmp_path / "zoo16.mlpackage"
+    convert_coreml(model, "mlprogram", "fp16", None, None, {}).save(str(path))
+    runner = CoreMLReferenceRunner(path)
+    out16 = runner.predict([x])[0]
+    for step in runner.program.steps:
+        step.fp16 = [False] * len(step.fp16)  # same fp16 weights, fp32 activations
+    out32 = runner.predict([x])[0]
+    assert np.abs(out16 - out32).max() > 1e-5
+    assert np.abs(out16 - ref).max() > 1.2 * np.abs(out32 - ref).max()
+
+
+@pytest.fixture(scope="module")
+def coreml_dist(tiny_run, tmp_path_factory):
+    from convert.api import ConvertConfig, convert
+
+    out = tmp_path_factory.mktemp("cm") / "dist"
+    convert(tiny_run, out, ConvertConfig(targets=("coreml",), coreml_formats=("mlprogram", "neuralnetwork"),
+                                         quantizations=("fp32", "fp16", "pal6")), log=lambda m: None)
+    return out
+
+
+def test_image_classifier_contract(coreml_dist, tiny_run):
+    from convert.manifest import load_manifest
+    from train.loading import sha256_file
+
+    m = load_manifest(coreml_dist)
+    assert sorted(a.name for a in m.artifacts) == ["model_mlprogram_fp16", "model_mlprogram_fp32",
+                                                     "model_mlprogram_pal6", "model_neuralnetwork_fp16",
+                                                     "model_neuralnetwork_fp32"]
+    for a in m.artifacts:
+        assert a.path(coreml_dist).exists() and a.file.endswith(SUFFIX[a.format])
+        assert a.inputs[0]["kind"] == "imageType" and a.inputs[0]["shape"] == [1, 16, 16, 3]
+        assert a.notes["predicted_feature"] == "classLabel"
+        spec = CoreMLReferenceRunner(a.path(coreml_dist)).spec
+        meta = spec.description.metadata
+        assert meta.author and meta.license and meta.shortDescription and meta.versionString
+        user = dict(meta.userDefined)
+        assert user["mobilepack.source_model_sha256"] == sha256_file(tiny_run / "model.keras")
+        assert json.loads(user["mobilepack.preprocessing"])["image_size"] == [16, 16]
+    assert m.artifact("model_mlprogram_pal6").notes["minimum_deployment_target"] == "iOS16"
+    assert m.artifact("model_neuralnetwork_fp32").notes["minimum_deployment_target"] == "iOS13"
+
+
+def test_bench_reports_coreml_rows(coreml_dist, fast_latency):
+    from benchmarks.bench import BenchConfig, run_bench
+
+    r = run_bench(coreml_dist, BenchConfig(data="digits", threads=(1,), latency=fast_latency), log=lambda m: None)
+    rows = {a["name"]: a for a in r["artifacts"]}
+    for a in rows.values():
+        assert a["runtime"] == "coreml-reference" and "not device latency" in a["latency_note"]
+        assert a["latency_ms"][0]["threads"] is None and a["latency_ms"][0]["runs"] >= 5
+    for name in ("model_mlprogram_fp32", "model_neuralnetwork_fp32"):
+        assert rows[name]["agreement"] == 1.0 and rows[name]["max_abs_error"] < 1e-4
+    assert rows["model_mlprogram_fp16"]["agreement"] >= 0.99 and rows["model_mlprogram_fp16"]["sqnr_db"] >= 30
+    assert "coreml-reference" in (coreml_dist / "report.md").read_text()
+
+
+def test_not_a_core_ml_file(tmp_path):
+    bad = tmp_path / "model.mlmodel"
+    bad.write_bytes(b"\x00\x01 this is not a protobuf of a model")
+    with pytest.raises(CoreMLFormatError, match="not a Core ML model"):
+        CoreMLReferenceRunner(bad)
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(CoreMLFormatError, match="not a Core ML model"):
+        CoreMLReferenceRunner(tmp_path / "notes.txt")
+
+
+def test_truncated_mlpackage(coreml_dist, tmp_path):
+    pkg = tmp_path / "cut.mlpackage"
+    shutil.copytree(coreml_dist / "model_mlprogram_fp32.mlpackage", pkg)
+    weights = next(pkg.rglob("weight.bin"))
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(CoreMLFormatError, match="truncated"):
+        CoreMLReferenceRunner(pkg)
+    (pkg / "Manifest.json").unlink()
+    with pytest.raises(CoreMLFormatError, match="no Manifest.json"):
+        CoreMLReferenceRunner(pkg)
+
+
+def test_unknown_op_is_named(coreml_dist, tmp_path):
+    pkg = tmp_path / "odd.mlpackage"
+    shutil.copytree(coreml_dist / "model_mlprogram_fp32.mlpackage", pkg)
+    spec_file = next(pkg.rglob("model.mlmodel"))
+    from coremltools.proto import Model_pb2
+
+    spec = Model_pb2.Model()
+    spec.ParseFromString(spec_file.read_bytes())
+    block = spec.mlProgram.functions["main"].block_specializations["CoreML5"]
+    next(op for op in block.operations if op.type == "relu").type = "mystery_op"
+    spec_file.write_bytes(spec.SerializeToString())
+    with pytest.raises(UnsupportedOpError, match="mystery_op"):
+        CoreMLReferenceRunner(pkg)
+
+
+def test_input_shape_mismatch(coreml_dist):
+    runner = CoreMLReferenceRunner(coreml_dist / "model_neuralnetwork_fp32.mlmodel")
+    with pytest.raises(InputMismatchError, match=r"\(16, 16, 3\).*\(20, 20, 3\)"):
+        runner.predict([np.zeros((2, 20, 20, 3), np.float32)])
+
+
+def test_layer_core_ml_cannot_take_is_named_and_nothing_written(tmp_path):
+    import keras
+
+    from convert.api import ConvertConfig, convert
+
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Dense(3, activation="gelu", name="exact_gelu")(inputs)
+    keras.Model(inputs, outputs).save(tmp_path / "gelu.keras")
+    with pytest.raises(UnsupportedLayerError, match=r"mlprogram: layer 'exact_gelu' \(Dense\).*Erfc.*--target tflite"):
+        convert(tmp_path / "gelu.keras", tmp_path / "out", ConvertConfig(targets=("coreml",)), log=lambda m: None)
+    assert not (tmp_path / "out").exists()
+
+
+def _tamper(dist, tmp_path, edit):
+    """A copy of `dist` whose mlpackage was changed by `edit` and re-recorded in the manifest."""
+    from train.loading import sha256_file, size_on_disk
+
+    copy = tmp_path / "dist"
+    shutil.copytree(dist, copy)
+    pkg = copy / "model_mlprogram_fp32.mlpackage"
+    edit(pkg)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    for a in manifest["artifacts"]:
+        if a["file"] == pkg.name:
+            a["sha256"], a["size_bytes"] = sha256_file(pkg), size_on_disk(pkg)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    return copy
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda pkg: next(pkg.rglob("weight.bin")).write_bytes(b"\x00" * 64), "truncated"),
+    (lambda pkg: (pkg / "Manifest.json").write_text("{}"), "damaged Manifest.json"),
+])
+def test_bench_cli_one_line_for_a_damaged_package(coreml_dist, tmp_path, edit, message):
+    from click.testing import CliRunner
+
+    from mobilepack.cli import cli
+
+    dist = _tamper(coreml_dist, tmp_path, edit)
+    result = CliRunner().invoke(cli, ["bench", str(dist), "--data", "digits", "--threads", "1", "--runs", "5"])
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and message in lines[0] and "model_mlprogram_fp32.mlpackage" in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("size,stride,kernel,pads", [
+    (9, 1, 3, ((1, 1), (1, 1))), (10, 2, 3, ((0, 1), (0, 1))), (11, 2, 3, ((1, 1), (1, 1))),
+    (7, 2, 5, ((2, 2), (1, 2))), (8, 1, 5, ((2, 2), (2, 2))), (6, 3, 3, ((0, 0), (0, 0))),
+])
+def test_fast_depthwise_equals_the_textbook_sum(size, stride, kernel, pads):
+    """The gathered-matmul depthwise kernel against kh*kw explicit shifted products."""
+    from benchmarks.coreml_reference import kernels as K
+
+    rng = np.random.default_rng(size)
+    x = rng.normal(size=(2, 6, size, size)).astype(np.float32)
+    w = rng.normal(size=(6, 1, kernel, kernel)).astype(np.float32)
+    fast = K.conv2d(x, w, None, (stride, stride), pads, (1, 1), groups=6)
+    xp = np.pad(x, [(0, 0), (0, 0), *pads])
+    oh = (xp.shape[2] - kernel) // stride + 1
+    ow = (xp.shape[3] - kernel) // stride + 1
+    slow = np.zeros((2, 6, oh, ow), np.float32)
+    for i in range(kernel):
+        for j in range(kernel):
+            slow += xp[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride] * w[None, :, 0, i, j, None, None]
+    np.testing.assert_allclose(fast, slow, atol=1e-5)
