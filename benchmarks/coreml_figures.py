@@ -77,10 +77,14 @@ def compare(model, x: np.ndarray, work: Path, label: str, n_fp32: int, n_other: 
     for fmt, quant in FAMILIES:
         path = work / f"{label}_{fmt}_{quant}{'.mlpackage' if fmt == 'mlprogram' else '.mlmodel'}"
         t0 = time.perf_counter()
-        convert_coreml(model, fmt, quant, None, labels, {}).save(str(path))
-        t1 = time.perf_counter()
         n = n_fp32 if quant == "fp32" else n_other
-        out = CoreMLReferenceRunner(path).predict([x[:n]])[0]
+        try:
+            convert_coreml(model, fmt, quant, None, labels, {}).save(str(path))
+            t1 = time.perf_counter()
+            out = CoreMLReferenceRunner(path).predict([x[:n]])[0]
+        except Exception as exc:  # report and go on to the next family
+            print(f"{label:20s} {fmt:13s} {quant:6s} ERROR {exc}", flush=True)
+            continue
         t2 = time.perf_counter()
         r = ref[:n]
         agree = float(np.mean(out.argmax(-1) == r.argmax(-1)))

@@ -112,9 +112,11 @@ class CoreMLRunner:
     runtime = "coreml"
 
     def __init__(self, path: Path):
-        import coremltools as ct
         from PIL import Image
 
+        from convert.coreml import import_coremltools
+
+        ct = import_coremltools()
         self._image = Image
         self.model = ct.models.MLModel(str(path))
         spec = self.model.get_spec()

@@ -108,7 +108,8 @@ def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str],
             else:
                 artifact = _coreml_artifact(stage, model, fmt, quant, prep if image_input else None, labels, metadata)
             artifacts.append(artifact)
-            log(f"[{i}/{len(jobs)}] {target} {fmt} {quant}: {artifact.size_bytes / 1024:.1f} KiB "
+            family = target if target == fmt else f"{target} {fmt}"
+            log(f"[{i}/{len(jobs)}] {family} {quant}: {artifact.size_bytes / 1024:.1f} KiB "
                 f"in {time.perf_counter() - start:.1f} s")
         manifest = _write_support_files(stage, model_path, run_dir, split_file, prep, labels, calibration,
                                         artifacts, config, image_input)

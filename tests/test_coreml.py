@@ -242,3 +242,17 @@ def test_fast_depthwise_equals_the_textbook_sum(size, stride, kernel, pads):
         for j in range(kernel):
             slow += xp[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride] * w[None, :, 0, i, j, None, None]
     np.testing.assert_allclose(fast, slow, atol=1e-5)
+
+
+def test_real_bench_process_keeps_stderr_clean(coreml_dist, tmp_path):
+    """coremltools logs about macOS-only modules on import; none of it may reach the user."""
+    import subprocess
+    import sys
+
+    copy = tmp_path / "d"
+    shutil.copytree(coreml_dist, copy)
+    proc = subprocess.run([sys.executable, "-m", "mobilepack", "bench", str(copy), "--data", "digits", "--threads", "1",
+                           "--runs", "5", "-q"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == ""
+    assert "coreml-reference" in proc.stdout

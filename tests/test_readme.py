@@ -34,4 +34,5 @@ def test_tour_runs_as_written(tmp_path, monkeypatch):
         assert result.exit_code == 0, (command, result.output, result.stderr)
     report = json.loads((tmp_path / "dist" / "report.json").read_text())
     assert report["reference"]["accuracy"] >= 0.97  # the floor for small_cnn on digits
-    assert report["gate"]["verdict"] == "passed" and len(report["artifacts"]) == 4
+    assert report["gate"]["verdict"] == "passed" and len(report["artifacts"]) == 9
+    assert {a["runtime"] for a in report["artifacts"]} == {"litert", "coreml-reference"}

@@ -13,6 +13,9 @@ from .values import BlobFile
 
 def load_spec(path: Path):
     """The Model protobuf and the weights folder, refusing anything that is not a whole Core ML model."""
+    from convert.coreml import import_coremltools
+
+    import_coremltools()  # first import quietly: coremltools logs about missing macOS-only modules
     from coremltools.proto import Model_pb2
     from google.protobuf.message import DecodeError
 

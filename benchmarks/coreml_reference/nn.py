@@ -148,6 +148,16 @@ def _pad(p, x):
     return np.pad(x, [(a[2 * i], a[2 * i + 1]) for i in range(x.ndim)], constant_values=p.value)
 
 
+def _padding(p, x):
+    """The rank-4 padding layer: H and W only (ZeroPadding2D, 'same' pads the converter made explicit)."""
+    kind = p.WhichOneof("PaddingType")
+    (t, b), (left, r) = _border(p.paddingAmounts)
+    pairs = [(0, 0)] * (x.ndim - 2) + [(t, b), (left, r)]
+    if kind == "constant":
+        return K.pad_constant(x, pairs, float(p.constant.value))
+    return np.pad(x, pairs, mode="reflect" if kind == "reflection" else "edge")
+
+
 def _upsample(p, x):
     x4, lead = _as4d(x)
     if len(p.fractionalScalingFactor):
@@ -251,6 +261,7 @@ LAYERS = {
     "tile": (False, lambda p, x: np.tile(x, [int(r) for r in p.reps])),
     "sliceStatic": (False, _slice),
     "constantPad": (False, _pad),
+    "padding": (False, _padding),
     "upsample": (False, _upsample),
     "resizeBilinear": (False, lambda p, x: _from4d(K.resize_bilinear(
         _as4d(x)[0], p.targetSize[0], p.targetSize[1],
