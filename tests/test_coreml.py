@@ -256,3 +256,24 @@ def test_real_bench_process_keeps_stderr_clean(coreml_dist, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip() == ""
     assert "coreml-reference" in proc.stdout
+
+
+def test_stride2_same_padding_is_folded_into_the_conv(tmp_path):
+    """MobileNet's explicit ZeroPadding2D + 'valid' stride-2 conv: the evaluator folds the pad and stays exact."""
+    import keras
+
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu6")(inputs)
+    x = keras.layers.ZeroPadding2D(((0, 1), (0, 1)))(x)
+    x = keras.layers.DepthwiseConv2D(3, strides=2, padding="valid", activation="relu")(x)
+    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(x))
+    model = keras.Model(inputs, outputs)
+    path = tmp_path / "pads.mlpackage"
+    convert_coreml(model, "mlprogram", "fp32", None, None, {}).save(str(path))
+    runner = CoreMLReferenceRunner(path)
+    block = runner.spec.mlProgram.functions["main"].block_specializations["CoreML5"]
+    assert [op.type for op in block.operations].count("pad") == 1  # the converter's explicit pad...
+    assert not [st for st in runner.program.steps if st.op_type == "pad"]  # ...folded into the conv
+    x = np.random.default_rng(0).normal(size=(4, 16, 16, 3)).astype(np.float32)
+    np.testing.assert_allclose(runner.predict([x])[0], np.asarray(model(x)), atol=1e-5)

@@ -8,6 +8,7 @@ expanded once, at load, as Core ML expands them.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +50,8 @@ class MILProgram:
         self.steps: list[_Step] = []
         for op in block.operations:
             self._load(op, blobs)
+        self._fold_zero_pads()
+        self._mark_in_place()
 
     def _load(self, op, blobs: BlobFile) -> None:
         out_names = [o.name for o in op.outputs]
@@ -73,6 +76,53 @@ class MILProgram:
                 for o in op.outputs]
         self.steps.append(_Step(op.type, kernel, refs, consts, out_names, fp16))
 
+    def _static(self, step: _Step, param: str):
+        """A step input known at load time (an immediate value or a const), else None."""
+        if param in step.consts:
+            return step.consts[param]
+        ref = step.refs.get(param)
+        return self.values.get(ref) if isinstance(ref, str) else None
+
+    def _uses(self) -> Counter:
+        return Counter(r for st in self.steps for ref in st.refs.values()
+                       for r in (ref if isinstance(ref, list) else [ref]))
+
+    def _fold_zero_pads(self) -> None:
+        """A zero pad of H and W that only feeds a 'valid' conv becomes that conv's own padding.
+
+        The converter makes TensorFlow's stride-2 'same' padding explicit; folding it saves
+        copying the whole feature map once (a speed change only: the sums are the same).
+        """
+        uses, made_by = self._uses(), {st.outputs[0]: st for st in self.steps}
+        dropped = set()
+        for conv in self.steps:
+            pad = made_by.get(conv.refs.get("x")) if conv.op_type == "conv" else None
+            if pad is None or pad.op_type != "pad" or uses[pad.outputs[0]] != 1 or pad.outputs[0] in self.outputs:
+                continue
+            amounts = self._static(pad, "pad")
+            mode, value = self._static(pad, "mode"), self._static(pad, "constant_val")
+            if amounts is None or str(np.asarray(mode if mode is not None else "constant").item()) != "constant":
+                continue
+            amounts = [int(v) for v in np.asarray(amounts).ravel()]
+            if (value is not None and float(np.asarray(value)) != 0.0) or len(amounts) != 8 or any(amounts[:4]) \
+                    or str(np.asarray(self._static(conv, "pad_type")).item()) != "valid":
+                continue
+            conv.refs["x"] = pad.refs["x"]
+            conv.refs.pop("pad_type", None)
+            conv.refs.pop("pad", None)
+            conv.consts.update(pad_type=np.array("custom"), pad=np.array(amounts[4:], np.int32))
+            dropped.add(id(pad))
+        self.steps = [st for st in self.steps if id(st) not in dropped]
+
+    def _mark_in_place(self) -> None:
+        """relu/relu6 may overwrite an input that no one else reads (saves an allocation per layer)."""
+        uses = self._uses()
+        for st in self.steps:
+            x = st.refs.get("x")
+            if st.op_type in _IN_PLACE and isinstance(x, str) and uses[x] == 1 and x not in self.values \
+                    and x not in self.outputs and x not in self.input_shapes:
+                st.kernel = _IN_PLACE[st.op_type]
+
     def _const_arg(self, arg):
         b = arg.arguments[0]
         if b.name:
@@ -96,6 +146,12 @@ class MILProgram:
                     value = value.astype(np.float16).astype(np.float32) if half else value.astype(np.float32, copy=False)
                 env[name] = value
         return {name: env[name] for name in self.outputs}
+
+
+_IN_PLACE = {
+    "relu": lambda x: np.maximum(x, np.float32(0), out=x),
+    "relu6": lambda x: np.clip(x, np.float32(0), np.float32(6), out=x),
+}
 
 
 def _as_compute(value):
