@@ -19,6 +19,7 @@ from .evaldata import EvalData, load_eval_data
 from .gate import DEFAULT_THRESHOLDS, Threshold, judge
 from .latency import LatencyProtocol, litert_latency, runner_latency
 from .machine import machine_info
+from .recommend import recommend
 from .report import REPORT_SCHEMA_VERSION, write_report
 from .runners import KerasRunner, LiteRTRunner, coreml_runner, predict_batched
 
@@ -73,6 +74,7 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
     rows = [_artifact_row(a, dist, data, ref_out, ref_pred, reference, config, names, progress)
             for a in manifest.artifacts]
     failed = [r["name"] for r in rows if r["status"] == "failed"]
+    recommended = recommend(rows)
     report = {
         "schema_version": REPORT_SCHEMA_VERSION,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -83,6 +85,7 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
         "thresholds": {q: vars(t) for q, t in config.thresholds.items()},
         "gate": {"enabled": config.gate, "verdict": ("failed" if failed else "passed") if config.gate else "not gated",
                  "failed": failed},
+        "recommended": recommended,
         "artifacts": rows,
     }
     write_report(report, dist)

@@ -43,7 +43,18 @@ def text_table(report: dict) -> str:
     line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
     ref = report["reference"]
     ref_line = f"reference (keras): accuracy {_fmt(ref['accuracy'], '.4f')}, p50 {ref['latency_ms']['p50']:.3f} ms"
-    return "\n".join([ref_line, line(head), *[line(r) for r in rows]])
+    return "\n".join([ref_line, line(head), *[line(r) for r in rows], *recommendation_lines(report)])
+
+
+def recommendation_lines(report: dict) -> list[str]:
+    by_name = {a["name"]: a for a in report["artifacts"]}
+    lines = []
+    for platform, name in report.get("recommended", {}).items():
+        if name:
+            lines.append(f"recommended for {platform}: {name} ({by_name[name]['recommendation_reason']})")
+        elif any(a["target"] == {"android": "tflite", "ios": "coreml"}[platform] for a in report["artifacts"]):
+            lines.append(f"recommended for {platform}: none (no artifact passed its gate)")
+    return lines
 
 
 def markdown(report: dict) -> str:
@@ -59,6 +70,7 @@ def markdown(report: dict) -> str:
         f"> {m['note']}", "",
         f"Reference (Keras): accuracy {_fmt(report['reference']['accuracy'], '.4f')}, "
         f"batch-1 p50 {report['reference']['latency_ms']['p50']:.3f} ms.", "",
+        *[f"- {line[0].upper()}{line[1:]}" for line in recommendation_lines(report)], "",
         "| " + " | ".join(head) + " |",
         "|" + "|".join("---" if i < 3 else "---:" for i in range(len(head))) + "|",
         *["| " + " | ".join(r) + " |" for r in rows], "",

@@ -124,3 +124,24 @@ def test_missing_artifact_is_refused(tiny_dist, tmp_path):
     (copy / "model_int8.tflite").unlink()
     with pytest.raises(ManifestError, match="model_int8.tflite: listed in the manifest but missing"):
         run_bench(copy, BenchConfig(), log=quiet)
+
+
+def test_one_recommended_artifact_per_platform(report):
+    rows = report["artifacts"]
+    tflite = [a for a in rows if a["target"] == "tflite"]
+    best = min((a for a in tflite if a["status"] == "passed"), key=lambda a: a["size_bytes"])
+    assert report["recommended"]["android"] == best["name"]
+    assert [a["name"] for a in rows if a["recommended"]] == [best["name"]]
+    assert "smallest android artifact within its gate" in best["recommendation_reason"]
+    assert all(a["recommendation_reason"] for a in rows)
+    assert report["recommended"]["ios"] is None  # no Core ML artifacts in this dist
+
+
+def test_recommendation_skips_failed_artifacts(tiny_dist, noise_npz, fast_latency):
+    r = run_bench(tiny_dist, BenchConfig(data=str(noise_npz), threads=(1,), latency=fast_latency), log=quiet)
+    rows = {a["name"]: a for a in r["artifacts"]}
+    assert rows["model_int8"]["status"] == "failed" and not rows["model_int8"]["recommended"]
+    assert rows["model_int8"]["recommendation_reason"].startswith("failed its gate")
+    chosen = rows[r["recommended"]["android"]]
+    assert chosen["status"] == "passed"
+    assert chosen["size_bytes"] == min(a["size_bytes"] for a in rows.values() if a["status"] == "passed")

@@ -132,6 +132,9 @@ def test_bench_reports_coreml_rows(coreml_dist, fast_latency):
         assert rows[name]["agreement"] == 1.0 and rows[name]["max_abs_error"] < 1e-4
     assert rows["model_mlprogram_fp16"]["agreement"] >= 0.99 and rows["model_mlprogram_fp16"]["sqnr_db"] >= 30
     assert "coreml-reference" in (coreml_dist / "report.md").read_text()
+    passing = [a for a in rows.values() if a["status"] == "passed"]
+    assert r["recommended"]["ios"] == min(passing, key=lambda a: a["size_bytes"])["name"]
+    assert r["recommended"]["android"] is None
 
 
 def test_not_a_core_ml_file(tmp_path):
