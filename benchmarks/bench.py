@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -117,11 +117,23 @@ def _artifact_row(artifact, dist: Path, data: EvalData, ref_out, ref_pred, refer
         "max_abs_error": metrics.max_abs_error(flat, ref_flat),
         "sqnr_db": metrics.finite_or_none(metrics.sqnr_db(flat, ref_flat)),
         **_latency(artifact, path, runner, data, config, input_names, progress),
+        **_search_fields(artifact),
     }
     threshold: Threshold = config.thresholds[artifact.quantization]
+    if artifact.notes.get("budget_pp") is not None:  # chosen by `convert --max-drop`: its budget is its limit
+        threshold = replace(threshold, max_drop_pp=float(artifact.notes["budget_pp"]))
     status, reason = judge(row, threshold, data.count)
     row["status"], row["reason"] = status, reason
     return row
+
+
+def _search_fields(artifact) -> dict:
+    """What `convert --max-drop` decided, for artifacts it chose: budget, float layers and why."""
+    notes = artifact.notes
+    if notes.get("budget_pp") is None:
+        return {}
+    return {"budget_pp": notes["budget_pp"], "search": notes.get("search", []),
+            "float_layers": notes.get("float_layers", []), "float_layer_reason": notes.get("float_layer_reason")}
 
 
 def _latency(artifact, path, runner, data: EvalData, config: BenchConfig, input_names, progress) -> dict:

@@ -78,9 +78,19 @@ def markdown(report: dict) -> str:
           if any(a["runtime"] == "coreml-reference" for a in report["artifacts"]) else []),
         "## Checks", "",
         *[f"- {'PASS' if a['status'] == 'passed' else a['status'].upper()} `{a['name']}`: {a['reason']}"
-          for a in report["artifacts"]], "",
+          + _search_note(a) for a in report["artifacts"]], "",
     ]
     return "\n".join(out)
+
+
+def _search_note(row: dict) -> str:
+    if "budget_pp" not in row:
+        return ""
+    tried = ", ".join(f"{t['candidate']} {t['val_drop_pp']:.2f} pp" for t in row["search"])
+    kept = row["float_layers"]
+    floats = (f" {len(kept)} tensor(s) kept float ({', '.join(f['tensor'] for f in kept)}): "
+              f"{row['float_layer_reason']}.") if kept else ""
+    return f" Chosen within {row['budget_pp']:g} pp on the validation split (tried {tried}).{floats}"
 
 
 def write_report(report: dict, out_dir: Path) -> dict[str, Path]:

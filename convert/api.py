@@ -15,6 +15,7 @@ from train.loading import load_keras_model, resolve_model_path, sha256_file, siz
 from train.preprocessing import Preprocessing
 from train.trainer import read_labels
 
+from .budget import Judge
 from .calibration import resolve_calibration
 from .coreml import COREML_QUANTS, SUFFIX
 from .errors import UsageError
@@ -39,8 +40,12 @@ class ConvertConfig:
     int8_output: str = "float32"
     unsafe_load: bool = False
     seed: int = 0
+    max_drop_pp: float | None = None  # accuracy budget: keep one artifact per family, the most compressed within it
 
     def __post_init__(self):
+        if self.max_drop_pp is not None and not self.max_drop_pp > 0:
+            raise UsageError(f"--max-drop {self.max_drop_pp:g}: the accuracy budget must be a number of "
+                             "percentage points greater than 0, e.g. --max-drop 0.5")
         if not self.targets:
             raise UsageError(f"--target is empty; valid: {', '.join(TARGETS)}")
         for t in self.targets:
@@ -70,8 +75,13 @@ class ConvertConfig:
             raise UsageError(f"--calibration-size must be positive, got {self.calibration_size}")
 
 
-def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str], None] = print) -> Manifest:
-    """Convert `source` (a .keras file or run dir) into `out`, replacing it atomically."""
+def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str], None] = print,
+            judge: Judge | None = None) -> Manifest:
+    """Convert `source` (a .keras file or run dir) into `out`, replacing it atomically.
+
+    With config.max_drop_pp, `judge(path, target)` gives a candidate's validation
+    accuracy drop and each family keeps only its most compressed candidate within budget.
+    """
     source = Path(source)
     model_path = resolve_model_path(source)
     run_dir = model_path.parent if (model_path.parent / "preprocessing.json").is_file() else None
@@ -100,7 +110,11 @@ def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str],
     metadata = {"source_model_sha256": model_sha, "tools": tool_versions(),
                 "preprocessing": prep.to_dict() if prep else None}
     with staged_directory(out) as stage:
-        artifacts = []
+        if config.max_drop_pp is not None:
+            artifacts = _budgeted(stage, model, calibration, image_input, prep, labels, metadata, config, judge, log)
+            jobs = []
+        else:
+            artifacts = []
         for i, (target, fmt, quant) in enumerate(jobs, 1):
             start = time.perf_counter()
             if target == "tflite":
@@ -117,14 +131,64 @@ def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str],
     return manifest
 
 
-def _tflite_artifact(stage: Path, model, quant, calibration, image_input, config) -> Artifact:
-    name = f"model_{quant}"
-    data = convert_tflite(model, quant, calibration, image_input, config.int8_output)
+def _budgeted(stage, model, calibration, image_input, prep, labels, metadata, config, judge, log) -> list[Artifact]:
+    from .budget import COREML_LADDER, TFLITE_LADDER, choose
+
+    if judge is None:
+        raise UsageError("--max-drop needs a validation split to judge candidates; convert a run dir")
+    allowed = lambda q: not config.quantizations or q in config.quantizations  # noqa: E731
+    chosen = []
+    for target, fmt, _ in config.families():
+        log(f"searching {fmt} within {config.max_drop_pp:g} pp")
+        if target == "tflite":
+            rungs = _tflite_rungs(stage, model, calibration, image_input, config, [q for q in TFLITE_LADDER if allowed(q)])
+        else:
+            rungs = ((q, lambda q=q: _coreml_artifact(stage, model, fmt, q, prep if image_input else None, labels,
+                                                      metadata)) for q in COREML_LADDER[fmt] if allowed(q))
+        chosen.append(choose(fmt, rungs, stage, config.max_drop_pp, judge, log))
+    return chosen
+
+
+def _tflite_rungs(stage, model, calibration, image_input, config, quants):
+    """int8, then int8 with the most sensitive layers kept float, then dynamic, then fp16."""
+    from .budget import float_layer_counts
+    from .tflite import layer_sensitivity
+
+    for quant in quants:
+        yield quant, lambda q=quant: _tflite_artifact(stage, model, q, calibration, image_input, config)
+        if quant == "int8":
+            int8 = (stage / "model_int8.tflite").read_bytes() if (stage / "model_int8.tflite").exists() else \
+                convert_tflite(model, "int8", calibration, image_input, config.int8_output)
+            ranked = layer_sensitivity(model, calibration, int8)
+            for k in float_layer_counts(len(ranked)):
+                yield (f"int8 with {k} tensor(s) kept float",
+                       lambda k=k: _tflite_artifact(stage, model, "int8", calibration, image_input, config, ranked[:k]))
+
+
+def _tflite_artifact(stage: Path, model, quant, calibration, image_input, config, float_layers=None) -> Artifact:
+    from .tflite import convert_tflite_mixed
+
+    name = f"model_{quant}_mixed" if float_layers else f"model_{quant}"
+    if float_layers:
+        data = convert_tflite_mixed(model, calibration, sorted({n for group, _ in float_layers for n in group}))
+    else:
+        data = convert_tflite(model, quant, calibration, image_input, config.int8_output)
     atomic_write_bytes(stage / f"{name}.tflite", data)
     inputs, outputs = describe_tensors(stage / f"{name}.tflite")
+    notes = _notes(quant, image_input, config)
+    if float_layers:
+        notes = {**notes, "weights": "int8 except the float layers", "input": "float32 (quantized inside)",
+                 "output": "float32",
+                 "float_layers": [{"tensor": group[0], "layers": group, "quantization_sqnr_db": round(score, 2)}
+                                  for group, score in float_layers],
+                 "float_layer_reason": "these tensors lose most to int8 rounding (lowest worst-channel SQNR "
+                                       "against their own rounding, measured with LiteRT's QuantizationDebugger "
+                                       "on the calibration data); their producer and readers stay float so "
+                                       "they are never quantized; added most sensitive first until the "
+                                       "validation drop fit the budget"}
     return Artifact(name=name, file=f"{name}.tflite", sha256=sha256_file(stage / f"{name}.tflite"),
                     size_bytes=len(data), target="tflite", format="tflite", quantization=quant,
-                    inputs=inputs, outputs=outputs, notes=_notes(quant, image_input, config))
+                    inputs=inputs, outputs=outputs, notes=notes)
 
 
 def _coreml_artifact(stage: Path, model, fmt, quant, prep, labels, metadata) -> Artifact:

@@ -109,3 +109,84 @@ def _signature_names(interp, kind: str, details: list[dict], sig: dict) -> list[
     mapping = runner.get_input_details() if kind == "inputs" else runner.get_output_details()
     by_index = {v["index"]: k for k, v in mapping.items()}
     return [by_index.get(d["index"]) for d in details]
+
+
+def quantization_sqnr(float_values, quantized_values, scale, zero_point) -> float:
+    """Worst per-channel SQNR (dB) of a tensor against its own int8 rounding.
+
+    It looks only at the float tensor and its calibrated scale, so it measures the
+    damage done where the tensor is quantized, not error inherited from upstream
+    layers. It catches what Google's rmse/scale misses: one channel with a huge range
+    makes the step larger than every other channel's signal, yet the error is still
+    "one step".
+    """
+    f = np.concatenate([np.asarray(v, np.float64).reshape(-1, np.shape(v)[-1]) for v in float_values])
+    deq = (np.clip(np.rint(f / scale) + zero_point, -128, 127) - zero_point) * scale
+    signal = (f ** 2).sum(axis=0)
+    noise = ((f - deq) ** 2).sum(axis=0)
+    live = signal > 0
+    if not live.any():
+        return float("inf")
+    return float(np.min(10 * np.log10(signal[live] / np.maximum(noise[live], 1e-30))))
+
+
+def _debugger(model, calibration: CalibrationSet, denylist: list[str] | None = None):
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = _representative(calibration)
+    # Float kernels must be allowed for the layers that stay float.
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    options = tf.lite.experimental.QuantizationDebugOptions(
+        denylisted_nodes=denylist or None, layer_direct_compare_metrics={"quantization_sqnr": quantization_sqnr})
+    return tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=_representative(calibration), debug_options=options)
+
+
+def layer_sensitivity(model, calibration: CalibrationSet, int8_model: bytes) -> list[tuple[list[str], float]]:
+    """Tensors whose int8 rounding hurts most, lowest quantization SQNR first.
+
+    Each entry is the group of layers to keep float so that the tensor is never
+    quantized: the layer that produces it and every layer that reads it.
+    """
+    import csv
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            debugger = _debugger(model, calibration)
+            debugger.run()
+            buf = io.StringIO()
+            debugger.layer_statistics_dump(buf)
+    except Exception as exc:  # the debugger raises many unrelated types
+        raise _conversion_error(exc, "int8") from None
+    buf.seek(0)
+    readers = _readers(int8_model)
+    scores = [(row["tensor_name"], float(row["quantization_sqnr"])) for row in csv.DictReader(buf)
+              if row.get("quantization_sqnr") not in (None, "", "nan")]
+    return [([name, *readers.get(name, [])], score) for name, score in sorted(scores, key=lambda s: s[1])]
+
+
+def _readers(model_bytes: bytes) -> dict[str, list[str]]:
+    """tensor name -> output names of the ops that read it, from the int8 graph."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=model_bytes)
+    names = {t["index"]: t["name"] for t in interp.get_tensor_details()}
+    out: dict[str, list[str]] = {}
+    for op in interp._get_ops_details():  # the public API has no graph walk
+        for i in op["inputs"]:
+            if i in names:
+                out.setdefault(names[i], []).extend(names[o] for o in op["outputs"] if o in names)
+    return out
+
+
+def convert_tflite_mixed(model, calibration: CalibrationSet, float_layers: list[str]) -> bytes:
+    """int8 except `float_layers`, which keep float kernels (float32 input and output)."""
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _debugger(model, calibration, float_layers).get_nondebug_quantized_model()
+    except Exception as exc:
+        raise _conversion_error(exc, "int8") from None

@@ -119,26 +119,41 @@ def train_cmd(data, arch, img_size, epochs, batch_size, alpha, seed, out, ui):
 @click.option("--int8-output", type=click.Choice(["float32", "uint8"]), default="float32", show_default=True)
 @click.option("--unsafe-load", is_flag=True, help="Allow Lambda layers (runs Python code from the file). Only for files you trust.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-drop", type=float, default=None, metavar="PP",
+              help="Accuracy budget: keep, per format, the most compressed artifact whose validation accuracy "
+                   "drop stays within PP percentage points (needs a run dir).")
 @command_options
 def convert_cmd(model, target, coreml_format, quant, out, calibration, calibration_size, int8_output, unsafe_load,
-                seed, ui):
+                seed, max_drop, ui):
     """Convert a Keras model or run dir to TFLite / Core ML artifacts and manifest.json.
 
     Example:
 
         mobilepack convert runs/digits --target tflite,coreml --coreml-format mlprogram,neuralnetwork --out dist
+
+    With a budget, one artifact per format: the most compressed within 0.5 pp:
+
+        mobilepack convert runs/digits --target tflite,coreml --max-drop 0.5 --out dist
     """
     from convert.api import ConvertConfig, convert
 
     config = ConvertConfig(targets=_split_list(target), quantizations=_split_list(quant),
                            coreml_formats=_split_list(coreml_format), calibration=calibration,
                            calibration_size=calibration_size, int8_output=int8_output, unsafe_load=unsafe_load,
-                           seed=seed)
-    manifest = convert(model, out, config, log=ui.log)
+                           seed=seed, max_drop_pp=max_drop)
+    manifest = convert(model, out, config, log=ui.log, judge=_judge(model, max_drop, unsafe_load, ui))
     click.echo(f"{out}/manifest.json: {len(manifest.artifacts)} artifact(s)")
 
 
 cli.add_command(convert_cmd)
+
+
+def _judge(model, max_drop, unsafe_load, ui):
+    if max_drop is None or not max_drop > 0:
+        return None  # ConvertConfig refuses a non-positive budget with the reason
+    from mobilepack.search import validation_judge
+
+    return validation_judge(model, max_drop, unsafe_load, ui.log)
 
 
 def _bench_config(data, threads, max_drop, min_agreement, no_gate, runs, unsafe_load, dist=None):
@@ -175,7 +190,9 @@ def _finish_bench(report: dict, dist: Path, ui) -> None:
 
 bench_options = [
     click.option("--threads", default=None, help="Comma list of thread counts for latency (default: 1 and all cores)."),
-    click.option("--max-drop", multiple=True, metavar="QUANT=PP", help="Override the accuracy-drop limit, e.g. int8=0.5."),
+    click.option("--max-drop", multiple=True, metavar="QUANT=PP",
+                 help="Override the accuracy-drop limit of one quantization, e.g. int8=0.5 (demo: a plain PP "
+                      "is the accuracy budget of the conversion)."),
     click.option("--min-agreement", multiple=True, metavar="QUANT=X", help="Override the top-1 agreement floor, e.g. int8=0.99."),
     click.option("--no-gate", is_flag=True, help="Report only; exit 0 even when an artifact fails."),
     click.option("--runs", type=click.IntRange(min=2), default=50, show_default=True, help="Minimum timed runs per latency."),
@@ -223,18 +240,38 @@ def bench_cmd(dist, data, threads, max_drop, min_agreement, no_gate, runs, unsaf
 def demo_cmd(out, run_dir, epochs, img_size, seed, threads, max_drop, min_agreement, no_gate, runs, ui):
     """Train on digits, convert to every TFLite and Core ML variant, benchmark, and write the report.
 
+    --max-drop PP (a plain number) makes it an accuracy-budgeted conversion: one artifact per format.
+
     Example:
 
-        mobilepack demo --out dist
+        mobilepack demo --out dist --max-drop 0.5
     """
     from convert.api import ConvertConfig
     from mobilepack.pipeline import run_demo
     from train.trainer import TrainConfig
 
-    bench = _bench_config("digits", _threads(threads), max_drop, min_agreement, no_gate, runs, False)
-    every = ConvertConfig(targets=("tflite", "coreml"), coreml_formats=("mlprogram", "neuralnetwork"), seed=seed)
+    budget = _budget(max_drop)
+    gate_overrides = tuple(v for v in max_drop if "=" in v)
+    bench = _bench_config("digits", _threads(threads), gate_overrides, min_agreement, no_gate, runs, False)
+    every = ConvertConfig(targets=("tflite", "coreml"), coreml_formats=("mlprogram", "neuralnetwork"), seed=seed,
+                          max_drop_pp=budget)
     report = run_demo(out, run_dir, TrainConfig(epochs=epochs, img_size=img_size, seed=seed), every, bench, log=ui.log, progress=ui, verbose=0 if ui.quiet else 2)
     _finish_bench(report, out, ui)
+
+
+def _budget(values) -> float | None:
+    """demo's --max-drop: a plain number is the accuracy budget, QUANT=PP overrides a gate row."""
+    from convert.errors import UsageError
+
+    plain = [v for v in values if "=" not in v]
+    if len(plain) > 1:
+        raise UsageError(f"--max-drop given {len(plain)} budgets ({', '.join(plain)}); give one number")
+    if not plain:
+        return None
+    try:
+        return float(plain[0])
+    except ValueError:
+        raise UsageError(f"--max-drop {plain[0]!r}: not a number; e.g. --max-drop 0.5 or --max-drop int8=0.5") from None
 
 
 def main() -> None:

@@ -16,6 +16,11 @@ def run_demo(out: Path, run_dir: Path, train_config: TrainConfig, convert_config
     log(f"== 1/3 train -> {run_dir}")
     train(train_config, run_dir, log=log, verbose=verbose)
     log(f"== 2/3 convert -> {out}")
-    convert(run_dir, out, convert_config, log=log)
+    judge = None
+    if convert_config.max_drop_pp is not None:
+        from mobilepack.search import validation_judge
+
+        judge = validation_judge(run_dir, convert_config.max_drop_pp, log=log)
+    convert(run_dir, out, convert_config, log=log, judge=judge)
     log(f"== 3/3 bench {out}")
     return run_bench(out, bench_config, log=log, progress=progress)

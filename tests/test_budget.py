@@ -1,0 +1,119 @@
+"""Accuracy-budgeted conversion (`convert --max-drop`) with the real converter, debugger and runtimes."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from convert.api import ConvertConfig, convert
+from convert.budget import BudgetNotMetError, float_layer_counts
+from convert.errors import UsageError
+from mobilepack.cli import cli
+from mobilepack.search import min_validation_images, validation_judge
+
+quiet = lambda m: None  # noqa: E731
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def one_line(result, code, fragment):
+    assert result.exit_code == code, (result.output, result.stderr)
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and fragment in lines[0], result.stderr
+
+
+def test_budget_must_be_a_positive_number(tiny_run, tmp_path):
+    for bad in (-1.0, 0.0):
+        with pytest.raises(UsageError, match="greater than 0"):
+            ConvertConfig(max_drop_pp=bad)
+    one_line(run("convert", tiny_run, "--max-drop", "-0.5", "--out", tmp_path / "o"), 2, "greater than 0")
+    result = run("convert", tiny_run, "--max-drop", "lots", "--out", tmp_path / "o")
+    assert result.exit_code == 2 and "lots" in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_validation_split_must_resolve_the_budget(tiny_run, tmp_path):
+    assert min_validation_images(0.5) == 200 and min_validation_images(1.0) == 100
+    with pytest.raises(UsageError, match="has 359 images.*0.2 pp budget needs at least 500"):
+        validation_judge(tiny_run, 0.2, log=quiet)
+    one_line(run("convert", tiny_run, "--max-drop", "0.2", "--out", tmp_path / "o"), 2, "needs at least 500")
+
+
+def test_budget_needs_a_run_dir(tensor_model, tmp_path):
+    one_line(run("convert", tensor_model, "--max-drop", "1", "--out", tmp_path / "o"), 2, "needs a run dir")
+
+
+def test_float_layer_counts_double_up_to_half():
+    assert float_layer_counts(10) == [1, 2, 4] and float_layer_counts(1) == [1] and float_layer_counts(40)[-1] == 16
+
+
+@pytest.fixture(scope="module")
+def outlier_run(tiny_run, tmp_path_factory):
+    from benchmarks.budget_figures import outlier_run as make
+
+    return make(tiny_run, tmp_path_factory.mktemp("outlier") / "run")
+
+
+def test_search_recovers_an_int8_model_that_plain_int8_breaks(outlier_run, tmp_path, fast_latency):
+    from benchmarks.bench import BenchConfig, run_bench
+
+    judge = validation_judge(outlier_run, 1.0, log=quiet)
+    manifest = convert(outlier_run, tmp_path / "d", ConvertConfig(max_drop_pp=1.0), log=quiet, judge=judge)
+    [chosen] = manifest.artifacts
+    trail = chosen.notes["search"]
+    assert trail[0]["candidate"] == "int8" and not trail[0]["within_budget"] and trail[0]["val_drop_pp"] > 1.0
+    assert trail[-1]["within_budget"] and chosen.notes["budget_pp"] == 1.0
+    # Keeping the blown-up tensor's producer and reader float is enough: a mixed int8 model, not a fallback.
+    assert chosen.name == "model_int8_mixed" and chosen.quantization == "int8"
+    [group] = chosen.notes["float_layers"]
+    assert any("outlier_up" in n for n in group["layers"]) and any("outlier_down" in n for n in group["layers"])
+    assert "never quantized" in chosen.notes["float_layer_reason"]
+    report = run_bench(tmp_path / "d", BenchConfig(data="digits", threads=(1,), latency=fast_latency), log=quiet)
+    row = report["artifacts"][0]
+    assert row["status"] == "passed" and "<= 1.00 pp" in row["reason"]  # gated at the budget, on the test split
+    assert report["recommended"]["android"] == "model_int8_mixed"
+    assert row["budget_pp"] == 1.0 and row["float_layers"] == chosen.notes["float_layers"]
+    md = (tmp_path / "d" / "report.md").read_text()
+    assert "1 tensor(s) kept float" in md and "tried int8 " in md
+
+
+def test_no_candidate_within_budget_lists_them_all(tiny_run, tmp_path):
+    pessimist = lambda path, target: 5.0  # noqa: E731  every candidate loses 5 pp
+    with pytest.raises(BudgetNotMetError) as info:
+        convert(tiny_run, tmp_path / "o", ConvertConfig(targets=("coreml",), max_drop_pp=1.0), log=quiet,
+                judge=pessimist)
+    assert info.value.exit_code == 1
+    for q in ("pal4", "pal6", "int8w", "fp16"):
+        assert f"{q} 5.00 pp" in str(info.value)
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_exit_1_when_the_budget_cannot_be_met(tiny_run, tmp_path, monkeypatch):
+    import mobilepack.search as search
+
+    monkeypatch.setattr(search, "validation_judge", lambda *a, **k: (lambda path, target: 5.0))
+    one_line(run("convert", tiny_run, "--target", "coreml", "--quant", "fp16", "--max-drop", "1",
+                 "--out", tmp_path / "o"), 1, "no candidate stays within 1 pp")
+
+
+def test_digits_budget_keeps_one_artifact_per_format(tiny_run, tmp_path):
+    judge = validation_judge(tiny_run, 0.5, log=quiet)
+    manifest = convert(tiny_run, tmp_path / "d", ConvertConfig(targets=("tflite", "coreml"), max_drop_pp=0.5),
+                       log=quiet, judge=judge)
+    assert sorted(a.format for a in manifest.artifacts) == ["mlprogram", "tflite"]
+    saved = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert all(a["notes"]["search"][-1]["within_budget"] for a in saved["artifacts"])
+
+
+@pytest.mark.slow
+def test_demo_takes_a_budget(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("demo", "--out", "dist", "--run-dir", "run", "--epochs", "3", "--img-size", "16", "--max-drop", "1",
+                 "--threads", "1", "--runs", "5", "-q")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads((tmp_path / "dist" / "report.json").read_text())
+    assert sorted(a["format"] for a in report["artifacts"]) == ["mlprogram", "neuralnetwork", "tflite"]
+    assert all(a["budget_pp"] == 1.0 for a in report["artifacts"])
+    assert run("demo", "--max-drop", "1", "--max-drop", "2").exit_code == 2
