@@ -143,8 +143,8 @@ def _budgeted(stage, model, calibration, image_input, prep, labels, metadata, co
         if target == "tflite":
             rungs = _tflite_rungs(stage, model, calibration, image_input, config, [q for q in TFLITE_LADDER if allowed(q)])
         else:
-            rungs = ((q, lambda q=q: _coreml_artifact(stage, model, fmt, q, prep if image_input else None, labels,
-                                                      metadata)) for q in COREML_LADDER[fmt] if allowed(q))
+            rungs = _coreml_rungs(stage, model, fmt, prep if image_input else None, labels, metadata,
+                                  [q for q in COREML_LADDER[fmt] if allowed(q)])
         chosen.append(choose(fmt, rungs, stage, config.max_drop_pp, judge, log))
     return chosen
 
@@ -163,6 +163,21 @@ def _tflite_rungs(stage, model, calibration, image_input, config, quants):
             for k in float_layer_counts(len(ranked)):
                 yield (f"int8 with {k} tensor(s) kept float",
                        lambda k=k: _tflite_artifact(stage, model, "int8", calibration, image_input, config, ranked[:k]))
+
+
+def _coreml_rungs(stage, model, fmt, prep, labels, metadata, quants):
+    """Each compression, then the same with its worst-reproduced weights left uncompressed, then the next."""
+    from .budget import float_layer_counts
+    from .coreml import convert_coreml, weight_errors
+
+    for quant in quants:
+        yield quant, lambda q=quant: _coreml_artifact(stage, model, fmt, q, prep, labels, metadata)
+        if quant in ("pal4", "pal6", "int8w"):
+            reference = convert_coreml(model, fmt, "fp32", prep, labels, metadata)
+            ranked = weight_errors(convert_coreml(model, fmt, quant, prep, labels, metadata), reference)
+            for k in float_layer_counts(len(ranked)):
+                yield (f"{quant} with {k} weight(s) uncompressed",
+                       lambda q=quant, k=k: _coreml_artifact(stage, model, fmt, q, prep, labels, metadata, ranked[:k]))
 
 
 def _tflite_artifact(stage: Path, model, quant, calibration, image_input, config, float_layers=None) -> Artifact:
@@ -191,17 +206,21 @@ def _tflite_artifact(stage: Path, model, quant, calibration, image_input, config
                     inputs=inputs, outputs=outputs, notes=notes)
 
 
-def _coreml_artifact(stage: Path, model, fmt, quant, prep, labels, metadata) -> Artifact:
+def _coreml_artifact(stage: Path, model, fmt, quant, prep, labels, metadata, keep=None) -> Artifact:
     from .coreml import convert_coreml
     from .coreml_describe import describe_coreml
 
-    name = f"model_{fmt}_{quant}"
+    name = f"model_{fmt}_{quant}" + ("_mixed" if keep else "")
     path = stage / f"{name}{SUFFIX[fmt]}"
-    mlmodel = convert_coreml(model, fmt, quant, prep, labels, metadata)
+    mlmodel = convert_coreml(model, fmt, quant, prep, labels, metadata, tuple(n for n, _ in keep or ()))
     mlmodel.save(str(path))
     inputs, outputs, info = describe_coreml(path)
     notes = {**_COREML_NOTES[quant], **info,
              "minimum_deployment_target": mlmodel.user_defined_metadata["mobilepack.minimum_deployment_target"]}
+    if keep:
+        notes["float_layers"] = [{"tensor": n, "layers": [n], "relative_weight_error": round(e, 4)} for n, e in keep]
+        notes["float_layer_reason"] = (f"the weights {quant} reproduces worst (relative error ||W'-W||/||W||), "
+                                       "left uncompressed, worst first, until the validation drop fit the budget")
     return Artifact(name=name, file=path.name, sha256=sha256_file(path), size_bytes=size_on_disk(path),
                     target="coreml", format=fmt, quantization=quant, inputs=inputs, outputs=outputs, notes=notes)
 

@@ -13,6 +13,8 @@ import logging
 import re
 import warnings
 
+import numpy as np
+
 from train.preprocessing import Preprocessing
 
 from .errors import ConversionError, UnsupportedLayerError
@@ -62,8 +64,11 @@ def import_coremltools():
 
 
 def convert_coreml(model, fmt: str, quant: str, prep: Preprocessing | None, labels: list[str] | None,
-                   metadata: dict):
-    """Return an in-memory coremltools MLModel for one format and quantization."""
+                   metadata: dict, keep_float: tuple[str, ...] = ()):
+    """Return an in-memory coremltools MLModel for one format and quantization.
+
+    keep_float names weight consts that compression must leave as they are.
+    """
     import tensorflow as tf
 
     ct = import_coremltools()
@@ -97,28 +102,53 @@ def convert_coreml(model, fmt: str, quant: str, prep: Preprocessing | None, labe
                     raise
                 target = "iOS14"
                 mlmodel = ct.convert([concrete], minimum_deployment_target=ct.target.iOS14, **kwargs)
-            mlmodel = _compress(ct, mlmodel, fmt, quant)
+            mlmodel = _compress(ct, mlmodel, fmt, quant, keep_float)
     except (NotImplementedError, ValueError, RuntimeError, TypeError, KeyError) as exc:
         raise _error(exc, fmt, model) from None
     _set_metadata(mlmodel, metadata, quant, target)
     return mlmodel
 
 
-def _compress(ct, mlmodel, fmt: str, quant: str):
+def _compress(ct, mlmodel, fmt: str, quant: str, keep_float: tuple[str, ...] = ()):
     if fmt == "neuralnetwork" and quant == "fp16":
         from coremltools.models.neural_network import quantization_utils
 
         return quantization_utils.quantize_weights(mlmodel, nbits=16)
     from coremltools.optimize import coreml as cto
 
+    skip = {name: None for name in keep_float}
     if quant == "int8w":
         config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(
-            mode="linear_symmetric", dtype="int8", granularity="per_channel"))
+            mode="linear_symmetric", dtype="int8", granularity="per_channel"), op_name_configs=skip)
         return cto.linear_quantize_weights(mlmodel, config)
     if quant in ("pal6", "pal4"):
-        config = cto.OptimizationConfig(global_config=cto.OpPalettizerConfig(mode="kmeans", nbits=int(quant[3:])))
+        config = cto.OptimizationConfig(global_config=cto.OpPalettizerConfig(mode="kmeans", nbits=int(quant[3:])),
+                                        op_name_configs=skip)
         return cto.palettize_weights(mlmodel, config)
     return mlmodel
+
+
+def weight_errors(compressed, original) -> list[tuple[str, float]]:
+    """Compressed weight consts, worst reproduced first: ||W' - W|| / ||W|| per tensor.
+
+    Both are in-memory MLModels from convert_coreml (compressed, and the same
+    model in fp32); the expansion uses coremltools' own decompress of each op.
+    """
+    originals = {op.name: op.val.val for op in original._mil_program.functions["main"].operations
+                 if op.op_type == "const"}
+    errors = []
+    for op in compressed._mil_program.functions["main"].operations:
+        if op.op_type == "constexpr_lut_to_dense":
+            dense = type(op).decompress(op.lut.val, op.indices.val, op.shape.val)
+        elif op.op_type == "constexpr_affine_dequantize":
+            dense = type(op).decompress(op.quantized_data.val, op.zero_point.val, op.scale.val, op.axis.val)
+        else:
+            continue
+        name = re.sub(r"_(palettized|quantized)$", "", op.name)
+        w = originals.get(name)
+        if w is not None and w.shape == dense.shape:
+            errors.append((name, float(np.linalg.norm(dense - w) / max(np.linalg.norm(w), 1e-30))))
+    return sorted(errors, key=lambda e: -e[1])
 
 
 def _set_metadata(mlmodel, metadata: dict, quant: str, target: str) -> None:

@@ -117,3 +117,23 @@ def test_demo_takes_a_budget(tmp_path, monkeypatch):
     assert sorted(a["format"] for a in report["artifacts"]) == ["mlprogram", "neuralnetwork", "tflite"]
     assert all(a["budget_pp"] == 1.0 for a in report["artifacts"])
     assert run("demo", "--max-drop", "1", "--max-drop", "2").exit_code == 2
+
+
+def test_coreml_ladder_leaves_the_worst_weights_uncompressed_before_stepping_up(tiny_run, tmp_path):
+    """A judge that accepts pal4 only with a weight uncompressed: the search must get there, not to pal6."""
+    from convert.coreml import import_coremltools
+
+    ct = import_coremltools()
+
+    def judge(path, target):
+        spec = ct.models.utils.load_spec(str(path))
+        block = spec.mlProgram.functions["main"].block_specializations["CoreML6"]
+        compressed = sum(op.type.startswith("constexpr") for op in block.operations)
+        return 0.0 if compressed == 1 else 3.0  # pal4 on both big weights "loses 3 pp"
+
+    manifest = convert(tiny_run, tmp_path / "o", ConvertConfig(targets=("coreml",), max_drop_pp=1.0), log=quiet,
+                       judge=judge)
+    [chosen] = manifest.artifacts
+    assert chosen.name == "model_mlprogram_pal4_mixed" and chosen.quantization == "pal4"
+    assert [t["candidate"] for t in chosen.notes["search"]] == ["pal4", "pal4 with 1 weight(s) uncompressed"]
+    assert len(chosen.notes["float_layers"]) == 1 and "reproduces worst" in chosen.notes["float_layer_reason"]
