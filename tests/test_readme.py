@@ -27,7 +27,7 @@ def test_readme_names_the_two_commands_and_ci_uses_the_test_one():
 @pytest.mark.slow
 def test_tour_runs_as_written(tmp_path, monkeypatch):
     commands = tour_commands()
-    assert [c.split()[1] for c in commands] == ["train", "convert", "bench"]
+    assert [c.split()[1] for c in commands] == ["train", "convert", "convert", "bench"]
     monkeypatch.chdir(tmp_path)
     for command in commands:
         result = CliRunner().invoke(cli, shlex.split(command)[1:])
@@ -36,3 +36,5 @@ def test_tour_runs_as_written(tmp_path, monkeypatch):
     assert report["reference"]["accuracy"] >= 0.97  # the floor for small_cnn on digits
     assert report["gate"]["verdict"] == "passed" and len(report["artifacts"]) == 9
     assert {a["runtime"] for a in report["artifacts"]} == {"litert", "coreml-reference"}
+    budget = json.loads((tmp_path / "dist-budget" / "manifest.json").read_text())
+    assert sorted(a["format"] for a in budget["artifacts"]) == ["mlprogram", "tflite"]
