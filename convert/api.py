@@ -112,23 +112,27 @@ def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str],
     with staged_directory(out) as stage:
         if config.max_drop_pp is not None:
             artifacts = _budgeted(stage, model, calibration, image_input, prep, labels, metadata, config, judge, log)
-            jobs = []
         else:
-            artifacts = []
-        for i, (target, fmt, quant) in enumerate(jobs, 1):
-            start = time.perf_counter()
-            if target == "tflite":
-                artifact = _tflite_artifact(stage, model, quant, calibration, image_input, config)
-            else:
-                artifact = _coreml_artifact(stage, model, fmt, quant, prep if image_input else None, labels, metadata)
-            artifacts.append(artifact)
-            family = target if target == fmt else f"{target} {fmt}"
-            log(f"[{i}/{len(jobs)}] {family} {quant}: {artifact.size_bytes / 1024:.1f} KiB "
-                f"in {time.perf_counter() - start:.1f} s")
+            artifacts = _every(stage, jobs, model, calibration, image_input, prep, labels, metadata, config, log)
         manifest = _write_support_files(stage, model_path, run_dir, split_file, prep, labels, calibration,
                                         artifacts, config, image_input)
     log(f"wrote {len(artifacts)} artifact(s) and manifest.json to {out}")
     return manifest
+
+
+def _every(stage, jobs, model, calibration, image_input, prep, labels, metadata, config, log) -> list[Artifact]:
+    artifacts = []
+    for i, (target, fmt, quant) in enumerate(jobs, 1):
+        start = time.perf_counter()
+        if target == "tflite":
+            artifact = _tflite_artifact(stage, model, quant, calibration, image_input, config)
+        else:
+            artifact = _coreml_artifact(stage, model, fmt, quant, prep if image_input else None, labels, metadata)
+        artifacts.append(artifact)
+        family = target if target == fmt else f"{target} {fmt}"
+        log(f"[{i}/{len(jobs)}] {family} {quant}: {artifact.size_bytes / 1024:.1f} KiB "
+            f"in {time.perf_counter() - start:.1f} s")
+    return artifacts
 
 
 def _budgeted(stage, model, calibration, image_input, prep, labels, metadata, config, judge, log) -> list[Artifact]:
