@@ -20,6 +20,7 @@ from .gate import DEFAULT_THRESHOLDS, Threshold, judge
 from .latency import LatencyProtocol, litert_latency, runner_latency
 from .machine import machine_info
 from .recommend import recommend
+from .regression import REGRESSION_LIMITS, check_same_data, compare, load_baseline
 from .report import REPORT_SCHEMA_VERSION, write_report
 from .runners import KerasRunner, LiteRTRunner, coreml_runner, predict_batched
 
@@ -40,6 +41,7 @@ class BenchConfig:
     thresholds: dict = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     gate: bool = True
     unsafe_load: bool = False
+    baseline: Path | None = None  # a previous report.json to diff against
 
     def __post_init__(self):
         bad = [t for t in self.threads if t < 1]
@@ -53,6 +55,7 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
               progress: Progress | None = None) -> dict:
     """Evaluate every artifact in `dist`'s manifest; write report.json/.md into `dist`."""
     dist = Path(dist)
+    baseline = load_baseline(config.baseline) if config.baseline else None
     manifest = load_manifest(dist)
     verify_artifacts(manifest, dist)
     ref_path = dist / manifest.source["model_file"]
@@ -88,6 +91,11 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
         "recommended": recommended,
         "artifacts": rows,
     }
+    if baseline is not None:
+        check_same_data(config.baseline, baseline, report)
+        comparisons = compare(report, baseline)
+        report["baseline"] = {"path": str(config.baseline), "limits": REGRESSION_LIMITS, "comparisons": comparisons,
+                              "regressed": [c["name"] for c in comparisons if c["regressed"]]}
     write_report(report, dist)
     return report
 

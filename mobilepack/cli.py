@@ -156,7 +156,7 @@ def _judge(model, max_drop, unsafe_load, ui):
     return validation_judge(model, max_drop, unsafe_load, ui.log)
 
 
-def _bench_config(data, threads, max_drop, min_agreement, no_gate, runs, unsafe_load, dist=None):
+def _bench_config(data, threads, max_drop, min_agreement, no_gate, runs, unsafe_load, dist=None, baseline=None):
     from benchmarks.bench import BenchConfig
     from benchmarks.gate import parse_overrides, thresholds_with
     from benchmarks.latency import LatencyProtocol
@@ -167,7 +167,7 @@ def _bench_config(data, threads, max_drop, min_agreement, no_gate, runs, unsafe_
     table = thresholds_with(parse_overrides(max_drop, "--max-drop", 0.0, 100.0),
                             parse_overrides(min_agreement, "--min-agreement", 0.0, 1.0))
     return BenchConfig(data=data or _default_data(dist), latency=LatencyProtocol(min_runs=runs),
-                       thresholds=table, gate=not no_gate, unsafe_load=unsafe_load, **kwargs)
+                       thresholds=table, gate=not no_gate, unsafe_load=unsafe_load, baseline=baseline, **kwargs)
 
 
 def _default_data(dist) -> str:
@@ -176,12 +176,22 @@ def _default_data(dist) -> str:
     return default_data_spec(dist)
 
 
-def _finish_bench(report: dict, dist: Path, ui) -> None:
+def _finish_bench(report: dict, dist: Path, ui, junit: Path | None = None) -> None:
     from benchmarks.report import text_table
 
     click.echo(text_table(report))
     click.echo(f"report: {dist}/report.json, {dist}/report.md  (measured on {report['machine']['cpu']}; "
                "host latency, not phone latency)")
+    base = report.get("baseline")
+    if junit:
+        from benchmarks.junit import write_junit
+
+        write_junit(junit, report, base["comparisons"] if base else None)
+    if base and base["regressed"]:
+        worst = next(c for c in base["comparisons"] if c["regressed"])
+        click.echo(f"Error: regression against {base['path']} for {', '.join(base['regressed'])}: "
+                   f"{worst['name']}: {'; '.join(worst['problems'])}", err=True)
+        sys.exit(1)
     if report["gate"]["verdict"] == "failed":
         first = next(a for a in report["artifacts"] if a["status"] == "failed")
         click.echo(f"Error: gate failed for {', '.join(report['gate']['failed'])}: {first['reason']}", err=True)
@@ -212,21 +222,25 @@ def _apply(options):
 @click.option("--data", default=None, help="digits, an image folder, or FILE.npz (x, optional y). Default: the training data's test split.")
 @_apply(bench_options)
 @click.option("--unsafe-load", is_flag=True, help="Allow Lambda layers in the reference model.")
+@click.option("--baseline", type=click.Path(path_type=Path), default=None,
+              help="A previous report.json: exit 1 if an artifact lost accuracy, grew or slowed beyond the limits.")
+@click.option("--junit", type=click.Path(path_type=Path), default=None, help="Write each gate as a JUnit test case.")
 @command_options
-def bench_cmd(dist, data, threads, max_drop, min_agreement, no_gate, runs, unsafe_load, ui):
+def bench_cmd(dist, data, threads, max_drop, min_agreement, no_gate, runs, unsafe_load, baseline, junit, ui):
     """Benchmark every artifact in DIST against the Keras reference; gate on accuracy.
 
-    Exit code 1 when an artifact fails its threshold (unless --no-gate).
+    Exit code 1 when an artifact fails its threshold (unless --no-gate) or, with
+    --baseline, regressed against the old report.
 
     Example:
 
-        mobilepack bench dist --data digits --threads 1,2 --max-drop int8=0.5
+        mobilepack bench dist --data digits --threads 1,2 --max-drop int8=0.5 --junit bench.xml
     """
     from benchmarks.bench import run_bench
 
-    config = _bench_config(data, _threads(threads), max_drop, min_agreement, no_gate, runs, unsafe_load, dist)
+    config = _bench_config(data, _threads(threads), max_drop, min_agreement, no_gate, runs, unsafe_load, dist, baseline)
     report = run_bench(dist, config, log=ui.log, progress=ui)
-    _finish_bench(report, dist, ui)
+    _finish_bench(report, dist, ui, junit)
 
 
 @cli.command("demo")

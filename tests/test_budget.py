@@ -1,6 +1,7 @@
 """Accuracy-budgeted conversion (`convert --max-drop`) with the real converter, debugger and runtimes."""
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -75,6 +76,10 @@ def test_search_recovers_an_int8_model_that_plain_int8_breaks(outlier_run, tmp_p
     assert row["status"] == "passed" and "<= 1.00 pp" in row["reason"]  # gated at the budget, on the test split
     assert report["recommended"]["android"] == "model_int8_mixed"
     assert row["budget_pp"] == 1.0 and row["float_layers"] == chosen.notes["float_layers"]
+    import jsonschema
+
+    schema = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "report.schema.json").read_text())
+    jsonschema.validate(json.loads((tmp_path / "d" / "report.json").read_text()), schema)
     md = (tmp_path / "d" / "report.md").read_text()
     assert "1 tensor(s) kept float" in md and "tried int8 " in md
 

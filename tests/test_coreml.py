@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,6 +136,10 @@ def test_bench_reports_coreml_rows(coreml_dist, fast_latency):
     passing = [a for a in rows.values() if a["status"] == "passed"]
     assert r["recommended"]["ios"] == min(passing, key=lambda a: a["size_bytes"])["name"]
     assert r["recommended"]["android"] is None
+    import jsonschema
+
+    schema = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "report.schema.json").read_text())
+    jsonschema.validate(json.loads((coreml_dist / "report.json").read_text()), schema)
 
 
 def test_not_a_core_ml_file(tmp_path):

@@ -1,0 +1,128 @@
+"""report.json against its documented schema, baseline regressions and JUnit output."""
+
+import copy
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from benchmarks.regression import compare
+from mobilepack.cli import cli
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "report.schema.json").read_text())
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def bench_report(tiny_dist, tmp_path_factory):
+    import shutil
+
+    dist = tmp_path_factory.mktemp("contract") / "dist"
+    shutil.copytree(tiny_dist, dist)
+    result = run("bench", dist, "--threads", "1", "--runs", "5", "-q")
+    assert result.exit_code == 0, result.stderr
+    return dist, json.loads((dist / "report.json").read_text())
+
+
+def test_report_matches_its_schema(bench_report):
+    jsonschema.validate(bench_report[1], SCHEMA)
+
+
+def test_schema_catches_a_broken_report(bench_report):
+    broken = copy.deepcopy(bench_report[1])
+    broken["artifacts"][0]["sha256"] = "not-a-hash"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, SCHEMA)
+    del broken["machine"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, SCHEMA)
+
+
+def _baseline(report, tmp_path, edit):
+    old = copy.deepcopy(report)
+    for row in old["artifacts"]:
+        edit(row)
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    return path
+
+
+def test_unchanged_artifacts_do_not_regress(bench_report, tmp_path):
+    dist, report = bench_report
+
+    def slower_before(row):  # the old run was 10x slower, so timing noise cannot flag this one
+        for s in row["latency_ms"]:
+            s["p50"] *= 10
+
+    old = _baseline(report, tmp_path, slower_before)
+    result = run("bench", dist, "--threads", "1", "--runs", "5", "-q", "--baseline", old, "--junit", tmp_path / "j.xml")
+    assert result.exit_code == 0, result.stderr
+    new = json.loads((dist / "report.json").read_text())
+    jsonschema.validate(new, SCHEMA)
+    assert new["baseline"]["regressed"] == [] and len(new["baseline"]["comparisons"]) == 4
+    suite = ET.parse(tmp_path / "j.xml").getroot()
+    assert suite.get("tests") == "8" and suite.get("failures") == "0"  # 4 gates + 4 comparisons
+
+
+def test_regressions_are_named_with_numbers(bench_report):
+    _, report = bench_report
+    old = copy.deepcopy(report)
+    for row in old["artifacts"]:
+        row["size_bytes"] = int(row["size_bytes"] / 1.5)
+        row["accuracy"] = min(1.0, row["accuracy"] + 0.02)
+        for s in row["latency_ms"]:
+            s["p50"] /= 10
+    [first, *_] = compare(report, old)
+    assert first["regressed"] and len(first["problems"]) == 3
+    assert "x1.50" in first["problems"][1] and "pp" in first["problems"][0] and "ms" in first["problems"][2]
+    other_cpu = copy.deepcopy(old)
+    other_cpu["machine"]["cpu"] = "another CPU"
+    assert all(not c["latency_compared"] and len(c["problems"]) == 2 for c in compare(report, other_cpu))
+
+
+def test_cli_exits_1_on_regression(bench_report, tmp_path):
+    dist, report = bench_report
+
+    def smaller_before(row):
+        row["size_bytes"] = row["size_bytes"] // 2
+        for s in row["latency_ms"]:
+            s["p50"] *= 10
+
+    old = _baseline(report, tmp_path, smaller_before)
+    result = run("bench", dist, "--threads", "1", "--runs", "5", "-q", "--baseline", old, "--junit", tmp_path / "j.xml")
+    assert result.exit_code == 1
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "regression against" in lines[0] and "size" in lines[0]
+    suite = ET.parse(tmp_path / "j.xml").getroot()
+    assert suite.get("failures") == "4"
+
+
+def test_baseline_of_another_schema_or_dataset_is_refused(bench_report, tmp_path):
+    dist, report = bench_report
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({**report, "schema_version": 0}))
+    result = run("bench", dist, "--baseline", old)
+    assert result.exit_code == 2 and "schema_version 0" in result.stderr
+    other = copy.deepcopy(report)
+    other["dataset"]["count"] = 17
+    old.write_text(json.dumps(other))
+    result = run("bench", dist, "--threads", "1", "--runs", "5", "-q", "--baseline", old)
+    assert result.exit_code == 2 and "17 inputs" in result.stderr and "same data" in result.stderr
+
+
+def test_junit_marks_failed_gates(tiny_dist, noise_npz, tmp_path):
+    import shutil
+
+    dist = tmp_path / "d"
+    shutil.copytree(tiny_dist, dist)
+    result = run("bench", dist, "--data", noise_npz, "--threads", "1", "--runs", "5", "-q", "--junit", tmp_path / "j.xml")
+    assert result.exit_code == 1
+    suite = ET.parse(tmp_path / "j.xml").getroot()
+    failed = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]
+    assert "model_int8" in failed and suite.get("failures") == str(len(failed))
