@@ -19,6 +19,7 @@ from .evaldata import EvalData, load_eval_data
 from .gate import DEFAULT_THRESHOLDS, Threshold, judge
 from .latency import LatencyProtocol, litert_latency, runner_latency
 from .machine import machine_info
+from .macs import tflite_macs
 from .recommend import recommend
 from .regression import REGRESSION_LIMITS, check_same_data, compare, load_baseline
 from .report import REPORT_SCHEMA_VERSION, write_report
@@ -55,6 +56,7 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
               progress: Progress | None = None) -> dict:
     """Evaluate every artifact in `dist`'s manifest; write report.json/.md into `dist`."""
     dist = Path(dist)
+    config, threads_note = _cap_threads(config)
     baseline = load_baseline(config.baseline) if config.baseline else None
     manifest = load_manifest(dist)
     verify_artifacts(manifest, dist)
@@ -86,6 +88,7 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
         "manifest": {"path": "manifest.json", "source_model_sha256": manifest.source["model_sha256"]},
         "reference": reference,
         "thresholds": {q: vars(t) for q, t in config.thresholds.items()},
+        "threads": {"measured": list(config.threads), "note": threads_note},
         "gate": {"enabled": config.gate, "verdict": ("failed" if failed else "passed") if config.gate else "not gated",
                  "failed": failed},
         "recommended": recommended,
@@ -127,12 +130,33 @@ def _artifact_row(artifact, dist: Path, data: EvalData, ref_out, ref_pred, refer
         **_latency(artifact, path, runner, data, config, input_names, progress),
         **_search_fields(artifact),
     }
+    row.update(_work(artifact, path, row["latency_ms"]))
     threshold: Threshold = config.thresholds[artifact.quantization]
     if artifact.notes.get("budget_pp") is not None:  # chosen by `convert --max-drop`: its budget is its limit
         threshold = replace(threshold, max_drop_pp=float(artifact.notes["budget_pp"]))
     status, reason = judge(row, threshold, data.count)
     row["status"], row["reason"] = status, reason
     return row
+
+
+def _cap_threads(config: BenchConfig) -> tuple[BenchConfig, str | None]:
+    """More threads than cores measures contention, not the model: cap, and say so in the report."""
+    cores = os.cpu_count() or 1
+    over = [t for t in config.threads if t > cores]
+    if not over:
+        return config, None
+    capped = tuple(sorted({min(t, cores) for t in config.threads}))
+    return replace(config, threads=capped), (f"asked for {', '.join(map(str, over))} thread(s); this machine has "
+                                             f"{cores} cores, so those were measured at {cores}")
+
+
+def _work(artifact, path, latency: list[dict]) -> dict:
+    """MACs per inference from the graph, and what the best p50 achieves."""
+    if artifact.target != "tflite":
+        return {"macs": None, "gmacs_per_s": None}
+    macs = tflite_macs(path)
+    best = min(s["p50"] for s in latency)
+    return {"macs": macs, "gmacs_per_s": round(macs / (best / 1e3) / 1e9, 3) if macs and best > 0 else None}
 
 
 def _search_fields(artifact) -> dict:

@@ -32,8 +32,10 @@ class LatencyStats:
     std: float
     min: float
     max: float
+    p5: float
     p50: float
     p90: float
+    p95: float
     p99: float
 
     def to_dict(self) -> dict:
@@ -64,7 +66,8 @@ def summarize(threads: int | None, init: float, first: float, warm: int, ms: np.
     return LatencyStats(
         threads=threads, init=round(init, 4), first=round(first, 4), warmup_runs=warm, runs=len(ms),
         mean=float(ms.mean()), std=float(ms.std()), min=float(ms.min()), max=float(ms.max()),
-        p50=float(np.percentile(ms, 50)), p90=float(np.percentile(ms, 90)), p99=float(np.percentile(ms, 99)),
+        p5=float(np.percentile(ms, 5)), p50=float(np.percentile(ms, 50)), p90=float(np.percentile(ms, 90)),
+        p95=float(np.percentile(ms, 95)), p99=float(np.percentile(ms, 99)),
     )
 
 

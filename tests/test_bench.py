@@ -145,3 +145,26 @@ def test_recommendation_skips_failed_artifacts(tiny_dist, noise_npz, fast_latenc
     chosen = rows[r["recommended"]["android"]]
     assert chosen["status"] == "passed"
     assert chosen["size_bytes"] == min(a["size_bytes"] for a in rows.values() if a["status"] == "passed")
+
+
+def test_macs_counted_from_the_graph(report, tiny_run):
+    """small_cnn at 16 px, by hand: convs 16*16*32*27 + 8*8*64*288 + 4*4*128*576, dense 128*10."""
+    expected = 16 * 16 * 32 * 27 + 8 * 8 * 64 * 288 + 4 * 4 * 128 * 576 + 128 * 10
+    for a in report["artifacts"]:
+        assert a["macs"] == expected, a["name"]
+        assert a["gmacs_per_s"] > 0
+    for s in report["artifacts"][0]["latency_ms"]:
+        assert s["min"] <= s["p5"] <= s["p50"] <= s["p95"] <= s["max"]
+
+
+def test_thread_counts_above_the_cores_are_capped_with_a_note(tiny_dist, fast_latency, tmp_path):
+    import os
+    import shutil
+
+    dist = tmp_path / "d"
+    shutil.copytree(tiny_dist, dist)
+    cores = os.cpu_count()
+    r = run_bench(dist, BenchConfig(data="digits", threads=(1, cores + 2), latency=fast_latency), log=quiet)
+    assert r["threads"]["measured"] == sorted({1, cores})
+    assert f"this machine has {cores} cores" in r["threads"]["note"]
+    assert [s["threads"] for s in r["artifacts"][0]["latency_ms"]] == sorted({1, cores})
