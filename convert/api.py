@@ -58,6 +58,10 @@ class ConvertConfig:
         for q in self.quantizations:
             if q not in valid:
                 raise UsageError(f"unknown --quant {q!r} for --target {','.join(self.targets)}; valid: {', '.join(valid)}")
+        if self.int8_output not in INT8_OUTPUTS:
+            raise UsageError(f"--int8-output {self.int8_output!r}; valid: {', '.join(INT8_OUTPUTS)}")
+        if self.calibration_size < 1:
+            raise UsageError(f"--calibration-size must be positive, got {self.calibration_size}")
 
     def families(self) -> list[tuple[str, str, tuple[str, ...]]]:
         """(target, format, quantizations it supports) for every chosen family."""
@@ -69,10 +73,6 @@ class ConvertConfig:
     def jobs(self) -> list[tuple[str, str, str]]:
         return [(t, f, q) for t, f, qs in self.families() for q in qs
                 if not self.quantizations or q in self.quantizations]
-        if self.int8_output not in INT8_OUTPUTS:
-            raise UsageError(f"--int8-output {self.int8_output!r}; valid: {', '.join(INT8_OUTPUTS)}")
-        if self.calibration_size < 1:
-            raise UsageError(f"--calibration-size must be positive, got {self.calibration_size}")
 
 
 def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str], None] = print,

@@ -70,6 +70,12 @@ def test_bad_quant_lists_valid(tiny_run, tmp_path):
                           "int3", "valid: fp32, fp16, dynamic, int8")
 
 
+def test_calibration_size_must_be_positive(tiny_run, tmp_path):
+    assert_one_line_error(run("convert", tiny_run, "--calibration-size", "0", "--out", tmp_path / "o"), 2,
+                          "--calibration-size must be positive")
+    assert not (tmp_path / "o").exists()
+
+
 def test_int8_on_tensor_model_needs_calibration(tensor_model, tmp_path):
     assert_one_line_error(run("convert", tensor_model, "--quant", "int8", "--out", tmp_path / "o"), 2,
                           "--calibration FILE.npy")

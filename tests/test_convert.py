@@ -96,6 +96,13 @@ def test_too_little_calibration(tensor_model, tmp_path):
         convert(tensor_model, tmp_path / "o", ConvertConfig(quantizations=("int8",), calibration=str(few)), log=quiet)
 
 
+def test_option_values_are_checked_before_any_work():
+    with pytest.raises(UsageError, match="--calibration-size must be positive, got 0"):
+        ConvertConfig(calibration_size=0)
+    with pytest.raises(UsageError, match="--int8-output 'int4'; valid: float32, uint8"):
+        ConvertConfig(int8_output="int4")
+
+
 def test_unknown_quant_lists_valid_ones():
     with pytest.raises(UsageError, match="valid: fp32, fp16, dynamic, int8"):
         ConvertConfig(quantizations=("int4",))
