@@ -159,14 +159,16 @@ def _tflite_rungs(stage, model, calibration, image_input, config, quants):
     from .tflite import layer_sensitivity
 
     for quant in quants:
-        yield quant, lambda q=quant: _tflite_artifact(stage, model, q, calibration, image_input, config)
-        if quant == "int8":
-            int8 = (stage / "model_int8.tflite").read_bytes() if (stage / "model_int8.tflite").exists() else \
-                convert_tflite(model, "int8", calibration, image_input, config.int8_output)
-            ranked = layer_sensitivity(model, calibration, int8)
-            for k in float_layer_counts(len(ranked)):
-                yield (f"int8 with {k} tensor(s) kept float",
-                       lambda k=k: _tflite_artifact(stage, model, "int8", calibration, image_input, config, ranked[:k]))
+        if quant != "int8":
+            yield quant, lambda q=quant: _tflite_artifact(stage, model, q, calibration, image_input, config)
+            continue
+        # Converted once: the candidate, then (if it misses the budget) the graph the ranking walks.
+        int8 = convert_tflite(model, "int8", calibration, image_input, config.int8_output)
+        yield quant, lambda: _tflite_artifact(stage, model, "int8", calibration, image_input, config, data=int8)
+        ranked = layer_sensitivity(model, calibration, int8)
+        for k in float_layer_counts(len(ranked)):
+            yield (f"int8 with {k} tensor(s) kept float",
+                   lambda k=k: _tflite_artifact(stage, model, "int8", calibration, image_input, config, ranked[:k]))
 
 
 def _coreml_rungs(stage, model, fmt, prep, labels, metadata, quants):
@@ -174,23 +176,28 @@ def _coreml_rungs(stage, model, fmt, prep, labels, metadata, quants):
     from .budget import float_layer_counts
     from .coreml import convert_coreml, weight_errors
 
+    reference = None  # the fp32 weights, converted once and only if a compression misses the budget
     for quant in quants:
-        yield quant, lambda q=quant: _coreml_artifact(stage, model, fmt, q, prep, labels, metadata)
+        mlmodel = convert_coreml(model, fmt, quant, prep, labels, metadata)
+        yield quant, lambda q=quant, m=mlmodel: _save_coreml(stage, m, fmt, q)
         if quant in ("pal4", "pal6", "int8w"):
-            reference = convert_coreml(model, fmt, "fp32", prep, labels, metadata)
-            ranked = weight_errors(convert_coreml(model, fmt, quant, prep, labels, metadata), reference)
+            if reference is None:
+                reference = convert_coreml(model, fmt, "fp32", prep, labels, metadata)
+            ranked = weight_errors(mlmodel, reference)
             for k in float_layer_counts(len(ranked)):
                 yield (f"{quant} with {k} weight(s) uncompressed",
                        lambda q=quant, k=k: _coreml_artifact(stage, model, fmt, q, prep, labels, metadata, ranked[:k]))
 
 
-def _tflite_artifact(stage: Path, model, quant, calibration, image_input, config, float_layers=None) -> Artifact:
+def _tflite_artifact(stage: Path, model, quant, calibration, image_input, config, float_layers=None,
+                    data: bytes | None = None) -> Artifact:
+    """Write one .tflite (converting it unless `data` already holds it) and describe it."""
     from .tflite import convert_tflite_mixed
 
     name = f"model_{quant}_mixed" if float_layers else f"model_{quant}"
     if float_layers:
         data = convert_tflite_mixed(model, calibration, sorted({n for group, _ in float_layers for n in group}))
-    else:
+    elif data is None:
         data = convert_tflite(model, quant, calibration, image_input, config.int8_output)
     atomic_write_bytes(stage / f"{name}.tflite", data)
     inputs, outputs = describe_tensors(stage / f"{name}.tflite")
@@ -212,11 +219,16 @@ def _tflite_artifact(stage: Path, model, quant, calibration, image_input, config
 
 def _coreml_artifact(stage: Path, model, fmt, quant, prep, labels, metadata, keep=None) -> Artifact:
     from .coreml import convert_coreml
+
+    mlmodel = convert_coreml(model, fmt, quant, prep, labels, metadata, tuple(n for n, _ in keep or ()))
+    return _save_coreml(stage, mlmodel, fmt, quant, keep)
+
+
+def _save_coreml(stage: Path, mlmodel, fmt, quant, keep=None) -> Artifact:
     from .coreml_describe import describe_coreml
 
     name = f"model_{fmt}_{quant}" + ("_mixed" if keep else "")
     path = stage / f"{name}{SUFFIX[fmt]}"
-    mlmodel = convert_coreml(model, fmt, quant, prep, labels, metadata, tuple(n for n, _ in keep or ()))
     mlmodel.save(str(path))
     inputs, outputs, info = describe_coreml(path)
     notes = {**_COREML_NOTES[quant], **info,
