@@ -22,7 +22,7 @@ from .machine import machine_info
 from .macs import tflite_macs
 from .recommend import recommend
 from .regression import REGRESSION_LIMITS, check_same_data, compare, load_baseline
-from .report import REPORT_SCHEMA_VERSION, write_report
+from .report import REPORT_SCHEMA_VERSION, best_p50, write_report
 from .runners import KerasRunner, LiteRTRunner, coreml_runner, predict_batched
 
 Progress = Callable[[str, int, int], None]
@@ -130,7 +130,7 @@ def _artifact_row(artifact, dist: Path, data: EvalData, ref_out, ref_pred, refer
         **_latency(artifact, path, runner, data, config, input_names, progress),
         **_search_fields(artifact),
     }
-    row.update(_work(artifact, path, row["latency_ms"]))
+    row.update(_work(artifact, path, row))
     threshold: Threshold = config.thresholds[artifact.quantization]
     if artifact.notes.get("budget_pp") is not None:  # chosen by `convert --max-drop`: its budget is its limit
         threshold = replace(threshold, max_drop_pp=float(artifact.notes["budget_pp"]))
@@ -150,12 +150,12 @@ def _cap_threads(config: BenchConfig) -> tuple[BenchConfig, str | None]:
                                              f"{cores} cores, so those were measured at {cores}")
 
 
-def _work(artifact, path, latency: list[dict]) -> dict:
+def _work(artifact, path, row: dict) -> dict:
     """MACs per inference from the graph, and what the best p50 achieves."""
     if artifact.target != "tflite":
         return {"macs": None, "gmacs_per_s": None}
     macs = tflite_macs(path)
-    best = min(s["p50"] for s in latency)
+    best = best_p50(row)
     return {"macs": macs, "gmacs_per_s": round(macs / (best / 1e3) / 1e9, 3) if macs and best > 0 else None}
 
 

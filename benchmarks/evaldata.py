@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from train.data import load_dataset, load_split, split_indices
+from train.data import load_dataset, load_split, source_spec, split_indices
 from train.errors import DataError
 from train.preprocessing import Preprocessing
 from train.tensors import load_tensor_file
@@ -90,6 +90,5 @@ def default_data_spec(dist: Path) -> str:
     """The data the model was trained on (its test split is used), if the dist records it."""
     split = Path(dist) / "reference" / "split.json"
     if split.is_file():
-        src = load_split(split)["source"]
-        return "digits" if src["kind"] == "digits" else src["root"]
+        return source_spec(load_split(split)["source"])
     raise BenchDataError("no --data given and the manifest records no training data; pass --data DIR or FILE.npz")

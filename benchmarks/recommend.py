@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-PLATFORMS = {"android": "tflite", "ios": "coreml"}
-
-
-def _p50(row: dict) -> float:
-    stats = row.get("latency_ms") or []
-    return min((s["p50"] for s in stats), default=float("inf"))
+from .report import PLATFORMS, best_p50
 
 
 def recommend(rows: list[dict]) -> dict[str, str | None]:
@@ -15,7 +10,7 @@ def recommend(rows: list[dict]) -> dict[str, str | None]:
     chosen: dict[str, str | None] = {}
     for platform, target in PLATFORMS.items():
         family = [r for r in rows if r["target"] == target]
-        passing = sorted((r for r in family if r["status"] == "passed"), key=lambda r: (r["size_bytes"], _p50(r)))
+        passing = sorted((r for r in family if r["status"] == "passed"), key=lambda r: (r["size_bytes"], _fastest(r)))
         best = passing[0] if passing else None
         chosen[platform] = best["name"] if best else None
         for r in family:
@@ -25,6 +20,11 @@ def recommend(rows: list[dict]) -> dict[str, str | None]:
         r.setdefault("recommended", False)
         r.setdefault("recommendation_reason", "no platform takes this target")
     return chosen
+
+
+def _fastest(row: dict) -> float:
+    p50 = best_p50(row)
+    return float("inf") if p50 is None else p50
 
 
 def _reason(row: dict, best: dict | None, platform: str, n_pass: int, n_all: int) -> str:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from .errors import BenchDataError
-from .report import REPORT_SCHEMA_VERSION
+from .report import REPORT_SCHEMA_VERSION, best_p50
 
 # An artifact regresses when it loses more accuracy, gets slower or bigger than this.
 REGRESSION_LIMITS = {"accuracy_pp": 0.5, "p50_ratio": 1.15, "size_ratio": 1.05}
@@ -42,11 +42,6 @@ def check_same_data(path: Path, old: dict, current: dict) -> None:
         )
 
 
-def _p50(row: dict):
-    stats = [s["p50"] for s in row.get("latency_ms") or []]
-    return min(stats) if stats else None
-
-
 def compare(current: dict, baseline: dict, limits: dict = REGRESSION_LIMITS) -> list[dict]:
     """One entry per artifact present in both reports: the deltas and what regressed."""
     old_rows = {r["name"]: r for r in baseline["artifacts"]}
@@ -64,7 +59,7 @@ def compare(current: dict, baseline: dict, limits: dict = REGRESSION_LIMITS) -> 
         size_ratio = row["size_bytes"] / old["size_bytes"]
         if size_ratio > limits["size_ratio"]:
             problems.append(f"size {old['size_bytes']} -> {row['size_bytes']} bytes (x{size_ratio:.2f})")
-        p_new, p_old = _p50(row), _p50(old)
+        p_new, p_old = best_p50(row), best_p50(old)
         if same_machine and p_new and p_old and p_new / p_old > limits["p50_ratio"]:
             problems.append(f"p50 {p_old:.3f} -> {p_new:.3f} ms (x{p_new / p_old:.2f})")
         out.append({"name": row["name"], "regressed": bool(problems), "problems": problems,

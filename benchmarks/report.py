@@ -7,12 +7,16 @@ from pathlib import Path
 from train.fsutil import atomic_write_json, atomic_write_text
 
 REPORT_SCHEMA_VERSION = 1
-EVALUATOR_HINT = ("of `coreml-reference` rows is mobilepack's numpy evaluator on this host, which checks "
-                  "Core ML numerics on Linux; it is not device latency.")
+PLATFORMS = {"android": "tflite", "ios": "coreml"}  # the target each app embeds
 
 
 def _fmt(v, spec: str, none: str = "-") -> str:
     return none if v is None else format(v, spec)
+
+
+def best_p50(row: dict) -> float | None:
+    """The lowest p50 a row reached over its thread counts, None when it has no latency."""
+    return min((s["p50"] for s in row.get("latency_ms") or []), default=None)
 
 
 def _p50s(row: dict) -> dict:
@@ -52,7 +56,7 @@ def recommendation_lines(report: dict) -> list[str]:
     for platform, name in report.get("recommended", {}).items():
         if name:
             lines.append(f"recommended for {platform}: {name} ({by_name[name]['recommendation_reason']})")
-        elif any(a["target"] == {"android": "tflite", "ios": "coreml"}[platform] for a in report["artifacts"]):
+        elif any(a["target"] == PLATFORMS[platform] for a in report["artifacts"]):
             lines.append(f"recommended for {platform}: none (no artifact passed its gate)")
     return lines
 
@@ -74,13 +78,17 @@ def markdown(report: dict) -> str:
         "| " + " | ".join(head) + " |",
         "|" + "|".join("---" if i < 3 else "---:" for i in range(len(head))) + "|",
         *["| " + " | ".join(r) + " |" for r in rows], "",
-        *([f"Core ML rows: latency {EVALUATOR_HINT}", ""]
-          if any(a["runtime"] == "coreml-reference" for a in report["artifacts"]) else []),
+        *[f"Latency of `{runtime}` rows: {note}.\n" for runtime, note in _latency_notes(report)],
         "## Checks", "",
         *[f"- {'PASS' if a['status'] == 'passed' else a['status'].upper()} `{a['name']}`: {a['reason']}"
           + _search_note(a) for a in report["artifacts"]], "",
     ]
     return "\n".join(out)
+
+
+def _latency_notes(report: dict) -> list[tuple[str, str]]:
+    """Each runtime's latency note once (Core ML rows say what timed them)."""
+    return sorted({(a["runtime"], a["latency_note"]) for a in report["artifacts"] if a.get("latency_note")})
 
 
 def _search_note(row: dict) -> str:

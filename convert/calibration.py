@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from train.data import ImageDataset, load_dataset, load_split, split_indices
+from train.data import ImageDataset, load_dataset, load_split, source_spec, split_indices
 from train.errors import DataError
 from train.preprocessing import Preprocessing
 from train.tensors import load_tensor_file
@@ -82,8 +82,7 @@ def resolve_calibration(spec: str | None, run_split: Path | None, prep: Preproce
     if spec is None:
         if split is None:
             raise CalibrationDataError("int8 needs calibration images; pass --calibration digits|DIR|FILE.npy")
-        src = split["source"]
-        spec = "digits" if src["kind"] == "digits" else src["root"]
+        spec = source_spec(split["source"])
     try:
         dataset = load_dataset(spec, log)
     except DataError as exc:

@@ -14,7 +14,7 @@ import numpy as np
 
 from benchmarks.runners import KerasRunner, LiteRTRunner, coreml_runner, predict_batched
 from convert.errors import UsageError
-from train.data import load_dataset, load_split, split_indices
+from train.data import load_dataset, load_split, source_spec, split_indices
 from train.errors import DataError
 from train.loading import load_keras_model, resolve_model_path
 from train.preprocessing import Preprocessing
@@ -33,18 +33,17 @@ def validation_judge(source: Path, budget_pp: float, unsafe: bool = False,
     if not (run_dir / "split.json").is_file() or not (run_dir / "preprocessing.json").is_file():
         raise UsageError(f"--max-drop needs a run dir from `mobilepack train` (its validation split); {source} has none")
     split = load_split(run_dir / "split.json")
-    src = split["source"]
+    need = min_validation_images(budget_pp)
+    if len(split["val"]) < need:  # known from split.json: refuse before reading any image
+        raise UsageError(
+            f"the validation split has {len(split['val'])} images; measuring a {budget_pp:g} pp budget needs at "
+            f"least {need} (one image must weigh less than the budget): train with more data or a larger --max-drop"
+        )
     try:
-        dataset = load_dataset("digits" if src["kind"] == "digits" else src["root"], log)
+        dataset = load_dataset(source_spec(split["source"]), log)
     except DataError as exc:
         raise UsageError(f"--max-drop: cannot read the validation data: {exc}") from None
     idx = split_indices(dataset, split, "val")
-    need = min_validation_images(budget_pp)
-    if len(idx) < need:
-        raise UsageError(
-            f"the validation split has {len(idx)} images; measuring a {budget_pp:g} pp budget needs at least {need} "
-            f"(one image must weigh less than the budget): train with more data or a larger --max-drop"
-        )
     prep = Preprocessing.load(run_dir / "preprocessing.json")
     x = [prep.apply_batch([dataset.images[i] for i in idx])]
     y = dataset.labels[idx]

@@ -96,6 +96,11 @@ def load_folder_dataset(root: Path, log: Callable[[str], None] = print) -> Image
                         {"kind": "folder", "root": str(root.resolve())}, skipped)
 
 
+def source_spec(source: dict) -> str:
+    """The --data value that reloads a dataset recorded as `ImageDataset.source` (e.g. in split.json)."""
+    return "digits" if source["kind"] == "digits" else source["root"]
+
+
 def load_dataset(spec: str, log: Callable[[str], None] = print) -> ImageDataset:
     if spec == "digits":
         return load_digits_dataset()
