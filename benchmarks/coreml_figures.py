@@ -1,6 +1,7 @@
 """Issue 3's figures: the Core ML reference evaluator against Keras, and its speed.
 
     python -m benchmarks.coreml_figures [--models mobilenet_v2,resnet50] [--inputs 50] [--skip-speed]
+    python -m benchmarks.coreml_figures --fp16-crosscheck resnet50
 
 For small_cnn trained on digits and for Keras applications (224x224,
 weights=None, seed 0) it converts to ML Program and NeuralNetwork in every
@@ -137,13 +138,44 @@ def speed(work: Path, batch: int = 16, rounds: int = 3) -> None:
           f"evaluator {ev:.1f} img/s = {ev / lit:.0%} of LiteRT (limit 20%)", flush=True)
 
 
+def fp16_crosscheck(name: str, n: int) -> None:
+    """How much fp16 costs the model itself, without the evaluator: fp16 weights in TFLite
+    (fp32 compute), and TensorFlow computing the same weights under Keras' float16 policy."""
+    import keras
+
+    from benchmarks.metrics import sqnr_db
+    from benchmarks.runners import LiteRTRunner
+    from convert.tflite import convert_tflite
+
+    model = app_model(name)
+    x = np.random.default_rng(0).uniform(0, 255, (n, 224, 224, 3)).astype(np.float32)
+    ref = np.asarray(model.predict(x, batch_size=10, verbose=0))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "fp16.tflite"
+        path.write_bytes(convert_tflite(model, "fp16"))
+        lite = LiteRTRunner(path, num_threads=os.cpu_count()).predict([x])[0]
+    keras.mixed_precision.set_global_policy("float16")
+    try:
+        half = app_model(name)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    half.set_weights(model.get_weights())
+    out16 = np.asarray(half.predict(x, batch_size=10, verbose=0), np.float32)
+    print(f"{name} fp16 cross-check on {n} inputs: TFLite fp16 weights {sqnr_db(lite, ref):.1f} dB; "
+          f"TensorFlow float16 compute {sqnr_db(out16, ref):.1f} dB", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="small_cnn," + ",".join(APPS))
     ap.add_argument("--inputs", type=int, default=50, help="inputs for fp16 and compressed variants")
     ap.add_argument("--fp32-inputs", type=int, default=10)
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--fp16-crosscheck", metavar="APP", help="only the fp16 cross-check of one application, e.g. resnet50")
     args = ap.parse_args()
+    if args.fp16_crosscheck:
+        fp16_crosscheck(args.fp16_crosscheck, args.inputs)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if not args.skip_speed:

@@ -269,7 +269,8 @@ def demo_cmd(out, run_dir, epochs, img_size, seed, threads, max_drop, min_agreem
     bench = _bench_config("digits", _threads(threads), gate_overrides, min_agreement, no_gate, runs, False)
     every = ConvertConfig(targets=("tflite", "coreml"), coreml_formats=("mlprogram", "neuralnetwork"), seed=seed,
                           max_drop_pp=budget)
-    report = run_demo(out, run_dir, TrainConfig(epochs=epochs, img_size=img_size, seed=seed), every, bench, log=ui.log, progress=ui, verbose=0 if ui.quiet else 2)
+    report = run_demo(out, run_dir, TrainConfig(epochs=epochs, img_size=img_size, seed=seed), every, bench,
+                      log=ui.log, progress=ui, verbose=0 if ui.quiet else 2)
     _finish_bench(report, out, ui)
 
 
