@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from train.errors import OutputError
 from train.fsutil import atomic_write_bytes
 
 
@@ -30,5 +31,15 @@ def junit_xml(report: dict, regressions: list[dict] | None = None) -> bytes:
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
 
 
+def check_junit_path(path: Path) -> None:
+    """Refuse a --junit path whose folder is missing before the slow bench, not after it."""
+    parent = Path(path).absolute().parent
+    if not parent.is_dir():
+        raise OutputError(f"--junit {path}: folder {parent} does not exist; create it or choose another path")
+
+
 def write_junit(path: Path, report: dict, regressions: list[dict] | None = None) -> None:
-    atomic_write_bytes(Path(path), junit_xml(report, regressions))
+    try:
+        atomic_write_bytes(Path(path), junit_xml(report, regressions))
+    except OSError as exc:
+        raise OutputError(f"--junit {path}: cannot write ({exc.strerror}); choose a writable path") from None

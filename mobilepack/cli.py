@@ -237,7 +237,10 @@ def bench_cmd(dist, data, threads, max_drop, min_agreement, no_gate, runs, unsaf
         mobilepack bench dist --data digits --threads 1,2 --max-drop int8=0.5 --junit bench.xml
     """
     from benchmarks.bench import run_bench
+    from benchmarks.junit import check_junit_path
 
+    if junit:
+        check_junit_path(junit)
     config = _bench_config(data, _threads(threads), max_drop, min_agreement, no_gate, runs, unsafe_load, dist, baseline)
     report = run_bench(dist, config, log=ui.log, progress=ui)
     _finish_bench(report, dist, ui, junit)

@@ -116,6 +116,14 @@ def test_baseline_of_another_schema_or_dataset_is_refused(bench_report, tmp_path
     assert result.exit_code == 2 and "17 inputs" in result.stderr and "same data" in result.stderr
 
 
+def test_junit_into_a_missing_folder_is_refused_before_the_bench(tiny_dist, tmp_path):
+    result = run("bench", tiny_dist, "--junit", tmp_path / "no" / "such" / "j.xml")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "does not exist" in lines[0]
+    assert not (tmp_path / "no").exists()
+
+
 def test_junit_marks_failed_gates(tiny_dist, noise_npz, tmp_path):
     import shutil
 
