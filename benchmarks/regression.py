@@ -23,6 +23,8 @@ def load_baseline(path: Path) -> dict:
         old = json.loads(path.read_text())
     except FileNotFoundError:
         raise BenchDataError(f"--baseline {path}: no such report") from None
+    except OSError as exc:
+        raise BenchDataError(f"--baseline {path}: cannot read ({exc.strerror}); give the old report.json file") from None
     except json.JSONDecodeError as exc:
         raise BenchDataError(f"--baseline {path}: not valid JSON ({exc.msg})") from None
     if old.get("schema_version") != REPORT_SCHEMA_VERSION:

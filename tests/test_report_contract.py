@@ -109,6 +109,8 @@ def test_baseline_of_another_schema_or_dataset_is_refused(bench_report, tmp_path
     old.write_text(json.dumps({**report, "schema_version": 0}))
     result = run("bench", dist, "--baseline", old)
     assert result.exit_code == 2 and "schema_version 0" in result.stderr
+    result = run("bench", dist, "--baseline", tmp_path)  # a folder, not the report in it
+    assert result.exit_code == 2 and "cannot read" in result.stderr and "Traceback" not in result.output
     other = copy.deepcopy(report)
     other["dataset"]["count"] = 17
     old.write_text(json.dumps(other))
