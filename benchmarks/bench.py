@@ -17,9 +17,11 @@ from . import metrics
 from .errors import BenchDataError, ThresholdError
 from .evaldata import EvalData, load_eval_data
 from .gate import DEFAULT_THRESHOLDS, Threshold, judge
-from .latency import LatencyProtocol, litert_latency, runner_latency
+from .crosscheck import AGREEMENT_LIMIT, GOOGLE_TOOL, crosscheck
+from .latency import LatencyProtocol, runner_latency
 from .machine import machine_info
 from .macs import tflite_macs
+from .measure import FreshProcessMeter
 from .recommend import recommend
 from .regression import REGRESSION_LIMITS, check_same_data, compare, load_baseline
 from .report import REPORT_SCHEMA_VERSION, best_p50, write_report
@@ -43,6 +45,7 @@ class BenchConfig:
     gate: bool = True
     unsafe_load: bool = False
     baseline: Path | None = None  # a previous report.json to diff against
+    crosscheck: bool = True  # also time every .tflite with Google's benchmark_litert_model.py
 
     def __post_init__(self):
         bad = [t for t in self.threads if t < 1]
@@ -76,8 +79,9 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
         "accuracy": metrics.accuracy(ref_pred, data.labels) if data.labels is not None else None,
         "latency_ms": runner_latency(keras_runner, list(data.inputs), config.latency).to_dict(),
     }
-    rows = [_artifact_row(a, dist, data, ref_out, ref_pred, reference, config, names, progress)
-            for a in manifest.artifacts]
+    with FreshProcessMeter(list(data.inputs), config.latency, names) as meter:
+        rows = [_artifact_row(a, dist, data, ref_out, ref_pred, reference, config, names, progress, meter)
+                for a in manifest.artifacts]
     failed = [r["name"] for r in rows if r["status"] == "failed"]
     recommended = recommend(rows)
     report = {
@@ -92,6 +96,8 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
         "gate": {"enabled": config.gate, "verdict": ("failed" if failed else "passed") if config.gate else "not gated",
                  "failed": failed},
         "recommended": recommended,
+        "crosscheck": {"enabled": config.crosscheck, "tool": GOOGLE_TOOL, "limit": AGREEMENT_LIMIT,
+                       "disagreements": [r["name"] for r in rows if not all(c["agrees"] for c in r["crosscheck"])]},
         "artifacts": rows,
     }
     if baseline is not None:
@@ -108,7 +114,7 @@ EVALUATOR_NOTE = ("timed through mobilepack's numpy Core ML reference evaluator 
 
 
 def _artifact_row(artifact, dist: Path, data: EvalData, ref_out, ref_pred, reference, config: BenchConfig,
-                  input_names, progress) -> dict:
+                  input_names, progress, meter: FreshProcessMeter) -> dict:
     path = artifact.path(dist)
     if artifact.target == "tflite":
         runner = LiteRTRunner(path, num_threads=max(config.threads), input_names=input_names)
@@ -127,7 +133,7 @@ def _artifact_row(artifact, dist: Path, data: EvalData, ref_out, ref_pred, refer
         "agreement": metrics.agreement(pred, ref_pred),
         "max_abs_error": metrics.max_abs_error(flat, ref_flat),
         "sqnr_db": metrics.finite_or_none(metrics.sqnr_db(flat, ref_flat)),
-        **_latency(artifact, path, runner, data, config, input_names, progress),
+        **_latency(artifact, path, runner.runtime, config, progress, meter),
         **_search_fields(artifact),
     }
     row.update(_work(artifact, path, row))
@@ -168,19 +174,28 @@ def _search_fields(artifact) -> dict:
             "float_layers": notes.get("float_layers", []), "float_layer_reason": notes.get("float_layer_reason")}
 
 
-def _latency(artifact, path, runner, data: EvalData, config: BenchConfig, input_names, progress) -> dict:
-    """LiteRT at each thread count; Core ML once, labelled with what timed it."""
-    inputs = list(data.inputs)
+def _latency(artifact, path, runtime: str, config: BenchConfig, progress, meter: FreshProcessMeter) -> dict:
+    """LiteRT at each thread count, Core ML once, each in a fresh process; memory from the fewest threads."""
+    def step(label: str, done: int) -> None:
+        if progress:
+            progress(f"{artifact.name} {label}", done, 1)
+
     if artifact.target == "tflite":
-        stats = []
+        stats, checks = [], []
         for t in config.threads:
-            if progress:
-                progress(f"{artifact.name} latency @{t}t", 0, 1)
-            stats.append(litert_latency(path, inputs, t, config.latency, input_names).to_dict())
-        return {"latency_ms": stats, "latency_note": None}
+            step(f"latency @{t}t", 0)
+            stats.append(meter.measure("litert", path, t))
+            step(f"latency @{t}t", 1)
+            if config.crosscheck:
+                step(f"google tool @{t}t", 0)
+                checks.append(crosscheck(path, stats[-1]))
+                step(f"google tool @{t}t", 1)
+        return {"latency_ms": stats, "latency_note": None, "memory": stats[0]["memory"], "crosscheck": checks}
     # The evaluator is slow on big models; a few runs give its median without dominating the bench.
     protocol = LatencyProtocol(min_runs=max(5, config.latency.min_runs // 5), min_seconds=0.0, warmup_runs=1,
                                warmup_seconds=0.0)
-    stats = runner_latency(runner, inputs, protocol).to_dict()
-    note = EVALUATOR_NOTE if runner.runtime == "coreml-reference" else "timed through Core ML on this Mac"
-    return {"latency_ms": [stats], "latency_note": note}
+    step("latency", 0)
+    stats = meter.measure("coreml", path, None, protocol)
+    step("latency", 1)
+    note = EVALUATOR_NOTE if runtime == "coreml-reference" else "timed through Core ML on this Mac"
+    return {"latency_ms": [stats], "latency_note": note, "memory": stats["memory"], "crosscheck": []}

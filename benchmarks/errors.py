@@ -9,3 +9,7 @@ class BenchDataError(MobilepackError):
 
 class ThresholdError(MobilepackError):
     """A --max-drop / --min-agreement / --threads value is malformed."""
+
+
+class MeasurementError(MobilepackError):
+    """A latency/memory measurement process or the cross-check tool failed."""

@@ -37,6 +37,7 @@ class LatencyStats:
     p90: float
     p95: float
     p99: float
+    quantiles: list  # p0, p5, ..., p100 of the timed runs: the distribution, for plots
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,6 +69,7 @@ def summarize(threads: int | None, init: float, first: float, warm: int, ms: np.
         mean=float(ms.mean()), std=float(ms.std()), min=float(ms.min()), max=float(ms.max()),
         p5=float(np.percentile(ms, 5)), p50=float(np.percentile(ms, 50)), p90=float(np.percentile(ms, 90)),
         p95=float(np.percentile(ms, 95)), p99=float(np.percentile(ms, 99)),
+        quantiles=[float(q) for q in np.percentile(ms, np.arange(0, 101, 5))],
     )
 
 

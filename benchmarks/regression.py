@@ -1,6 +1,6 @@
 """`bench --baseline OLD/report.json`: what got worse since a previous report.
 
-Thresholds are data. Latency is compared only when both reports were measured
+Thresholds are data. Latency and memory are compared only when both reports were measured
 on the same CPU: a different machine says nothing about the artifact.
 """
 
@@ -12,8 +12,10 @@ from pathlib import Path
 from .errors import BenchDataError
 from .report import REPORT_SCHEMA_VERSION, best_p50
 
-# An artifact regresses when it loses more accuracy, gets slower or bigger than this.
-REGRESSION_LIMITS = {"accuracy_pp": 0.5, "p50_ratio": 1.15, "size_ratio": 1.05}
+# An artifact regresses when it loses more accuracy, gets slower, bigger or hungrier than this.
+# Memory must grow by both the ratio and the bytes: a few MiB of allocator noise is not a regression.
+REGRESSION_LIMITS = {"accuracy_pp": 0.5, "p50_ratio": 1.15, "size_ratio": 1.05,
+                     "memory_ratio": 1.25, "memory_min_bytes": 4 * 2**20}
 
 
 def load_baseline(path: Path) -> dict:
@@ -64,6 +66,10 @@ def compare(current: dict, baseline: dict, limits: dict = REGRESSION_LIMITS) -> 
         p_new, p_old = best_p50(row), best_p50(old)
         if same_machine and p_new and p_old and p_new / p_old > limits["p50_ratio"]:
             problems.append(f"p50 {p_old:.3f} -> {p_new:.3f} ms (x{p_new / p_old:.2f})")
+        m_new, m_old = (row.get("memory") or {}).get("rss_delta_bytes"), (old.get("memory") or {}).get("rss_delta_bytes")
+        if (same_machine and m_new is not None and m_old is not None and m_new > m_old * limits["memory_ratio"]
+                and m_new - m_old > limits["memory_min_bytes"]):
+            problems.append(f"peak memory {m_old / 2**20:.1f} -> {m_new / 2**20:.1f} MiB above baseline process")
         out.append({"name": row["name"], "regressed": bool(problems), "problems": problems,
                     "latency_compared": same_machine})
     return out

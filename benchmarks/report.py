@@ -6,7 +6,7 @@ from pathlib import Path
 
 from train.fsutil import atomic_write_json, atomic_write_text
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 2  # 2: fresh-process memory, Google tool cross-check, latency quantiles
 PLATFORMS = {"android": "tflite", "ios": "coreml"}  # the target each app embeds
 
 
@@ -28,7 +28,8 @@ def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     keys = {t for a in report["artifacts"] for t in _p50s(a)}
     threads = sorted(k for k in keys if isinstance(k, int)) + sorted(k for k in keys if not isinstance(k, int))
     head = ["artifact", "runtime", "quant", "size KiB", "accuracy", "drop pp", "agreement", "max abs err", "SQNR dB"]
-    head += [f"p50 ms @{t}t" if isinstance(t, int) else f"p50 ms {t}" for t in threads] + ["status"]
+    head += [f"p50 ms @{t}t" if isinstance(t, int) else f"p50 ms {t}" for t in threads]
+    head += ["mem MiB", "arena KiB", "status"]
     rows = []
     for a in report["artifacts"]:
         p50 = _p50s(a)
@@ -36,9 +37,31 @@ def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
         rows.append([
             a["name"], a["runtime"], a["quantization"], f"{a['size_bytes'] / 1024:.1f}", _fmt(a["accuracy"], ".4f"),
             _fmt(a["accuracy_drop_pp"], "+.2f"), f"{a['agreement']:.4f}", f"{a['max_abs_error']:.2e}", sqnr,
-            *[_fmt(p50.get(t), ".3f") for t in threads], a["status"],
+            *[_fmt(p50.get(t), ".3f") for t in threads], *_memory_cells(a), a["status"],
         ])
     return head, rows
+
+
+def _memory_cells(row: dict) -> list[str]:
+    """Peak RSS above the empty-process baseline, and the tensor arena where it could be read."""
+    mem = row.get("memory") or {}
+    delta, arena = mem.get("rss_delta_bytes"), mem.get("arena_bytes")
+    return [_fmt(None if delta is None else delta / 2**20, ".1f"), _fmt(None if arena is None else arena / 1024, ".1f")]
+
+
+def crosscheck_lines(report: dict) -> list[str]:
+    """One line per artifact and thread count: mobilepack's p50 against Google's tool's median."""
+    cc = report.get("crosscheck") or {}
+    if not cc.get("enabled"):
+        return []
+    lines = []
+    for a in report["artifacts"]:
+        for c in a.get("crosscheck") or []:
+            diff = "n/a" if c["difference"] is None else f"{c['difference'] * 100:+.1f}%"
+            flag = "agrees" if c["agrees"] else f"DISAGREES (over {cc['limit'] * 100:.0f}%)"
+            lines.append(f"`{a['name']}` @{c['threads']}t: p50 {c['p50_ms']:.3f} ms, Google's tool "
+                         f"{c['google_median_ms']:.2f} ms ({diff}): {flag}")
+    return lines
 
 
 def text_table(report: dict) -> str:
@@ -79,6 +102,12 @@ def markdown(report: dict) -> str:
         "|" + "|".join("---" if i < 3 else "---:" for i in range(len(head))) + "|",
         *["| " + " | ".join(r) + " |" for r in rows], "",
         *[f"Latency of `{runtime}` rows: {note}.\n" for runtime, note in _latency_notes(report)],
+        "Each latency was measured in a fresh process per artifact and thread count; `mem MiB` is that process's "
+        "peak resident memory above a process that loaded the same runtime and no model, `arena KiB` the TFLite "
+        "tensor arena.", "",
+        *(["## Cross-check with Google's benchmark tool", "",
+           f"`{report['crosscheck']['tool']}` on the same files and thread counts (medians; it reports 0.01 ms).", "",
+           *[f"- {line}" for line in crosscheck_lines(report)], ""] if crosscheck_lines(report) else []),
         "## Checks", "",
         *[f"- {'PASS' if a['status'] == 'passed' else a['status'].upper()} `{a['name']}`: {a['reason']}"
           + _search_note(a) for a in report["artifacts"]], "",

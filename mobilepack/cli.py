@@ -156,7 +156,8 @@ def _judge(model, max_drop, unsafe_load, ui):
     return validation_judge(model, max_drop, unsafe_load, ui.log)
 
 
-def _bench_config(data, threads, max_drop, min_agreement, no_gate, runs, unsafe_load, dist=None, baseline=None):
+def _bench_config(data, threads, max_drop, min_agreement, no_gate, runs, unsafe_load, dist=None, baseline=None,
+                  no_crosscheck=False):
     from benchmarks.bench import BenchConfig
     from benchmarks.gate import parse_overrides, thresholds_with
     from benchmarks.latency import LatencyProtocol
@@ -167,7 +168,8 @@ def _bench_config(data, threads, max_drop, min_agreement, no_gate, runs, unsafe_
     table = thresholds_with(parse_overrides(max_drop, "--max-drop", 0.0, 100.0),
                             parse_overrides(min_agreement, "--min-agreement", 0.0, 1.0))
     return BenchConfig(data=data or _default_data(dist), latency=LatencyProtocol(min_runs=runs),
-                       thresholds=table, gate=not no_gate, unsafe_load=unsafe_load, baseline=baseline, **kwargs)
+                       thresholds=table, gate=not no_gate, unsafe_load=unsafe_load, baseline=baseline,
+                       crosscheck=not no_crosscheck, **kwargs)
 
 
 def _default_data(dist) -> str:
@@ -206,6 +208,8 @@ bench_options = [
     click.option("--min-agreement", multiple=True, metavar="QUANT=X", help="Override the top-1 agreement floor, e.g. int8=0.99."),
     click.option("--no-gate", is_flag=True, help="Report only; exit 0 even when an artifact fails."),
     click.option("--runs", type=click.IntRange(min=2), default=50, show_default=True, help="Minimum timed runs per latency."),
+    click.option("--no-crosscheck", is_flag=True,
+                 help="Skip timing each .tflite again with Google's benchmark_litert_model.py (faster)."),
 ]
 
 
@@ -226,7 +230,8 @@ def _apply(options):
               help="A previous report.json: exit 1 if an artifact lost accuracy, grew or slowed beyond the limits.")
 @click.option("--junit", type=click.Path(path_type=Path), default=None, help="Write each gate as a JUnit test case.")
 @command_options
-def bench_cmd(dist, data, threads, max_drop, min_agreement, no_gate, runs, unsafe_load, baseline, junit, ui):
+def bench_cmd(dist, data, threads, max_drop, min_agreement, no_gate, runs, no_crosscheck, unsafe_load, baseline, junit,
+              ui):
     """Benchmark every artifact in DIST against the Keras reference; gate on accuracy.
 
     Exit code 1 when an artifact fails its threshold (unless --no-gate) or, with
@@ -241,7 +246,8 @@ def bench_cmd(dist, data, threads, max_drop, min_agreement, no_gate, runs, unsaf
 
     if junit:
         check_junit_path(junit)
-    config = _bench_config(data, _threads(threads), max_drop, min_agreement, no_gate, runs, unsafe_load, dist, baseline)
+    config = _bench_config(data, _threads(threads), max_drop, min_agreement, no_gate, runs, unsafe_load, dist, baseline,
+                           no_crosscheck)
     report = run_bench(dist, config, log=ui.log, progress=ui)
     _finish_bench(report, dist, ui, junit)
 
@@ -254,7 +260,7 @@ def bench_cmd(dist, data, threads, max_drop, min_agreement, no_gate, runs, unsaf
 @click.option("--seed", type=int, default=0, show_default=True)
 @_apply(bench_options)
 @command_options
-def demo_cmd(out, run_dir, epochs, img_size, seed, threads, max_drop, min_agreement, no_gate, runs, ui):
+def demo_cmd(out, run_dir, epochs, img_size, seed, threads, max_drop, min_agreement, no_gate, runs, no_crosscheck, ui):
     """Train on digits, convert to every TFLite and Core ML variant, benchmark, and write the report.
 
     --max-drop PP (a plain number) makes it an accuracy-budgeted conversion: one artifact per format.
@@ -269,7 +275,8 @@ def demo_cmd(out, run_dir, epochs, img_size, seed, threads, max_drop, min_agreem
 
     budget = _budget(max_drop)
     gate_overrides = tuple(v for v in max_drop if "=" in v)
-    bench = _bench_config("digits", _threads(threads), gate_overrides, min_agreement, no_gate, runs, False)
+    bench = _bench_config("digits", _threads(threads), gate_overrides, min_agreement, no_gate, runs, False,
+                          no_crosscheck=no_crosscheck)
     every = ConvertConfig(targets=("tflite", "coreml"), coreml_formats=("mlprogram", "neuralnetwork"), seed=seed,
                           max_drop_pp=budget)
     report = run_demo(out, run_dir, TrainConfig(epochs=epochs, img_size=img_size, seed=seed), every, bench,

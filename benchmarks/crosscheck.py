@@ -1,0 +1,54 @@
+"""Cross-check mobilepack's LiteRT latency against Google's own benchmark tool.
+
+`ai_edge_litert/tools/benchmark_litert_model.py` ships in the LiteRT wheel. It
+runs the same file through LiteRT's CompiledModel API with random inputs, in
+its own process, and reports its median to 0.01 ms. A median that differs from
+mobilepack's p50 by more than 15% (beyond that rounding) means one of the two
+harnesses is measuring something else, and the report flags it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from .errors import MeasurementError
+
+GOOGLE_TOOL = "ai_edge_litert.tools.benchmark_litert_model"
+AGREEMENT_LIMIT = 0.15  # relative difference of the medians
+TOOL_RESOLUTION_MS = 0.005  # the tool rounds its figures to 0.01 ms
+MAX_TOOL_RUNS = 5000
+
+
+def google_median_ms(path: Path, threads: int, runs: int, warmup: int, timeout_s: float = 1800) -> float:
+    """The median latency Google's tool reports for `path` at `threads`."""
+    with tempfile.TemporaryDirectory(prefix="mobilepack-google-") as tmp:
+        out = Path(tmp) / "result.json"
+        cmd = [sys.executable, "-m", GOOGLE_TOOL, f"--model={Path(path).resolve()}", f"--num_threads={threads}",
+               f"--num_runs={runs}", f"--warmup_runs={warmup}", f"--result_json={out}"]
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            raise MeasurementError(f"{Path(path).name}: {GOOGLE_TOOL} ran over {timeout_s:.0f} s") from exc
+        if proc.returncode != 0 or not out.is_file():
+            tail = [line for line in proc.stderr.strip().splitlines() if line.strip()][-1:] or ["no output"]
+            raise MeasurementError(f"{Path(path).name}: {GOOGLE_TOOL} failed (exit {proc.returncode}): {tail[0]}; "
+                                   "re-run with --no-crosscheck to skip the cross-check")
+        return float(json.loads(out.read_text())["latency"]["median_ms"])
+
+
+def crosscheck(path: Path, stats: dict) -> dict:
+    """Compare one of mobilepack's latency entries with the tool's median at the same thread count."""
+    runs = min(max(50, stats["runs"]), MAX_TOOL_RUNS)
+    google = google_median_ms(path, stats["threads"], runs, warmup=max(5, stats["warmup_runs"]))
+    ours = stats["p50"]
+    return {
+        "threads": stats["threads"], "p50_ms": ours, "google_median_ms": google, "google_runs": runs,
+        "difference": (ours - google) / google if google > 0 else None,
+        "agrees": abs(ours - google) <= AGREEMENT_LIMIT * google + TOOL_RESOLUTION_MS,
+    }

@@ -1,0 +1,177 @@
+"""One artifact, one thread count, one fresh process: latency, peak memory and arena size.
+
+The parent (`bench`) writes a request and the batch-1 inputs to a temp dir and
+runs `python -m benchmarks.measure REQUEST RESULT`. A fresh process per
+measurement means one artifact's caches, thread pool and allocator state cannot
+colour another's, and ru_maxrss is the peak of exactly one artifact. An
+"empty" request imports the same runtime and loads nothing: its peak is the
+baseline subtracted from every measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from .errors import MeasurementError
+from .latency import LatencyProtocol, litert_latency, runner_latency
+
+KINDS = ("litert", "coreml")
+CHILD_TIMEOUT_S = 1800
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024
+
+
+def tflite_arena_bytes(content: bytes) -> int | None:
+    """The TFLite memory planner's arena for `content`, read from tensor addresses.
+
+    The Python API does not expose the arena, so it is measured: an interpreter
+    without default delegates allocates every non-constant tensor (inputs,
+    activations, outputs, kernel scratch) in its arena; constants point into the
+    model buffer. The arena is the span of the non-constant tensors, summed over
+    separate allocations. XNNPack, used for the latency runs, plans its own
+    workspace: that is in the peak RSS, not here.
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(model_content=content,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp.allocate_tensors()
+    model = np.frombuffer(content, np.uint8)
+    lo, hi = model.ctypes.data, model.ctypes.data + model.nbytes
+    spans = []
+    for detail in interp.get_tensor_details():  # tensors with a type: model tensors and kernel scratch
+        try:
+            view = interp.tensor(detail["index"])()
+        except (ValueError, RuntimeError):
+            continue  # no data (optional or unallocated tensor)
+        start = view.ctypes.data
+        if view.nbytes and not lo <= start < hi:
+            spans.append((start, start + view.nbytes))
+    if not spans:
+        return None
+    spans.sort()
+    total, (cur_start, cur_end) = 0, spans[0]
+    for start, end in spans[1:]:
+        if start - cur_end > 1 << 20:  # another allocation (persistent arena), not a gap in this one
+            total += cur_end - cur_start
+            cur_start = start
+        cur_end = max(cur_end, end)
+    return total + cur_end - cur_start
+
+
+def _import_runtime(kind: str) -> None:
+    if kind == "litert":
+        import ai_edge_litert.interpreter  # noqa: F401
+    else:
+        from convert.coreml import import_coremltools
+
+        from .coreml_reference import CoreMLReferenceRunner  # noqa: F401
+
+        import_coremltools()
+
+
+def _measure(request: dict, inputs: list[np.ndarray]) -> dict:
+    kind, threads, path = request["kind"], request.get("threads"), Path(request["path"])
+    protocol = LatencyProtocol(**request["protocol"])
+    _import_runtime(kind)
+    if kind == "litert":
+        arena = tflite_arena_bytes(path.read_bytes())
+        stats = litert_latency(path, inputs, threads, protocol, request.get("input_names"))
+    else:
+        from .runners import coreml_runner
+
+        arena, stats = None, runner_latency(coreml_runner(path), inputs, protocol)
+    return {"latency": stats.to_dict(), "peak_rss_bytes": peak_rss_bytes(), "arena_bytes": arena}
+
+
+def child_main(argv: list[str]) -> int:
+    request_path, result_path = Path(argv[0]), Path(argv[1])
+    request = json.loads(request_path.read_text())
+    if request["kind"] == "empty":
+        _import_runtime(request["runtime"])
+        result = {"peak_rss_bytes": peak_rss_bytes()}
+    else:
+        with np.load(request["inputs"], allow_pickle=False) as z:
+            inputs = [z[f"arr_{i}"] for i in range(len(z.files))]
+        result = _measure(request, inputs)
+    result_path.write_text(json.dumps(result))
+    return 0
+
+
+class FreshProcessMeter:
+    """Runs each measurement in its own `python -m benchmarks.measure` process."""
+
+    def __init__(self, inputs: list[np.ndarray], protocol: LatencyProtocol, input_names: list[str] | None = None):
+        self._tmp = tempfile.TemporaryDirectory(prefix="mobilepack-measure-")
+        self.dir = Path(self._tmp.name)
+        self.inputs_path = self.dir / "inputs.npz"
+        np.savez(self.inputs_path, *[np.ascontiguousarray(x[:1]) for x in inputs])
+        self.protocol = protocol
+        self.input_names = input_names
+        self._baselines: dict[str, int] = {}
+        self._count = 0
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def baseline_rss(self, runtime: str) -> int:
+        """Peak RSS of a process that imports `runtime` and loads nothing (measured once)."""
+        if runtime not in self._baselines:
+            self._baselines[runtime] = self._run({"kind": "empty", "runtime": runtime}, "empty process")["peak_rss_bytes"]
+        return self._baselines[runtime]
+
+    def measure(self, kind: str, path: Path, threads: int | None, protocol: LatencyProtocol | None = None) -> dict:
+        """Latency stats (with quantiles) plus memory: peak RSS, its baseline, their difference, arena."""
+        request = {"kind": kind, "path": str(Path(path).resolve()), "threads": threads,
+                   "protocol": asdict(protocol or self.protocol), "inputs": str(self.inputs_path), "input_names": self.input_names}
+        result = self._run(request, Path(path).name)
+        baseline = self.baseline_rss(kind)
+        stats = result["latency"]
+        stats["memory"] = {"peak_rss_bytes": result["peak_rss_bytes"], "baseline_rss_bytes": baseline,
+                           "rss_delta_bytes": max(0, result["peak_rss_bytes"] - baseline),
+                           "arena_bytes": result["arena_bytes"]}
+        return stats
+
+    def _run(self, request: dict, what: str) -> dict:
+        self._count += 1
+        req, res = self.dir / f"request{self._count}.json", self.dir / f"result{self._count}.json"
+        req.write_text(json.dumps(request))
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
+        try:
+            proc = subprocess.run([sys.executable, "-m", "benchmarks.measure", str(req), str(res)], env=env,
+                                  capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, cwd=_project_root())
+        except subprocess.TimeoutExpired as exc:
+            raise MeasurementError(f"{what}: measurement process ran over {CHILD_TIMEOUT_S} s; "
+                                   "lower --runs or check the model") from exc
+        if proc.returncode != 0 or not res.is_file():
+            tail = [line for line in proc.stderr.strip().splitlines() if line.strip()][-1:] or ["no output"]
+            raise MeasurementError(f"{what}: measurement process failed (exit {proc.returncode}): {tail[0]}")
+        return json.loads(res.read_text())
+
+
+def _project_root() -> str:
+    """Where `benchmarks` is importable from, so the child finds the same code as the parent."""
+    return str(Path(__file__).resolve().parent.parent)
+
+
+if __name__ == "__main__":
+    sys.exit(child_main(sys.argv[1:]))
