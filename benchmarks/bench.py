@@ -79,9 +79,13 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
         "accuracy": metrics.accuracy(ref_pred, data.labels) if data.labels is not None else None,
         "latency_ms": runner_latency(keras_runner, list(data.inputs), config.latency).to_dict(),
     }
+    preds: dict[str, np.ndarray] = {}
     with FreshProcessMeter(list(data.inputs), config.latency, names) as meter:
-        rows = [_artifact_row(a, dist, data, ref_out, ref_pred, reference, config, names, progress, meter)
-                for a in manifest.artifacts]
+        rows = []
+        for a in manifest.artifacts:
+            row, preds[a.name] = _artifact_row(a, dist, data, ref_out, ref_pred, reference, config, names, progress,
+                                               meter)
+            rows.append(row)
     failed = [r["name"] for r in rows if r["status"] == "failed"]
     recommended = recommend(rows)
     report = {
@@ -99,13 +103,14 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
         "crosscheck": {"enabled": config.crosscheck, "tool": GOOGLE_TOOL, "limit": AGREEMENT_LIMIT,
                        "disagreements": [r["name"] for r in rows if not all(c["agrees"] for c in r["crosscheck"])]},
         "artifacts": rows,
+        "worst": worst_artifact(rows, preds, ref_pred, data, manifest.labels),
     }
     if baseline is not None:
         check_same_data(config.baseline, baseline, report)
         comparisons = compare(report, baseline)
         report["baseline"] = {"path": str(config.baseline), "limits": REGRESSION_LIMITS, "comparisons": comparisons,
                               "regressed": [c["name"] for c in comparisons if c["regressed"]]}
-    write_report(report, dist)
+    write_report(report, dist, data.images)
     return report
 
 
@@ -142,7 +147,43 @@ def _artifact_row(artifact, dist: Path, data: EvalData, ref_out, ref_pred, refer
         threshold = replace(threshold, max_drop_pp=float(artifact.notes["budget_pp"]))
     status, reason = judge(row, threshold, data.count)
     row["status"], row["reason"] = status, reason
-    return row
+    return row, pred
+
+
+MAX_MISSES = 24  # inputs listed (and shown as thumbnails in report.html) for the worst artifact
+
+
+def worst_artifact(rows: list[dict], preds: dict, ref_pred: np.ndarray, data: EvalData, labels: list | None) -> dict | None:
+    """The artifact that lost most (accuracy drop, else disagreement): per-class change and the inputs it misses.
+
+    With labels, the misses are the inputs it gets wrong, those the reference got right first (what
+    quantization broke before what was always hard); without labels, the inputs where it disagrees
+    with the reference.
+    """
+    if not rows:
+        return None
+    key = (lambda r: (r["accuracy_drop_pp"], -r["agreement"])) if data.labels is not None else (lambda r: -r["agreement"])
+    row = max(rows, key=key)
+    pred = preds[row["name"]]
+    name_of = (lambda i: labels[i] if labels and 0 <= i < len(labels) else str(i))
+    per_class = []
+    if data.labels is not None:
+        for c in np.unique(data.labels):
+            mask = data.labels == c
+            ref_acc, acc = float(np.mean(ref_pred[mask] == c)), float(np.mean(pred[mask] == c))
+            per_class.append({"class": int(c), "label": name_of(int(c)), "count": int(mask.sum()),
+                              "reference_accuracy": ref_acc, "accuracy": acc, "change_pp": (acc - ref_acc) * 100})
+        wrong = pred != data.labels
+        broke = wrong & (ref_pred == data.labels)
+        missed = np.concatenate([np.flatnonzero(broke), np.flatnonzero(wrong & ~broke)])
+        newly = int(broke.sum())
+    else:
+        missed = np.flatnonzero(pred != ref_pred)
+        newly = int(len(missed))
+    misses = [{"index": int(i), "label": None if data.labels is None else name_of(int(data.labels[i])),
+               "predicted": name_of(int(pred[i])), "reference": name_of(int(ref_pred[i]))} for i in missed[:MAX_MISSES]]
+    return {"name": row["name"], "accuracy_drop_pp": row["accuracy_drop_pp"], "agreement": row["agreement"],
+            "per_class": per_class, "missed_count": int(len(missed)), "newly_missed_count": newly, "misses": misses}
 
 
 def _cap_threads(config: BenchConfig) -> tuple[BenchConfig, str | None]:

@@ -29,7 +29,18 @@ CHILD_TIMEOUT_S = 1800
 
 
 def peak_rss_bytes() -> int:
-    """This process's peak resident set size (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    """This process's peak resident set size.
+
+    Linux: VmHWM, which belongs to the address space exec created. ru_maxrss is not
+    used there: it carries over the parent's peak from before exec, so a child of a
+    bench that has TensorFlow loaded would report TensorFlow's memory.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak) if sys.platform == "darwin" else int(peak) * 1024
 
@@ -94,14 +105,18 @@ def _measure(request: dict, inputs: list[np.ndarray]) -> dict:
         from .runners import coreml_runner
 
         arena, stats = None, runner_latency(coreml_runner(path), inputs, protocol)
-    return {"latency": stats.to_dict(), "peak_rss_bytes": peak_rss_bytes(), "arena_bytes": arena}
+    return {"latency": stats.to_dict(), "peak_rss_bytes": peak_rss_bytes(), "arena_bytes": arena, "pid": os.getpid()}
 
 
 def child_main(argv: list[str]) -> int:
     request_path, result_path = Path(argv[0]), Path(argv[1])
     request = json.loads(request_path.read_text())
-    if request["kind"] == "empty":
+    if request["kind"] == "empty":  # everything a measurement does except loading the artifact
         _import_runtime(request["runtime"])
+        from . import runners  # noqa: F401
+
+        with np.load(request["inputs"], allow_pickle=False) as z:
+            [z[name] for name in z.files]
         result = {"peak_rss_bytes": peak_rss_bytes()}
     else:
         with np.load(request["inputs"], allow_pickle=False) as z:
@@ -136,7 +151,8 @@ class FreshProcessMeter:
     def baseline_rss(self, runtime: str) -> int:
         """Peak RSS of a process that imports `runtime` and loads nothing (measured once)."""
         if runtime not in self._baselines:
-            self._baselines[runtime] = self._run({"kind": "empty", "runtime": runtime}, "empty process")["peak_rss_bytes"]
+            request = {"kind": "empty", "runtime": runtime, "inputs": str(self.inputs_path)}
+            self._baselines[runtime] = self._run(request, "empty process")["peak_rss_bytes"]
         return self._baselines[runtime]
 
     def measure(self, kind: str, path: Path, threads: int | None, protocol: LatencyProtocol | None = None) -> dict:
@@ -149,6 +165,7 @@ class FreshProcessMeter:
         stats["memory"] = {"peak_rss_bytes": result["peak_rss_bytes"], "baseline_rss_bytes": baseline,
                            "rss_delta_bytes": max(0, result["peak_rss_bytes"] - baseline),
                            "arena_bytes": result["arena_bytes"]}
+        stats["pid"] = result["pid"]  # the fresh process that measured this entry
         return stats
 
     def _run(self, request: dict, what: str) -> dict:

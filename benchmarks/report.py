@@ -1,4 +1,4 @@
-"""report.json (the machine contract), report.md (for a pull request) and the terminal table."""
+"""report.json (the machine contract), report.md (for a pull request), the terminal table; report.html in html.py."""
 
 from __future__ import annotations
 
@@ -130,9 +130,13 @@ def _search_note(row: dict) -> str:
     return f" Chosen within {row['budget_pp']:g} pp on the validation split (tried {tried}).{floats}"
 
 
-def write_report(report: dict, out_dir: Path) -> dict[str, Path]:
+def write_report(report: dict, out_dir: Path, images=None) -> dict[str, Path]:
+    """report.json, report.md and report.html, each written to a temp name and renamed into place."""
+    from .html import render_html
+
     out_dir = Path(out_dir)
-    paths = {"json": out_dir / "report.json", "md": out_dir / "report.md"}
+    paths = {"json": out_dir / "report.json", "md": out_dir / "report.md", "html": out_dir / "report.html"}
     atomic_write_json(paths["json"], report)
     atomic_write_text(paths["md"], markdown(report))
+    atomic_write_text(paths["html"], render_html(report, images))
     return paths

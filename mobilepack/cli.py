@@ -182,7 +182,7 @@ def _finish_bench(report: dict, dist: Path, ui, junit: Path | None = None) -> No
     from benchmarks.report import text_table
 
     click.echo(text_table(report))
-    click.echo(f"report: {dist}/report.json, {dist}/report.md  (measured on {report['machine']['cpu']}; "
+    click.echo(f"report: {dist}/report.html, {dist}/report.json, {dist}/report.md  (measured on {report['machine']['cpu']}; "
                "host latency, not phone latency)")
     base = report.get("baseline")
     if junit:
