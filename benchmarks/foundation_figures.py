@@ -62,10 +62,9 @@ def digits(work: Path) -> None:
           f"{rows['int8']['size_bytes'] / rows['fp32']['size_bytes']:.1%} of fp32 (limit 35%)")
 
 
-def mobilenet(work: Path) -> None:
+def save_mobilenet_v2(work: Path) -> tuple[Path, Path]:
+    """Keras' MobileNetV2 (224, weights=None, 1000 classes) taking raw pixels, and 100 calibration images."""
     import keras
-
-    from convert.api import ConvertConfig, convert
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((224, 224, 3), name="image")
@@ -75,6 +74,13 @@ def mobilenet(work: Path) -> None:
     keras.Model(inputs, base.output).save(path)
     calib = work / "calib.npy"
     np.save(calib, np.random.default_rng(0).uniform(0, 255, (100, 224, 224, 3)).astype(np.float32))
+    return path, calib
+
+
+def mobilenet(work: Path) -> None:
+    from convert.api import ConvertConfig, convert
+
+    path, calib = save_mobilenet_v2(work)
     m = convert(path, work / "mnv2", ConvertConfig(quantizations=("fp32", "int8"), calibration=str(calib),
                                                      calibration_size=100), log=lambda m: None)
     fp32, int8 = m.artifact("model_fp32").size_bytes, m.artifact("model_int8").size_bytes

@@ -76,7 +76,7 @@ class ConvertConfig:
 
 
 def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str], None] = print,
-            judge: Judge | None = None) -> Manifest:
+            judge: Judge | None = None, progress: Callable[[str, int, int], None] | None = None) -> Manifest:
     """Convert `source` (a .keras file or run dir) into `out`, replacing it atomically.
 
     With config.max_drop_pp, `judge(path, target)` gives a candidate's validation
@@ -113,17 +113,21 @@ def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str],
         if config.max_drop_pp is not None:
             artifacts = _budgeted(stage, model, calibration, image_input, prep, labels, metadata, config, judge, log)
         else:
-            artifacts = _every(stage, jobs, model, calibration, image_input, prep, labels, metadata, config, log)
+            artifacts = _every(stage, jobs, model, calibration, image_input, prep, labels, metadata, config, log,
+                               progress)
         manifest = _write_support_files(stage, model_path, run_dir, split_file, prep, labels, calibration,
                                         artifacts, config, image_input)
     log(f"wrote {len(artifacts)} artifact(s) and manifest.json to {out}")
     return manifest
 
 
-def _every(stage, jobs, model, calibration, image_input, prep, labels, metadata, config, log) -> list[Artifact]:
+def _every(stage, jobs, model, calibration, image_input, prep, labels, metadata, config, log,
+           progress=None) -> list[Artifact]:
     artifacts = []
     for i, (target, fmt, quant) in enumerate(jobs, 1):
         start = time.perf_counter()
+        if progress:  # a live bar while the step runs; its log line below replaces it
+            progress(f"converting {target} {quant}", i - 1, len(jobs))
         if target == "tflite":
             artifact = _tflite_artifact(stage, model, quant, calibration, image_input, config)
         else:

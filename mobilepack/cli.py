@@ -141,7 +141,7 @@ def convert_cmd(model, target, coreml_format, quant, out, calibration, calibrati
                            coreml_formats=_split_list(coreml_format), calibration=calibration,
                            calibration_size=calibration_size, int8_output=int8_output, unsafe_load=unsafe_load,
                            seed=seed, max_drop_pp=max_drop)
-    manifest = convert(model, out, config, log=ui.log, judge=_judge(model, max_drop, unsafe_load, ui))
+    manifest = convert(model, out, config, log=ui.log, judge=_judge(model, max_drop, unsafe_load, ui), progress=ui)
     click.echo(f"{out}/manifest.json: {len(manifest.artifacts)} artifact(s)")
 
 

@@ -22,6 +22,7 @@ class ProgressLine:
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
         self._last: str | None = None
+        self._open = False  # a live bar is drawn on the terminal and not finished
 
     def __call__(self, label: str, done: int, total: int) -> None:
         if self.quiet:
@@ -31,17 +32,24 @@ class ProgressLine:
         if tty:
             width = 24
             filled = int(width * done / max(total, 1))
-            stream.write(f"\r{label:<28} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+            stream.write(f"\r\x1b[K{label:<28} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
             if done >= total:
                 stream.write("\n")
             stream.flush()
+            self._open = done < total
         elif done >= total and label != self._last:
             click.echo(f"{label}: {done}/{total}")
         self._last = label if done >= total else None
 
     def log(self, message: str) -> None:
-        if not self.quiet:
-            click.echo(message)
+        if self.quiet:
+            return
+        if self._open:  # a log line replaces an unfinished bar instead of running into it
+            stream = click.get_text_stream("stderr")
+            stream.write("\r\x1b[K")
+            stream.flush()
+            self._open = False
+        click.echo(message)
 
 
 @contextlib.contextmanager

@@ -21,6 +21,6 @@ def run_demo(out: Path, run_dir: Path, train_config: TrainConfig, convert_config
         from mobilepack.search import validation_judge
 
         judge = validation_judge(run_dir, convert_config.max_drop_pp, log=log)
-    convert(run_dir, out, convert_config, log=log, judge=judge)
+    convert(run_dir, out, convert_config, log=log, judge=judge, progress=progress)
     log(f"== 3/3 bench {out}")
     return run_bench(out, bench_config, log=log, progress=progress)

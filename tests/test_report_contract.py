@@ -61,7 +61,7 @@ def test_unchanged_artifacts_do_not_regress(bench_report, tmp_path):
             s["p50"] *= 10
 
     old = _baseline(report, tmp_path, slower_before)
-    result = run("bench", dist, "--threads", "1", "--runs", "5", "-q", "--baseline", old, "--junit", tmp_path / "j.xml")
+    result = run("bench", dist, "--threads", "1", "--no-crosscheck", "--runs", "5", "-q", "--baseline", old, "--junit", tmp_path / "j.xml")
     assert result.exit_code == 0, result.stderr
     new = json.loads((dist / "report.json").read_text())
     jsonschema.validate(new, SCHEMA)
@@ -86,6 +86,22 @@ def test_regressions_are_named_with_numbers(bench_report):
     assert all(not c["latency_compared"] and len(c["problems"]) == 2 for c in compare(report, other_cpu))
 
 
+def test_memory_regression_needs_both_the_ratio_and_the_bytes(bench_report):
+    _, report = bench_report
+    mib = 2**20
+
+    def with_delta(delta_new, delta_old):
+        new, old = copy.deepcopy(report), copy.deepcopy(report)
+        new["artifacts"][0]["memory"]["rss_delta_bytes"] = delta_new
+        old["artifacts"][0]["memory"]["rss_delta_bytes"] = delta_old
+        return compare(new, old)[0]
+
+    grown = with_delta(30 * mib, 20 * mib)
+    assert grown["regressed"] and "peak memory 20.0 -> 30.0 MiB" in grown["problems"][-1]
+    assert not with_delta(3 * mib, 1 * mib)["regressed"]  # x3, but 2 MiB is allocator noise
+    assert not with_delta(120 * mib, 100 * mib)["regressed"]  # 20 MiB, but only x1.2
+
+
 def test_cli_exits_1_on_regression(bench_report, tmp_path):
     dist, report = bench_report
 
@@ -95,7 +111,7 @@ def test_cli_exits_1_on_regression(bench_report, tmp_path):
             s["p50"] *= 10
 
     old = _baseline(report, tmp_path, smaller_before)
-    result = run("bench", dist, "--threads", "1", "--runs", "5", "-q", "--baseline", old, "--junit", tmp_path / "j.xml")
+    result = run("bench", dist, "--threads", "1", "--no-crosscheck", "--runs", "5", "-q", "--baseline", old, "--junit", tmp_path / "j.xml")
     assert result.exit_code == 1
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "regression against" in lines[0] and "size" in lines[0]
@@ -109,13 +125,30 @@ def test_baseline_of_another_schema_or_dataset_is_refused(bench_report, tmp_path
     old.write_text(json.dumps({**report, "schema_version": 0}))
     result = run("bench", dist, "--baseline", old)
     assert result.exit_code == 2 and "schema_version 0" in result.stderr
+    old.write_text(json.dumps({**report, "schema_version": 1}))  # before fresh-process memory and the cross-check
+    result = run("bench", dist, "--baseline", old)
+    assert result.exit_code == 2 and "schema_version 1, this mobilepack writes 2" in result.stderr
     result = run("bench", dist, "--baseline", tmp_path)  # a folder, not the report in it
     assert result.exit_code == 2 and "cannot read" in result.stderr and "Traceback" not in result.output
     other = copy.deepcopy(report)
     other["dataset"]["count"] = 17
     old.write_text(json.dumps(other))
-    result = run("bench", dist, "--threads", "1", "--runs", "5", "-q", "--baseline", old)
+    result = run("bench", dist, "--threads", "1", "--no-crosscheck", "--runs", "5", "-q", "--baseline", old)
     assert result.exit_code == 2 and "17 inputs" in result.stderr and "same data" in result.stderr
+
+
+def test_altered_artifact_is_refused_by_bench_naming_the_file(tiny_dist, tmp_path):
+    import shutil
+
+    dist = tmp_path / "d"
+    shutil.copytree(tiny_dist, dist)
+    data = bytearray((dist / "model_int8.tflite").read_bytes())
+    data[-1] ^= 0xFF
+    (dist / "model_int8.tflite").write_bytes(bytes(data))
+    result = run("bench", dist, "--threads", "1")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "model_int8.tflite: sha256 does not match the manifest" in lines[0]
 
 
 def test_junit_into_a_missing_folder_is_refused_before_the_bench(tiny_dist, tmp_path):
@@ -131,7 +164,7 @@ def test_junit_marks_failed_gates(tiny_dist, noise_npz, tmp_path):
 
     dist = tmp_path / "d"
     shutil.copytree(tiny_dist, dist)
-    result = run("bench", dist, "--data", noise_npz, "--threads", "1", "--runs", "5", "-q", "--junit", tmp_path / "j.xml")
+    result = run("bench", dist, "--data", noise_npz, "--threads", "1", "--no-crosscheck", "--runs", "5", "-q", "--junit", tmp_path / "j.xml")
     assert result.exit_code == 1
     suite = ET.parse(tmp_path / "j.xml").getroot()
     failed = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]

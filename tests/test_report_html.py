@@ -22,6 +22,8 @@ def benched(tiny_dist, tmp_path_factory):
     shutil.copytree(tiny_dist, dist)
     result = CliRunner().invoke(cli, ["bench", str(dist), "--threads", "1,2", "--runs", "5", "-q"])
     assert result.exit_code == 0, result.stderr
+    assert "latency @" not in result.output and "/" not in result.output.split("reference (keras)")[0], \
+        "--quiet must silence progress"
     return dist, json.loads((dist / "report.json").read_text())
 
 
@@ -78,8 +80,13 @@ def test_google_tool_cross_checks_every_tflite_latency(benched):
 def test_no_crosscheck_skips_the_tool(tiny_dist, tmp_path):
     dist = tmp_path / "d"
     shutil.copytree(tiny_dist, dist)
-    result = CliRunner().invoke(cli, ["bench", str(dist), "--threads", "1", "--runs", "2", "--no-crosscheck", "-q"])
+    result = CliRunner().invoke(cli, ["bench", str(dist), "--threads", "1", "--runs", "2", "--no-crosscheck"])
     assert result.exit_code == 0, result.stderr
+    # Without --quiet every long step reports progress: each artifact's evaluation and latency process.
+    for name in ("model_fp32", "model_int8"):
+        assert f"{name}: {json.loads((dist / 'report.json').read_text())['dataset']['count']}/" in result.output
+        assert f"{name} latency @1t: 1/1" in result.output
+    assert "google tool" not in result.output
     report = json.loads((dist / "report.json").read_text())
     assert report["crosscheck"]["enabled"] is False and all(a["crosscheck"] == [] for a in report["artifacts"])
 

@@ -1,0 +1,170 @@
+"""Issue 5's figures: repeatability, agreement with Google's tool, evaluation throughput.
+
+    python -m benchmarks.fidelity_figures [--demo-dist dist] [--work DIR] [--images 500]
+
+1. Repeatability: two back-to-back `bench` runs on MobileNetV2 (224, weights=None,
+   1000 classes) give p50s of the fp32 artifact within 5% of each other, at every
+   thread count.
+2. Agreement with Google's tool: every TFLite artifact of the demo (`make demo`
+   writes it; built here if missing) and of MobileNetV2 has a p50 within 15% of
+   the median of ai_edge_litert/tools/benchmark_litert_model.py (beyond its 0.01 ms
+   rounding), at every thread count.
+3. Evaluation throughput: mobilepack's accuracy evaluation (predict_batched over a
+   LiteRTRunner) of int8 MobileNetV2 over 500 images reaches >= 90% of the
+   throughput of a bare batched invoke() loop on the same interpreter settings.
+   The two loops alternate three times; each keeps its best.
+
+Prints one line per figure with PASS/FAIL; exits 1 if any fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+REPEAT_LIMIT, AGREE_LIMIT, THROUGHPUT_FLOOR = 0.05, 0.15, 0.90
+BATCH = 32
+
+
+def mobilenet_dist(work: Path) -> tuple[Path, Path]:
+    """MobileNetV2 as fp32, fp16, dynamic and int8 .tflite, plus an unlabelled .npz to bench it on."""
+    from convert.api import ConvertConfig, convert
+
+    from .foundation_figures import save_mobilenet_v2
+
+    dist, data = work / "mnv2", work / "mnv2_eval.npz"
+    if (dist / "manifest.json").is_file() and data.is_file():
+        return dist, data
+    path, calib = save_mobilenet_v2(work)
+    print("converting MobileNetV2 to fp32, fp16, dynamic, int8 ...", flush=True)
+    convert(path, dist, ConvertConfig(quantizations=("fp32", "fp16", "dynamic", "int8"), calibration=str(calib),
+                                      calibration_size=100), log=lambda m: None)
+    np.savez(data, x=np.random.default_rng(0).integers(0, 256, (16, 224, 224, 3)).astype(np.float32))
+    return dist, data
+
+
+def demo_dist(path: Path) -> Path:
+    if not (path / "manifest.json").is_file():
+        from convert.api import ConvertConfig
+        from mobilepack.pipeline import run_demo
+        from train.trainer import TrainConfig
+
+        from .bench import BenchConfig
+
+        print(f"{path}: no demo dist; building it as `make demo` does ...", flush=True)
+        run_demo(path, path.parent / "runs-demo", TrainConfig(), ConvertConfig(targets=("tflite",)), BenchConfig(),
+                 log=lambda m: None, verbose=0)
+    return path
+
+
+def bench(dist: Path, data: str):
+    from .bench import BenchConfig, run_bench
+
+    t0 = time.perf_counter()
+    report = run_bench(dist, BenchConfig(data=data, gate=False), log=lambda m: None)
+    print(f"  bench {dist.name}: {time.perf_counter() - t0:.0f} s", flush=True)
+    return report
+
+
+def repeatability(first: dict, second: dict) -> bool:
+    ok = True
+    a = next(r for r in first["artifacts"] if r["name"] == "model_fp32")
+    b = next(r for r in second["artifacts"] if r["name"] == "model_fp32")
+    for s1, s2 in zip(a["latency_ms"], b["latency_ms"]):
+        diff = abs(s2["p50"] - s1["p50"]) / s1["p50"]
+        ok &= diff <= REPEAT_LIMIT
+        print(f"repeatability MobileNetV2 fp32 @{s1['threads']}t: p50 {s1['p50']:.3f} ms then {s2['p50']:.3f} ms, "
+              f"{diff:.1%} apart (limit {REPEAT_LIMIT:.0%}): {'PASS' if diff <= REPEAT_LIMIT else 'FAIL'}")
+    return ok
+
+
+def agreement(label: str, report: dict) -> bool:
+    ok = True
+    for a in report["artifacts"]:
+        for c in a["crosscheck"]:
+            ok &= c["agrees"]
+            print(f"agreement {label} {a['name']} @{c['threads']}t: p50 {c['p50_ms']:.3f} ms, Google's tool "
+                  f"{c['google_median_ms']:.2f} ms ({c['difference']:+.1%}; limit {AGREE_LIMIT:.0%} + 0.005 ms "
+                  f"rounding): {'PASS' if c['agrees'] else 'FAIL'}")
+    return ok
+
+
+def throughput(dist: Path, n_images: int) -> bool:
+    """predict_batched (what bench's accuracy pass runs) against a bare invoke() loop, same interpreter settings."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from .runners import LiteRTRunner, predict_batched, quantize
+
+    path = dist / "model_int8.tflite"
+    threads = os.cpu_count() or 1
+    x = np.random.default_rng(1).integers(0, 256, (n_images, 224, 224, 3)).astype(np.float32)
+
+    interp = Interpreter(model_path=str(path), num_threads=threads)
+    detail = interp.get_input_details()[0]
+    out_index = interp.get_output_details()[0]["index"]
+    batches = [quantize(x[i:i + BATCH], detail) for i in range(0, n_images, BATCH)]  # prepared outside the timing
+
+    def bare() -> float:
+        size = None
+        t0 = time.perf_counter()
+        for q in batches:
+            if size != len(q):
+                interp.resize_tensor_input(detail["index"], list(q.shape))
+                interp.allocate_tensors()
+                size = len(q)
+            interp.set_tensor(detail["index"], q)
+            interp.invoke()
+            interp.get_tensor(out_index)
+        return time.perf_counter() - t0
+
+    runner = LiteRTRunner(path, num_threads=threads)
+
+    def evaluation() -> float:
+        t0 = time.perf_counter()
+        predict_batched(runner, [x], BATCH)
+        return time.perf_counter() - t0
+
+    bare(), evaluation()  # warm both (allocation, XNNPack packing)
+    t_bare, t_eval = [], []
+    for _ in range(3):
+        t_bare.append(bare())
+        t_eval.append(evaluation())
+    ratio = min(t_bare) / min(t_eval)
+    ok = ratio >= THROUGHPUT_FLOOR
+    print(f"evaluation throughput int8 MobileNetV2, {n_images} images, batch {BATCH}, {threads} threads: "
+          f"{n_images / min(t_eval):.1f} img/s vs bare invoke loop {n_images / min(t_bare):.1f} img/s = {ratio:.1%} "
+          f"(floor {THROUGHPUT_FLOOR:.0%}): {'PASS' if ok else 'FAIL'}")
+    return ok
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--demo-dist", type=Path, default=Path("dist"), help="the dist `make demo` writes (built if missing)")
+    ap.add_argument("--work", type=Path, default=None, help="keep MobileNetV2's artifacts here (default: a temp dir)")
+    ap.add_argument("--images", type=int, default=500)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        mnv2, data = mobilenet_dist(work)
+        ok = throughput(mnv2, args.images)
+        first, second = bench(mnv2, str(data)), bench(mnv2, str(data))
+        ok &= repeatability(first, second)
+        ok &= agreement("MobileNetV2", first) & agreement("MobileNetV2 (2nd run)", second)
+        ok &= agreement("demo", bench(demo_dist(args.demo_dist), "digits"))
+    m = first["machine"]
+    print(f"measured on {m['cpu']}, {m['cores']} cores ({', '.join(m['vector_extensions'])}); host figures, "
+          "not phone figures")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
