@@ -70,7 +70,13 @@ def text_table(report: dict) -> str:
     line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
     ref = report["reference"]
     ref_line = f"reference (keras): accuracy {_fmt(ref['accuracy'], '.4f')}, p50 {ref['latency_ms']['p50']:.3f} ms"
-    return "\n".join([ref_line, line(head), *[line(r) for r in rows], *recommendation_lines(report)])
+    cc = report.get("crosscheck") or {}
+    cross = []
+    if cc.get("enabled"):
+        cross = [f"cross-check with Google's benchmark tool: "
+                 + (f"over {cc['limit']:.0%} apart for {', '.join(cc['disagreements'])} (see report.md)"
+                    if cc["disagreements"] else f"every .tflite median within {cc['limit']:.0%}")]
+    return "\n".join([ref_line, line(head), *[line(r) for r in rows], *cross, *recommendation_lines(report)])
 
 
 def recommendation_lines(report: dict) -> list[str]:

@@ -24,6 +24,7 @@ def benched(tiny_dist, tmp_path_factory):
     assert result.exit_code == 0, result.stderr
     assert "latency @" not in result.output and "/" not in result.output.split("reference (keras)")[0], \
         "--quiet must silence progress"
+    assert "cross-check with Google's benchmark tool: " in result.output  # the verdict of the cross-check is shown
     return dist, json.loads((dist / "report.json").read_text())
 
 
