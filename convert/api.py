@@ -115,10 +115,30 @@ def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str],
         else:
             artifacts = _every(stage, jobs, model, calibration, image_input, prep, labels, metadata, config, log,
                                progress)
+        if image_input and labels:
+            artifacts = [_with_tflite_metadata(stage, a, prep, labels, metadata, model_path) for a in artifacts]
         manifest = _write_support_files(stage, model_path, run_dir, split_file, prep, labels, calibration,
                                         artifacts, config, image_input)
     log(f"wrote {len(artifacts)} artifact(s) and manifest.json to {out}")
     return manifest
+
+
+def _with_tflite_metadata(stage: Path, artifact: Artifact, prep, labels, metadata, model_path: Path) -> Artifact:
+    """Give an image classifier .tflite standard TFLite metadata (MediaPipe / ML Kit refuse float models without)."""
+    from .tflite_metadata import add_metadata
+
+    if artifact.target != "tflite":
+        return artifact
+    path = stage / artifact.file
+    info = {"name": f"{model_path.stem} ({artifact.quantization})",
+            "description": f"{len(labels)}-class image classifier, {artifact.quantization}, converted by mobilepack "
+                           f"from {model_path.name} (sha256 {metadata['source_model_sha256'][:12]})",
+            "version": metadata["source_model_sha256"][:12], "author": metadata.get("author", "mobilepack"),
+            "license": metadata.get("license", "unspecified")}
+    data = add_metadata(path.read_bytes(), prep, labels, info)
+    atomic_write_bytes(path, data)
+    notes = {**artifact.notes, "metadata": "TFLite metadata: normalization, labels.txt packed, author, license"}
+    return dataclasses.replace(artifact, sha256=sha256_file(path), size_bytes=len(data), notes=notes)
 
 
 def _every(stage, jobs, model, calibration, image_input, prep, labels, metadata, config, log,
