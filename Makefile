@@ -5,9 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test clean browser
+.PHONY: demo test clean system-deps
 
-# The report.html test opens the page in Debian's chromium through chromedriver.
+# Tests open report.html in Debian's chromium through chromedriver, and compile the Android
+# app's pure-Kotlin preprocessing with Debian's kotlin compiler to check it on the JVM.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
@@ -19,11 +20,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/mobilepack demo --out dist
 
-browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; }
+system-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v kotlinc >/dev/null || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver kotlin >/dev/null; }
 
-test: $(STAMP) browser
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
 clean:

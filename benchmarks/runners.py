@@ -33,7 +33,9 @@ def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
         return x.astype(dtype, copy=False)
     scale, zero = detail["quantization"]
     info = np.iinfo(dtype)
-    return np.clip(np.rint(x / scale + zero), info.min, info.max).astype(dtype)
+    # As LiteRT's own Quantize op: round half away from zero (std::round), then add the zero point.
+    v = x / scale
+    return np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5) + zero, info.min, info.max).astype(dtype)
 
 
 def dequantize(q: np.ndarray, detail: dict) -> np.ndarray:

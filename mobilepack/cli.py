@@ -284,6 +284,35 @@ def demo_cmd(out, run_dir, epochs, img_size, seed, threads, max_drop, min_agreem
     _finish_bench(report, out, ui)
 
 
+@cli.command("ship")
+@click.argument("dist", type=click.Path(path_type=Path))
+@click.option("--android", type=click.Path(path_type=Path), default=None, help="The android_demo app folder.")
+@click.option("--ios", type=click.Path(path_type=Path), default=None, help="The ios_demo app folder.")
+@click.option("--artifact", "artifacts", multiple=True, metavar="NAME",
+              help="Ship this artifact instead of the report's recommendation (once per platform).")
+@click.option("--force", is_flag=True, help="Ship an artifact even though its gate failed.")
+@click.option("--samples", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Test-split images bundled as the app's samples.")
+@command_options
+def ship_cmd(dist, android, ios, artifacts, force, samples, ui):
+    """Copy the artifact that passed its gate, its labels, manifest, preprocessing and samples into the apps.
+
+    The artifact is the report's recommendation per platform (run `mobilepack bench` first) unless
+    --artifact names one; an artifact whose gate failed is refused unless --force.
+
+    Example:
+
+        mobilepack ship dist --android android_demo --ios ios_demo
+    """
+    from convert.errors import UsageError
+    from mobilepack.ship import ShipConfig, ship
+
+    apps = {p: d for p, d in (("android", android), ("ios", ios)) if d is not None}
+    if not apps:
+        raise UsageError("nothing to ship into: give --android android_demo and/or --ios ios_demo")
+    ship(dist, ShipConfig(apps=apps, artifacts=tuple(artifacts), force=force, samples=samples), log=ui.log)
+
+
 def _budget(values) -> float | None:
     """demo's --max-drop: a plain number is the accuracy budget, QUANT=PP overrides a gate row."""
     from convert.errors import UsageError

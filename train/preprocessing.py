@@ -93,15 +93,19 @@ class Preprocessing:
             raise PreprocessingError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
         return cls.from_dict(d, source=str(path))
 
-    def apply(self, image: np.ndarray) -> np.ndarray:
-        """uint8 HxWx3 RGB image of any size -> float32 model input (no batch)."""
+    def resized(self, image: np.ndarray) -> np.ndarray:
+        """uint8 HxWx3 RGB image of any size -> the same at the model's size (RGB, HWC, not normalized)."""
         h, w = self.image_size
         if image.ndim != 3 or image.shape[2] != 3:
             raise DataError(f"expected an HxWx3 RGB image, got shape {image.shape}")
         if image.shape[:2] != (h, w):
             pil = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
             image = np.asarray(pil.resize((w, h), _RESIZE[self.resize]))
-        x = image.astype(np.float32)
+        return np.asarray(image)
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """uint8 HxWx3 RGB image of any size -> float32 model input (no batch)."""
+        x = self.resized(image).astype(np.float32)
         if self.channel_order == "BGR":
             x = x[..., ::-1]
         if self.layout == "NCHW":

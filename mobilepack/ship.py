@@ -1,0 +1,158 @@
+"""`mobilepack ship`: put the artifact that passed its gate, and everything the app reads, into a demo app.
+
+Each app folder carries a marker, `mobilepack-app.json` ({"platform", "assets"}), naming the
+folder its assets live in. That folder is rebuilt beside itself and swapped in atomically with:
+
+    manifest.json      the dist's manifest with only the shipped artifact (same schema): the model
+                       file name, input shape, dtype and quantization, preprocessing and labels
+    <model file>       the .tflite, or the .mlpackage / .mlmodel
+    labels.txt, preprocessing.json
+    samples/           a few test-split images at the model's input size (so no app resize is
+                       involved), with samples.json: file, true label, and the top-1 mobilepack
+                       expects from this artifact
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from convert.manifest import MANIFEST_NAME, load_manifest, verify_artifacts
+from train.errors import MobilepackError
+from train.fsutil import atomic_write_json, staged_directory
+from train.preprocessing import Preprocessing
+
+MARKER = "mobilepack-app.json"
+PLATFORM_TARGET = {"android": "tflite", "ios": "coreml"}
+
+
+class ShipError(MobilepackError):
+    """The dist or the app folder cannot be shipped as asked."""
+
+
+@dataclass(frozen=True)
+class ShipConfig:
+    apps: dict  # platform -> app folder
+    artifacts: tuple[str, ...] = ()  # --artifact NAME (one per platform at most); default: the report's pick
+    force: bool = False  # ship an artifact whose gate failed
+    samples: int = 10
+
+
+def ship(dist: Path, config: ShipConfig, log: Callable[[str], None] = print) -> dict:
+    """Copy each platform's artifact into its app; returns {platform: {"artifact", "assets"}}."""
+    dist = Path(dist)
+    manifest = load_manifest(dist)
+    verify_artifacts(manifest, dist)
+    if manifest.preprocessing is None or manifest.labels is None:
+        raise ShipError(f"{dist}: the demo apps ship image classifiers; this manifest has no preprocessing or "
+                        "labels (convert a run dir made by `mobilepack train`)")
+    prep = Preprocessing.from_dict(manifest.preprocessing, f"{dist / MANIFEST_NAME} preprocessing")
+    report = _load_report(dist, manifest)
+    targets = {platform: _app_assets(Path(app), platform) for platform, app in config.apps.items()}
+    shipped = {}
+    for platform, assets in targets.items():
+        row = _choose(platform, report, config)
+        artifact = next(a for a in manifest.artifacts if a.name == row["name"])
+        with staged_directory(assets) as stage:
+            _copy_model(dist / artifact.file, stage / artifact.file)
+            shutil.copy2(dist / manifest.labels_file, stage / "labels.txt")
+            atomic_write_json(stage / "preprocessing.json", prep.to_dict())
+            one = manifest.to_dict()
+            one["artifacts"] = [a for a in one["artifacts"] if a["name"] == artifact.name]
+            atomic_write_json(stage / MANIFEST_NAME, one)
+            count = _samples(dist, manifest, prep, artifact, stage / "samples", config.samples, log)
+        log(f"{platform}: {artifact.name} ({row['status']}) + labels, manifest, preprocessing, {count} sample(s) "
+            f"-> {assets}")
+        shipped[platform] = {"artifact": artifact.name, "assets": str(assets)}
+    return shipped
+
+
+def _load_report(dist: Path, manifest) -> dict:
+    path = dist / "report.json"
+    if not path.is_file():
+        raise ShipError(f"{dist}: no report.json, so no gate verdict; run `mobilepack bench {dist}` first")
+    report = json.loads(path.read_text())
+    rows = {r["name"]: r for r in report.get("artifacts", [])}
+    stale = [a.name for a in manifest.artifacts if a.name not in rows or rows[a.name]["sha256"] != a.sha256]
+    if stale:
+        raise ShipError(f"{path}: does not describe {', '.join(stale)} as they are now (re-converted?); "
+                        f"run `mobilepack bench {dist}` again")
+    return report
+
+
+def _app_assets(app: Path, platform: str) -> Path:
+    marker = app / MARKER
+    if not marker.is_file():
+        raise ShipError(f"{app}: not a mobilepack demo app (no {MARKER}); give this repository's "
+                        f"{platform}_demo folder")
+    spec = json.loads(marker.read_text())
+    if spec.get("platform") != platform:
+        raise ShipError(f"{app}: {MARKER} says platform {spec.get('platform')!r}; --{platform} needs the "
+                        f"{platform}_demo folder")
+    return app / spec["assets"]
+
+
+def _choose(platform: str, report: dict, config: ShipConfig) -> dict:
+    target = PLATFORM_TARGET[platform]
+    rows = [r for r in report["artifacts"] if r["target"] == target]
+    asked = [r for r in rows if r["name"] in config.artifacts]
+    unknown = [n for n in config.artifacts if n not in {r["name"] for r in report["artifacts"]}]
+    if unknown:
+        raise ShipError(f"--artifact {unknown[0]}: not in the report; choose from "
+                        f"{', '.join(r['name'] for r in report['artifacts'])}")
+    if asked:
+        row = asked[0]
+    elif report["recommended"].get(platform):
+        row = next(r for r in rows if r["name"] == report["recommended"][platform])
+    else:
+        failed = ", ".join(f"{r['name']} ({r['reason']})" for r in rows[:2]) or f"no {target} artifact"
+        raise ShipError(f"no {target} artifact passed its gate for {platform}: {failed}; re-convert with a "
+                        "larger budget, or pass --artifact NAME --force to ship one anyway")
+    if row["status"] == "failed" and not config.force:
+        raise ShipError(f"{row['name']} failed its gate ({row['reason']}); pass --force to ship it anyway")
+    return row
+
+
+def _copy_model(src: Path, dst: Path) -> None:
+    if src.is_dir():  # .mlpackage
+        shutil.copytree(src, dst)
+    else:
+        shutil.copy2(src, dst)
+
+
+def _samples(dist: Path, manifest, prep: Preprocessing, artifact, out: Path, count: int, log) -> int:
+    """One test-split image per class in turn, at the model's input size, with what the artifact predicts."""
+    from PIL import Image
+
+    from benchmarks.runners import LiteRTRunner, coreml_runner
+    from train.data import load_dataset, load_split, source_spec, split_indices
+
+    split_file = manifest.source.get("split_file")
+    if not split_file or count <= 0:
+        return 0
+    split = load_split(dist / split_file)
+    dataset = load_dataset(source_spec(split["source"]), lambda m: None)
+    test = split_indices(dataset, split, "test")
+    by_class: dict[int, list[int]] = {}
+    for i in test:
+        by_class.setdefault(int(dataset.labels[i]), []).append(i)
+    chosen = [by_class[c][k] for k in range(max(map(len, by_class.values()))) for c in sorted(by_class)
+              if k < len(by_class[c])][:count]
+    sized = [prep.resized(dataset.images[i]) for i in chosen]
+    x = prep.apply_batch(sized)
+    runner = LiteRTRunner(dist / artifact.file) if artifact.target == "tflite" else coreml_runner(dist / artifact.file)
+    top1 = np.argmax(runner.predict([x])[0].reshape(len(x), -1), axis=1)
+    out.mkdir()
+    entries = []
+    for n, (i, image, pred) in enumerate(zip(chosen, sized, top1)):
+        name = f"sample_{n:02d}_{manifest.labels[int(dataset.labels[i])]}.png"
+        Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(out / name)
+        entries.append({"file": name, "label": manifest.labels[int(dataset.labels[i])],
+                        "expected_top1": manifest.labels[int(pred)]})
+    atomic_write_json(out / "samples.json", {"artifact": artifact.name, "samples": entries})
+    return len(entries)
