@@ -110,13 +110,17 @@ def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str],
     metadata = {"source_model_sha256": model_sha, "tools": tool_versions(),
                 "preprocessing": prep.to_dict() if prep else None}
     with staged_directory(out) as stage:
+        def finish(artifact: Artifact) -> Artifact:  # what every written artifact gets before it is reported
+            if image_input and labels:
+                return _with_tflite_metadata(stage, artifact, prep, labels, metadata, model_path)
+            return artifact
+
         if config.max_drop_pp is not None:
-            artifacts = _budgeted(stage, model, calibration, image_input, prep, labels, metadata, config, judge, log)
+            artifacts = [finish(a) for a in
+                         _budgeted(stage, model, calibration, image_input, prep, labels, metadata, config, judge, log)]
         else:
             artifacts = _every(stage, jobs, model, calibration, image_input, prep, labels, metadata, config, log,
-                               progress)
-        if image_input and labels:
-            artifacts = [_with_tflite_metadata(stage, a, prep, labels, metadata, model_path) for a in artifacts]
+                               progress, finish)
         manifest = _write_support_files(stage, model_path, run_dir, split_file, prep, labels, calibration,
                                         artifacts, config, image_input)
     log(f"wrote {len(artifacts)} artifact(s) and manifest.json to {out}")
@@ -142,7 +146,7 @@ def _with_tflite_metadata(stage: Path, artifact: Artifact, prep, labels, metadat
 
 
 def _every(stage, jobs, model, calibration, image_input, prep, labels, metadata, config, log,
-           progress=None) -> list[Artifact]:
+           progress=None, finish=lambda a: a) -> list[Artifact]:
     artifacts = []
     for i, (target, fmt, quant) in enumerate(jobs, 1):
         start = time.perf_counter()
@@ -152,6 +156,7 @@ def _every(stage, jobs, model, calibration, image_input, prep, labels, metadata,
             artifact = _tflite_artifact(stage, model, quant, calibration, image_input, config)
         else:
             artifact = _coreml_artifact(stage, model, fmt, quant, prep if image_input else None, labels, metadata)
+        artifact = finish(artifact)
         artifacts.append(artifact)
         family = target if target == fmt else f"{target} {fmt}"
         log(f"[{i}/{len(jobs)}] {family} {quant}: {artifact.size_bytes / 1024:.1f} KiB "

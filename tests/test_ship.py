@@ -164,9 +164,11 @@ def test_ship_refuses_a_manifest_with_incomplete_preprocessing(benched, apps, tm
     one_line_error(run("ship", dist, "--android", apps["android_demo"]), 2, "missing field(s) channel_order")
 
 
-def test_ship_needs_a_bench_report(tiny_dist, apps):
-    one_line_error(run("ship", tiny_dist, "--android", apps["android_demo"]), 2, "no report.json",
-                   "mobilepack bench")
+def test_ship_needs_a_bench_report(benched, apps, tmp_path):
+    dist = tmp_path / "unbenched"
+    shutil.copytree(benched, dist)
+    (dist / "report.json").unlink()
+    one_line_error(run("ship", dist, "--android", apps["android_demo"]), 2, "no report.json", "mobilepack bench")
 
 
 # --- the Android app's pure-Kotlin preprocessing and postprocessing against the Python pipeline ---

@@ -30,7 +30,7 @@ android {
 }
 
 dependencies {
-    implementation("com.google.ai.edge.litert:litert:1.0.1")
+    implementation("com.google.ai.edge.litert:litert:1.4.1")  // the Interpreter API line (minSdk 21)
     implementation("androidx.appcompat:appcompat:1.7.0")
     implementation("androidx.activity:activity-ktx:1.9.2")
     testImplementation("junit:junit:4.13.2")
