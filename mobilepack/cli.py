@@ -313,6 +313,29 @@ def ship_cmd(dist, android, ios, artifacts, force, samples, ui):
     ship(dist, ShipConfig(apps=apps, artifacts=tuple(artifacts), force=force, samples=samples), log=ui.log)
 
 
+@cli.command("serve")
+@click.argument("dist", type=click.Path(path_type=Path))
+@click.option("--artifact", default=None, metavar="NAME", help="Default artifact for /predict (default: the float one).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind; 0.0.0.0 exposes it.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Worker threads of the waitress server (each keeps its own interpreters).")
+@command_options
+def serve_cmd(dist, artifact, host, port, workers, ui):
+    """Serve DIST's .tflite artifacts over HTTP: POST /predict, GET /healthz, /v1/models, and a test page at /.
+
+    POST /predict takes JSON {"input": [...]} in the model's input shape or a multipart image
+    upload (field 'image', preprocessed as the benchmark does); ?artifact=NAME picks the artifact.
+
+    Example:
+
+        mobilepack serve dist --port 8000 --workers 4
+    """
+    from mobilepack.serve import serve
+
+    serve(dist, artifact, host, port, workers, log=click.echo)
+
+
 def _budget(values) -> float | None:
     """demo's --max-drop: a plain number is the accuracy budget, QUANT=PP overrides a gate row."""
     from convert.errors import UsageError

@@ -34,7 +34,7 @@ def test_every_command_help_has_an_example(command):
 
 
 def test_commands_cover_the_pipeline():
-    assert {"train", "convert", "bench", "demo", "ship"} <= set(COMMANDS)
+    assert {"train", "convert", "bench", "demo", "ship", "serve"} <= set(COMMANDS)
 
 
 def test_python_m_convert_is_the_convert_command():
