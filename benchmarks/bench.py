@@ -25,7 +25,7 @@ from .measure import FreshProcessMeter
 from .recommend import recommend
 from .regression import REGRESSION_LIMITS, check_same_data, compare, load_baseline
 from .report import REPORT_SCHEMA_VERSION, best_p50, write_report
-from .runners import KerasRunner, LiteRTRunner, coreml_runner, predict_batched
+from .runners import KerasRunner, artifact_runner, predict_batched
 
 Progress = Callable[[str, int, int], None]
 
@@ -119,12 +119,9 @@ EVALUATOR_NOTE = ("timed through mobilepack's numpy Core ML reference evaluator 
 
 
 def _artifact_row(artifact, dist: Path, data: EvalData, ref_out, ref_pred, reference, config: BenchConfig,
-                  input_names, progress, meter: FreshProcessMeter) -> dict:
+                  input_names, progress, meter: FreshProcessMeter) -> tuple[dict, np.ndarray]:
     path = artifact.path(dist)
-    if artifact.target == "tflite":
-        runner = LiteRTRunner(path, num_threads=max(config.threads), input_names=input_names)
-    else:
-        runner = coreml_runner(path)
+    runner = artifact_runner(path, artifact.target, num_threads=max(config.threads), input_names=input_names)
     out = predict_batched(runner, list(data.inputs), config.batch_size, progress, artifact.name)
     pred = metrics.top1(out[0])
     flat, ref_flat = np.concatenate([o.ravel() for o in out]), np.concatenate([o.ravel() for o in ref_out])

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import MeasurementError
+from .measure import last_stderr_line
 
 GOOGLE_TOOL = "ai_edge_litert.tools.benchmark_litert_model"
 AGREEMENT_LIMIT = 0.15  # relative difference of the medians
@@ -36,9 +37,8 @@ def google_median_ms(path: Path, threads: int, runs: int, warmup: int, timeout_s
         except subprocess.TimeoutExpired as exc:
             raise MeasurementError(f"{Path(path).name}: {GOOGLE_TOOL} ran over {timeout_s:.0f} s") from exc
         if proc.returncode != 0 or not out.is_file():
-            tail = [line for line in proc.stderr.strip().splitlines() if line.strip()][-1:] or ["no output"]
-            raise MeasurementError(f"{Path(path).name}: {GOOGLE_TOOL} failed (exit {proc.returncode}): {tail[0]}; "
-                                   "re-run with --no-crosscheck to skip the cross-check")
+            raise MeasurementError(f"{Path(path).name}: {GOOGLE_TOOL} failed (exit {proc.returncode}): "
+                                   f"{last_stderr_line(proc.stderr)}; re-run with --no-crosscheck to skip the cross-check")
         return float(json.loads(out.read_text())["latency"]["median_ms"])
 
 

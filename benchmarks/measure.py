@@ -3,7 +3,7 @@
 The parent (`bench`) writes a request and the batch-1 inputs to a temp dir and
 runs `python -m benchmarks.measure REQUEST RESULT`. A fresh process per
 measurement means one artifact's caches, thread pool and allocator state cannot
-colour another's, and ru_maxrss is the peak of exactly one artifact. An
+colour another's, and the process's peak memory is that of exactly one artifact. An
 "empty" request imports the same runtime and loads nothing: its peak is the
 baseline subtracted from every measurement.
 """
@@ -24,7 +24,6 @@ import numpy as np
 from .errors import MeasurementError
 from .latency import LatencyProtocol, litert_latency, runner_latency
 
-KINDS = ("litert", "coreml")
 CHILD_TIMEOUT_S = 1800
 
 
@@ -85,6 +84,17 @@ def tflite_arena_bytes(content: bytes) -> int | None:
     return total + cur_end - cur_start
 
 
+def last_stderr_line(stderr: str) -> str:
+    """The last non-blank line a failed child process wrote: what an error message quotes."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def _load_inputs(path: str) -> list[np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return [z[f"arr_{i}"] for i in range(len(z.files))]
+
+
 def _import_runtime(kind: str) -> None:
     if kind == "litert":
         import ai_edge_litert.interpreter  # noqa: F401
@@ -120,13 +130,10 @@ def child_main(argv: list[str]) -> int:
         _import_runtime(request["runtime"])
         from . import runners  # noqa: F401
 
-        with np.load(request["inputs"], allow_pickle=False) as z:
-            [z[name] for name in z.files]
+        _load_inputs(request["inputs"])
         result = {"peak_rss_bytes": peak_rss_bytes()}
     else:
-        with np.load(request["inputs"], allow_pickle=False) as z:
-            inputs = [z[f"arr_{i}"] for i in range(len(z.files))]
-        result = _measure(request, inputs)
+        result = _measure(request, _load_inputs(request["inputs"]))
     result_path.write_text(json.dumps(result))
     return 0
 
@@ -185,8 +192,8 @@ class FreshProcessMeter:
             raise MeasurementError(f"{what}: measurement process ran over {CHILD_TIMEOUT_S} s; "
                                    "lower --runs or check the model") from exc
         if proc.returncode != 0 or not res.is_file():
-            tail = [line for line in proc.stderr.strip().splitlines() if line.strip()][-1:] or ["no output"]
-            raise MeasurementError(f"{what}: measurement process failed (exit {proc.returncode}): {tail[0]}")
+            raise MeasurementError(f"{what}: measurement process failed (exit {proc.returncode}): "
+                                   f"{last_stderr_line(proc.stderr)}")
         return json.loads(res.read_text())
 
 

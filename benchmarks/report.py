@@ -73,7 +73,7 @@ def text_table(report: dict) -> str:
     cc = report.get("crosscheck") or {}
     cross = []
     if cc.get("enabled"):
-        cross = [f"cross-check with Google's benchmark tool: "
+        cross = ["cross-check with Google's benchmark tool: "
                  + (f"over {cc['limit']:.0%} apart for {', '.join(cc['disagreements'])} (see report.md)"
                     if cc["disagreements"] else f"every .tflite median within {cc['limit']:.0%}")]
     return "\n".join([ref_line, line(head), *[line(r) for r in rows], *cross, *recommendation_lines(report)])
@@ -93,6 +93,7 @@ def recommendation_lines(report: dict) -> list[str]:
 def markdown(report: dict) -> str:
     head, rows = table_rows(report)
     m, d, g = report["machine"], report["dataset"], report["gate"]
+    checks = crosscheck_lines(report)
     verdict = {"passed": "PASSED", "failed": "FAILED", "not gated": "not gated (--no-gate)"}[g["verdict"]]
     out = [
         "# mobilepack benchmark report", "",
@@ -113,7 +114,7 @@ def markdown(report: dict) -> str:
         "tensor arena.", "",
         *(["## Cross-check with Google's benchmark tool", "",
            f"`{report['crosscheck']['tool']}` on the same files and thread counts (medians; it reports 0.01 ms).", "",
-           *[f"- {line}" for line in crosscheck_lines(report)], ""] if crosscheck_lines(report) else []),
+           *[f"- {line}" for line in checks], ""] if checks else []),
         "## Checks", "",
         *[f"- {'PASS' if a['status'] == 'passed' else a['status'].upper()} `{a['name']}`: {a['reason']}"
           + _search_note(a) for a in report["artifacts"]], "",

@@ -150,6 +150,11 @@ class CoreMLRunner:
         return [np.concatenate([r[k] for r in rows]) for k in range(len(rows[0]))]
 
 
+def artifact_runner(path: Path, target: str, **litert_options):
+    """The runner for a .tflite (LiteRT) or a Core ML artifact."""
+    return LiteRTRunner(path, **litert_options) if target == "tflite" else coreml_runner(path)
+
+
 def coreml_runner(path: Path):
     """Core ML on macOS; the project's reference evaluator everywhere else."""
     import platform

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from benchmarks.runners import KerasRunner, LiteRTRunner, coreml_runner, predict_batched
+from benchmarks.runners import KerasRunner, artifact_runner, predict_batched
 from convert.errors import UsageError
 from train.data import load_dataset, load_split, source_spec, split_indices
 from train.errors import DataError
@@ -52,7 +52,7 @@ def validation_judge(source: Path, budget_pp: float, unsafe: bool = False,
     log(f"validation: {len(idx)} images, reference accuracy {ref_acc:.4f}")
 
     def judge(path: Path, target: str) -> float:
-        runner = LiteRTRunner(path) if target == "tflite" else coreml_runner(path)
+        runner = artifact_runner(path, target)
         out = predict_batched(runner, x, 32)[0]
         return (ref_acc - float(np.mean(out.argmax(-1) == y))) * 100.0
 

@@ -129,7 +129,7 @@ def _samples(dist: Path, manifest, prep: Preprocessing, artifact, out: Path, cou
     """One test-split image per class in turn, at the model's input size, with what the artifact predicts."""
     from PIL import Image
 
-    from benchmarks.runners import LiteRTRunner, coreml_runner
+    from benchmarks.runners import artifact_runner
     from train.data import load_dataset, load_split, source_spec, split_indices
 
     split_file = manifest.source.get("split_file")
@@ -145,7 +145,7 @@ def _samples(dist: Path, manifest, prep: Preprocessing, artifact, out: Path, cou
               if k < len(by_class[c])][:count]
     sized = [prep.resized(dataset.images[i]) for i in chosen]
     x = prep.apply_batch(sized)
-    runner = LiteRTRunner(dist / artifact.file) if artifact.target == "tflite" else coreml_runner(dist / artifact.file)
+    runner = artifact_runner(dist / artifact.file, artifact.target)
     top1 = np.argmax(runner.predict([x])[0].reshape(len(x), -1), axis=1)
     out.mkdir()
     entries = []
