@@ -1,6 +1,6 @@
 """Issue 5's figures: repeatability, agreement with Google's tool, evaluation throughput.
 
-    python -m benchmarks.fidelity_figures [--demo-dist dist] [--work DIR] [--images 500]
+    python -m benchmarks.fidelity_figures [--demo-dist dist] [--work DIR] [--images 500] [--api-gap]
 
 1. Repeatability: two back-to-back `bench` runs on MobileNetV2 (224, weights=None,
    1000 classes) give p50s of the fp32 artifact within 5% of each other, at every
@@ -14,7 +14,9 @@
    throughput of a bare batched invoke() loop on the same interpreter settings.
    The two loops alternate three times; each keeps its best.
 
-Prints one line per figure with PASS/FAIL; exits 1 if any fails.
+Prints one line per figure with PASS/FAIL; exits 1 if any fails. `--api-gap` instead times the
+MobileNetV2 files with bare loops under LiteRT's Interpreter API (mobilepack's) and CompiledModel API
+(Google's tool's), which is where the two harnesses can legitimately differ.
 """
 
 from __future__ import annotations
@@ -145,16 +147,91 @@ def throughput(dist: Path, n_images: int) -> bool:
     return ok
 
 
+def api_gap(dist: Path, runs: int = 500) -> None:
+    """Why the cross-check can disagree: the same files under the Interpreter API (what mobilepack and
+    Android's Interpreter run) and the CompiledModel API (what Google's tool runs), bare loops, medians;
+    plus how many XNNPack partitions the Interpreter makes of each graph. Each timing gets a fresh
+    process, as in `bench`: a live interpreter's idle thread pool slows the next one in the same process."""
+    for quant in ("fp32", "dynamic", "int8"):
+        path = dist / f"model_{quant}.tflite"
+        parts = []
+        for threads in (1, 2):
+            interp = _child_median(path, threads, "interpreter", runs)
+            compiled = _child_median(path, threads, "compiled", runs)
+            no_xnn_int8 = _child_median(path, threads, "compiled-flags0", runs)
+            parts.append(f"@{threads}t Interpreter {interp['ms']:.2f} ms, CompiledModel {compiled['ms']:.2f} ms "
+                         f"(xnnpack_flags=0: {no_xnn_int8['ms']:.2f} ms)")
+        print(f"api gap MobileNetV2 {quant} ({interp['partitions']} XNNPack partition(s)): {'; '.join(parts)}")
+
+
+def _child_median(path: Path, threads: int, api: str, runs: int) -> dict:
+    import json
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "benchmarks.fidelity_figures", "--time-one", str(path), str(threads),
+                          api, str(runs)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _time_one(path: str, threads: int, api: str, runs: int) -> dict:
+    """Median of `runs` bare calls after 20 warm-ups, in this (fresh) process."""
+    from collections import Counter
+
+    def median_ms(call) -> float:
+        for _ in range(20):
+            call()
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times) * 1e3)
+
+    if api == "interpreter":
+        from ai_edge_litert.interpreter import Interpreter
+
+        interp = Interpreter(model_path=path, num_threads=threads)
+        interp.allocate_tensors()
+        detail = interp.get_input_details()[0]
+        interp.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+        partitions = Counter(op["op_name"] for op in interp._get_ops_details())["DELEGATE"]
+        return {"ms": median_ms(interp.invoke), "partitions": partitions}
+    from ai_edge_litert.compiled_model import CompiledModel
+    from ai_edge_litert.environment import Environment, EnvironmentOptions
+    from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+    from ai_edge_litert.options import CpuOptions, Options
+
+    flags = 0 if api == "compiled-flags0" else None  # None: LiteRT's defaults; 0: XNNPack's int8 kernels off
+    model = CompiledModel.from_file(path, environment=Environment.create(options=EnvironmentOptions()),
+                                    options=Options(hardware_accelerators=HardwareAccelerator(HardwareAccelerator.CPU),
+                                                    cpu_options=CpuOptions(num_threads=threads, xnnpack_flags=flags)))
+    sig = list(model.get_signature_list())[0]
+    ins = {n: model.create_input_buffer_by_name(sig, n) for n in model.get_input_tensor_details(sig)}
+    outs = {n: model.create_output_buffer_by_name(sig, n) for n in model.get_output_tensor_details(sig)}
+    return {"ms": median_ms(lambda: model.run_by_name(sig, ins, outs))}
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--time-one"]:  # the child of api_gap
+        import json
+
+        path, threads, api, runs = sys.argv[2:6]
+        print(json.dumps(_time_one(path, int(threads), api, int(runs))))
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--demo-dist", type=Path, default=Path("dist"), help="the dist `make demo` writes (built if missing)")
     ap.add_argument("--work", type=Path, default=None, help="keep MobileNetV2's artifacts here (default: a temp dir)")
     ap.add_argument("--images", type=int, default=500)
+    ap.add_argument("--api-gap", action="store_true",
+                    help="only time MobileNetV2 under the Interpreter and the CompiledModel APIs, bare loops")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         mnv2, data = mobilenet_dist(work)
+        if args.api_gap:
+            api_gap(mnv2)
+            return
         ok = throughput(mnv2, args.images)
         first, second = bench(mnv2, str(data)), bench(mnv2, str(data))
         ok &= repeatability(first, second)
