@@ -1,4 +1,8 @@
-"""Representative data for int8 calibration: class-balanced, seeded, never test images."""
+"""Representative data for int8 calibration: class-balanced, seeded, never test images.
+
+Any number of finite samples is used; fewer than MIN_CALIBRATION is a warning
+(recorded in the manifest), not a refusal, since the converter works with any count.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from train.tensors import load_tensor_file
 
 from .errors import CalibrationDataError
 
-MIN_CALIBRATION = 100
+MIN_CALIBRATION = 100  # fewer is allowed but warned about: rare large activations may be missed
 
 
 @dataclass(frozen=True)
@@ -37,34 +41,61 @@ def balanced_sample(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
 
 
 def _image_calibration(dataset: ImageDataset, indices, prep: Preprocessing, size: int, seed: int,
-                       what: str) -> CalibrationSet:
+                       what: str, log: Callable[[str], None]) -> CalibrationSet:
     labels = dataset.labels[indices]
-    if len(indices) < MIN_CALIBRATION:
-        raise CalibrationDataError(
-            f"{what}: {len(indices)} images, int8 calibration needs at least {MIN_CALIBRATION}; "
-            "give more with --calibration DIR"
-        )
+    if len(indices) == 0:
+        raise CalibrationDataError(f"{what}: 0 images to calibrate int8 on; give images with --calibration DIR")
     chosen = np.asarray(indices)[balanced_sample(labels, min(size, len(indices)), seed)]
     x = prep.apply_batch([dataset.images[i] for i in chosen])
+    _check_finite([x], ["image"], what)
     lo, hi = prep.value_range
     # One pixel at each end of the input range pins the uint8 input's scale to
     # exactly 1 and zero point to 0, so apps can feed raw pixels unchanged.
     x[0].flat[0], x[0].flat[1] = lo, hi
     counts = np.bincount(dataset.labels[chosen], minlength=len(dataset.class_names))
-    return CalibrationSet((x,), {
-        "source": what, "count": int(len(chosen)), "seed": seed,
+    return _described((x,), {
+        "source": what, "count": int(len(chosen)), "given": len(indices), "seed": seed,
         "per_class": {n: int(c) for n, c in zip(dataset.class_names, counts)},
-    })
+    }, log)
 
 
 def _array_calibration(path: Path, input_shapes: list[tuple], input_names: list[str], size: int,
-                       seed: int) -> CalibrationSet:
+                       seed: int, log: Callable[[str], None]) -> CalibrationSet:
     arrays, _ = load_tensor_file(path, input_shapes, input_names, CalibrationDataError)
     count = len(arrays[0])
-    if count < MIN_CALIBRATION:
-        raise CalibrationDataError(f"{path}: {count} samples, int8 calibration needs at least {MIN_CALIBRATION}")
+    if count == 0:
+        raise CalibrationDataError(f"{path}: 0 samples to calibrate int8 on; give samples of the model's input, "
+                                   "batch first, e.g. an array of shape (200, ...)")
+    _check_finite(arrays, input_names, str(path))
     pick = np.sort(np.random.default_rng(seed).permutation(count)[: min(size, count)])
-    return CalibrationSet(tuple(a[pick] for a in arrays), {"source": str(path), "count": int(len(pick)), "seed": seed})
+    return _described(tuple(a[pick] for a in arrays),
+                      {"source": str(path), "count": int(len(pick)), "given": count, "seed": seed}, log)
+
+
+def _check_finite(arrays, names: list[str], what: str) -> None:
+    """NaN or inf would set an int8 range of inf: every value would quantize to garbage."""
+    for a, name in zip(arrays, names):
+        bad = ~np.isfinite(a)
+        if bad.any():
+            samples = int(bad.reshape(len(a), -1).any(axis=1).sum())
+            found = " and ".join(f"{n} {kind}" for n, kind in ((int(np.isnan(a).sum()), "NaN"),
+                                                               (int(np.isinf(a).sum()), "inf")) if n)
+            raise CalibrationDataError(
+                f"{what}: input {name} holds {found} value(s) in {samples} of {len(a)} samples; "
+                "int8 ranges need finite values: drop or fix those samples")
+
+
+def _described(inputs: tuple, description: dict, log: Callable[[str], None]) -> CalibrationSet:
+    """Log how many samples were used out of how many given, and warn when too few to trust the ranges."""
+    count, given = description["count"], description["given"]
+    log(f"calibration: {count} of {given} samples from {description['source']}")
+    if count < MIN_CALIBRATION:
+        more = (f"raise --calibration-size (up to {given})" if count < given
+                else "give more with --calibration")
+        description["warning"] = (f"{count} samples; int8 ranges from fewer than {MIN_CALIBRATION} samples may clip "
+                                  f"unseen inputs: {more}")
+        log(f"warning: {description['warning']}")
+    return CalibrationSet(inputs, description)
 
 
 def resolve_calibration(spec: str | None, run_split: Path | None, prep: Preprocessing | None,
@@ -72,7 +103,7 @@ def resolve_calibration(spec: str | None, run_split: Path | None, prep: Preproce
                         log: Callable[[str], None] = print) -> CalibrationSet:
     """Calibration data from --calibration, or by default the run's training split."""
     if spec and spec.lower().endswith((".npy", ".npz")):
-        return _array_calibration(Path(spec), input_shapes, input_names, size, seed)
+        return _array_calibration(Path(spec), input_shapes, input_names, size, seed, log)
     if prep is None:
         raise CalibrationDataError(
             "int8 needs calibration data and this model's inputs are not images described by a run dir; "
@@ -90,8 +121,8 @@ def resolve_calibration(spec: str | None, run_split: Path | None, prep: Preproce
     if split is not None and _same_source(dataset, split):
         # Only the training split: validation and test images must stay unseen.
         return _image_calibration(dataset, split_indices(dataset, split, "train"), prep, size, seed,
-                                  f"{spec} (train split)")
-    return _image_calibration(dataset, list(range(len(dataset))), prep, size, seed, str(spec))
+                                  f"{spec} (train split)", log)
+    return _image_calibration(dataset, list(range(len(dataset))), prep, size, seed, str(spec), log)
 
 
 def _same_source(dataset: ImageDataset, split: dict) -> bool:

@@ -11,6 +11,7 @@ import numpy as np
 
 from .calibration import CalibrationSet
 from .errors import ConversionError, UnsupportedLayerError
+from .shapes import example_shape
 
 TFLITE_QUANTS = ("fp32", "fp16", "dynamic", "int8")
 
@@ -21,8 +22,9 @@ def check_convertible(model) -> None:
         dims = tuple(t.shape)[1:]
         if any(d is None for d in dims):
             raise UnsupportedLayerError(
-                f"input {t.name!r} has shape {tuple(t.shape)}; mobile artifacts need fixed sizes, "
-                "rebuild the model with keras.Input(shape=(...)) without None"
+                f"input {t.name!r} has shape {tuple(t.shape)}; mobile artifacts need fixed sizes: give the size "
+                f"your app feeds with --input-shape {example_shape(t.name, tuple(t.shape))} (batch first), "
+                "or rebuild the model with keras.Input(shape=(...)) without None"
             )
         if "float" not in str(t.dtype):
             raise UnsupportedLayerError(f"input {t.name!r} is {t.dtype}; only float inputs are supported")

@@ -44,3 +44,24 @@ def test_lambda_loads_when_explicitly_unsafe(lambda_model):
 def test_run_dir_resolves_to_model(tiny_run):
     model = load_keras_model(tiny_run)
     assert tuple(model.inputs[0].shape)[1:] == (16, 16, 3)
+
+
+def test_long_messages_are_cut_at_a_word_boundary():
+    from train.loading import _first_line
+
+    text = " ".join(f"word{i}" for i in range(100)) + "\nsecond line"
+    short = _first_line(text)
+    assert len(short) <= 200 and short.endswith("...")
+    assert all(w.startswith("word") and w[4:].isdigit() for w in short[:-3].split())
+    assert _first_line("short one\nmore") == "short one"
+
+
+def test_custom_objects_spec_errors_are_named():
+    from train.errors import CustomObjectsError
+    from train.loading import import_custom_objects
+
+    with pytest.raises(CustomObjectsError, match="not module:name"):
+        import_custom_objects(["json"])
+    with pytest.raises(CustomObjectsError, match="has no attribute 'Nope'"):
+        import_custom_objects(["json:Nope"])
+    assert import_custom_objects(["json:JSONDecoder"])["JSONDecoder"].__name__ == "JSONDecoder"

@@ -19,6 +19,10 @@ class UnsafeModelError(ModelLoadError):
     """The model holds Python code (a Lambda layer) that safe mode refuses."""
 
 
+class CustomObjectsError(ModelLoadError):
+    """--custom-objects names a module or attribute that cannot be imported."""
+
+
 class DataError(MobilepackError):
     """A dataset is missing, empty, or unusable."""
 

@@ -2,15 +2,23 @@
 
 Keras' safe mode refuses Lambda layers (their Python bytecode would run on
 load). We keep it on unless the user passes --unsafe-load for a file they trust.
+Custom layers and subclassed models come from the user's own module, imported
+only when --custom-objects names it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
+import os
+import re
+import sys
 import zipfile
 from pathlib import Path
+from typing import Sequence
 
-from .errors import ModelLoadError, UnsafeModelError
+from .errors import CustomObjectsError, ModelLoadError, UnsafeModelError
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 
@@ -52,29 +60,116 @@ def size_on_disk(path: Path) -> int:
     return path.stat().st_size
 
 
-def load_keras_model(path: Path, unsafe: bool = False):
-    """Load a .keras/.h5 model with safe mode on unless `unsafe`."""
+def load_keras_model(path: Path, unsafe: bool = False, custom_objects: Sequence[str] = ()):
+    """Load a .keras/.h5 model with safe mode on unless `unsafe`.
+
+    `custom_objects` are --custom-objects specs (module:name); only they are imported.
+    """
     path = resolve_model_path(path)
     if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
         raise ModelLoadError(f"{path}: not a valid .keras archive (truncated or not a Keras model); re-save the model")
+    objects = import_custom_objects(custom_objects) if custom_objects else None
     import keras
 
     try:
-        return keras.models.load_model(path, compile=False, safe_mode=not unsafe)
-    except ValueError as exc:
-        text = str(exc)
-        if "safe_mode" in text or "Lambda" in text:
-            raise UnsafeModelError(
-                f"{path}: contains a Lambda layer, whose Python code safe mode will not load; "
-                "if you trust this file, pass --unsafe-load"
-            ) from None
-        raise ModelLoadError(f"{path}: cannot load as a Keras model ({_first_line(text)})") from None
-    except (OSError, zipfile.BadZipFile, KeyError, EOFError, TypeError) as exc:
-        raise ModelLoadError(
-            f"{path}: cannot load as a Keras model ({_first_line(str(exc)) or type(exc).__name__}); "
-            "the file may be truncated or damaged"
-        ) from None
+        return keras.models.load_model(path, compile=False, safe_mode=not unsafe, custom_objects=objects)
+    except (ValueError, TypeError, OSError, zipfile.BadZipFile, KeyError, EOFError) as exc:
+        raise _load_error(path, exc) from None
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0][:200] if text.strip() else ""
+def _load_error(path: Path, exc: Exception) -> ModelLoadError:
+    text = str(exc)
+    missing = re.search(r"Could not locate (class|function) '([^']+)'", text)
+    if missing:
+        # Keras names the module the class was defined in, unless it was __main__.
+        module = re.search(r"Full object config: \{'module': '([\w.]+)', 'class_name': '" + re.escape(missing[2]),
+                           text)
+        where = module[1] if module and module[1] != "__main__" else "MODULE"
+        return ModelLoadError(
+            f"{path}: needs the {missing[1]} {missing[2]!r}, which Keras cannot find (custom code the file does not "
+            f"hold); pass --custom-objects {where}:{missing[2]} (a module in the current directory or an installed "
+            "package)"
+        )
+    if isinstance(exc, ValueError) and ("safe_mode" in text or "Lambda" in text):
+        return UnsafeModelError(
+            f"{path}: contains a Lambda layer, whose Python code safe mode will not load; "
+            "if you trust this file, pass --unsafe-load"
+        )
+    if isinstance(exc, ValueError):
+        return ModelLoadError(f"{path}: cannot load as a Keras model ({_first_line(text)})")
+    if isinstance(exc, TypeError):  # the archive was read; a class could not be rebuilt from its config
+        cause = re.search(r"Exception encountered: (.+)", text)
+        return ModelLoadError(
+            f"{path}: Keras cannot rebuild the model from its config ({_first_line(cause[1] if cause else text)}); "
+            "custom classes need get_config() and from_config() that round-trip"
+        )
+    return ModelLoadError(
+        f"{path}: cannot load as a Keras model ({_first_line(text) or type(exc).__name__}); "
+        "the file may be truncated or damaged"
+    )
+
+
+@contextlib.contextmanager
+def custom_objects_scope(specs: Sequence[str]):
+    """Every Keras load inside finds the --custom-objects classes (for loads deep inside a command, as bench's)."""
+    if not specs:
+        yield
+        return
+    from keras.saving import CustomObjectScope
+
+    with CustomObjectScope(import_custom_objects(specs)):
+        yield
+
+
+def import_custom_objects(specs: Sequence[str]) -> dict:
+    """--custom-objects module:name,...: the classes (or functions) Keras needs to rebuild a model.
+
+    This runs the user's code, so it happens only for names the user gave.
+    """
+    from keras.saving import get_registered_name
+
+    objects = {}
+    for spec in specs:
+        if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", spec):
+            raise CustomObjectsError(f"--custom-objects {spec!r}: not module:name; "
+                                     "e.g. --custom-objects mylayers:MyLayer,mylayers:MyModel")
+        module_name, attr = spec.split(":")
+        module = _import_user_module(module_name, spec)
+        if not hasattr(module, attr):
+            defined = sorted(n for n, v in vars(module).items()
+                             if isinstance(v, type) and v.__module__ == module.__name__)
+            raise CustomObjectsError(f"--custom-objects {spec}: module {module_name!r} "
+                                     f"({getattr(module, '__file__', '')}) has no attribute {attr!r}; "
+                                     f"it defines: {', '.join(defined) or 'no classes'}")
+        obj = getattr(module, attr)
+        # Keras looks a class up by its registered name ("package>Name" when decorated), else by its own name.
+        objects[attr] = objects[get_registered_name(obj)] = obj
+    return objects
+
+
+def _import_user_module(name: str, spec: str):
+    # As `python -m` would: a module in the current directory first, else an installed one;
+    # sys.path is restored so the rest of the run imports nothing from the user's folder.
+    cwd = os.getcwd()
+    sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+            raise CustomObjectsError(f"--custom-objects {spec}: no module {name!r} in the current directory ({cwd}) "
+                                     "or installed packages; run from the folder holding it or install it") from None
+        raise CustomObjectsError(f"--custom-objects {spec}: importing {name!r} failed: "
+                                 f"{_first_line(str(exc))}") from None
+    except Exception as exc:  # user code may raise anything while it is imported
+        raise CustomObjectsError(f"--custom-objects {spec}: importing {name!r} raised "
+                                 f"{type(exc).__name__}: {_first_line(str(exc))}") from None
+    finally:
+        sys.path.remove(cwd)
+
+
+def _first_line(text: str, limit: int = 200) -> str:
+    """The first line, shortened at a word boundary so a message never ends mid-word."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    if len(line) <= limit:
+        return line
+    return line[: limit - 3].rsplit(" ", 1)[0].rstrip(" ,;:.") + "..."

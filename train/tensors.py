@@ -23,6 +23,9 @@ def load_tensor_file(path: Path, input_shapes: list[tuple], input_names: list[st
         loaded = np.load(path, allow_pickle=False)
         named = {"x": loaded} if isinstance(loaded, np.ndarray) else {k: loaded[k] for k in loaded.keys()}
     except (OSError, ValueError) as exc:
+        if "allow_pickle" in str(exc):  # an object array: Python objects, not numbers
+            raise error(f"{path}: holds Python objects (dtype object), not numbers; "
+                        "save a numeric array, e.g. np.save(path, np.asarray(x, dtype='float32'))") from None
         raise error(f"{path}: cannot read as .npy/.npz ({exc})") from None
     if len(input_names) == 1 and "x" in named:
         arrays = [named["x"]]
@@ -31,6 +34,9 @@ def load_tensor_file(path: Path, input_shapes: list[tuple], input_names: list[st
     else:
         raise error(f"{path}: needs an array 'x' (or one per input: {input_names}); it has {sorted(named)}")
     for a, shape, name in zip(arrays, input_shapes, input_names):
+        if a.dtype.kind not in "fiu":  # strings, bool, complex, dates: no faithful float32 value
+            raise error(f"{path}: input {name} is {a.dtype}, not numbers; the model takes float32 samples: "
+                        "save a numeric array, e.g. x.astype('float32')")
         if tuple(a.shape[1:]) != tuple(shape):
             raise error(f"{path}: input {name} has samples of shape {tuple(a.shape[1:])}, the model takes {tuple(shape)}")
     if len({len(a) for a in arrays}) != 1:
