@@ -10,13 +10,17 @@ from typing import Callable
 
 import numpy as np
 
+from convert.budget import Budget
 from convert.manifest import load_manifest, verify_artifacts
 from train.loading import load_keras_model, sha256_file
 
 from . import metrics
 from .errors import BenchDataError, ThresholdError
-from .evaldata import EvalData, load_eval_data
-from .gate import DEFAULT_THRESHOLDS, Threshold, judge
+from .evaldata import EvalData, label_arrays, load_eval_data
+from .gate import DEFAULT_THRESHOLDS, Threshold, judge, statistics, threshold_dict
+from .outputs import OutputSpec, artifact_output_names, describe_outputs, first_classification, resolve_labels
+from .parity import headline, output_figures, reference_figures
+from .usermetric import check_metric_limits, load_metric, metric_entry
 from .crosscheck import AGREEMENT_LIMIT, GOOGLE_TOOL, crosscheck
 from .latency import LatencyProtocol, runner_latency
 from .machine import machine_info
@@ -46,6 +50,10 @@ class BenchConfig:
     unsafe_load: bool = False
     baseline: Path | None = None  # a previous report.json to diff against
     crosscheck: bool = True  # also time every .tflite with Google's benchmark_litert_model.py
+    output_kinds: dict = field(default_factory=dict)  # --output-kind NAME=KIND overrides
+    metric: str | None = None  # --metric module:function (user code: runs only when named)
+    metric_limits: dict = field(default_factory=dict)  # --max-metric-drop NAME=VALUE
+    budget: Budget = field(default_factory=lambda: Budget(max_drop_pp=1.0))  # what the recommendation must stay within
 
     def __post_init__(self):
         bad = [t for t in self.threads if t < 1]
@@ -67,43 +75,46 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
     if not ref_path.is_file() or sha256_file(ref_path) != manifest.source["model_sha256"]:
         raise BenchDataError(f"{ref_path}: reference model missing or altered; re-run `mobilepack convert`")
     model = load_keras_model(ref_path, unsafe=config.unsafe_load)
+    specs = describe_outputs(model, config.output_kinds)
+    user_metric = load_metric(config.metric)
     names = [t.name for t in model.inputs]
     data = load_eval_data(config.data, manifest, dist, [tuple(t.shape)[1:] for t in model.inputs], names, log)
+    labels = resolve_labels(label_arrays(data), specs, data.count, data.name)
     log(f"evaluating on {data.count} inputs from {data.name} ({data.split} split)")
 
     keras_runner = KerasRunner(model)
     ref_out = predict_batched(keras_runner, list(data.inputs), config.batch_size, progress, "reference")
-    ref_pred = metrics.top1(ref_out[0])
-    reference = {
-        "runtime": keras_runner.runtime,
-        "accuracy": metrics.accuracy(ref_pred, data.labels) if data.labels is not None else None,
-        "latency_ms": runner_latency(keras_runner, list(data.inputs), config.latency).to_dict(),
-    }
-    preds: dict[str, np.ndarray] = {}
+    ctx = _Context(data, specs, labels, ref_out, user_metric, config, names)
+    reference = _reference(ctx, keras_runner)
+    check_metric_limits(config.metric_limits, user_metric, reference.get("metrics") or {})
     with FreshProcessMeter(list(data.inputs), config.latency, names) as meter:
-        rows = []
-        for a in manifest.artifacts:
-            row, preds[a.name] = _artifact_row(a, dist, data, ref_out, ref_pred, reference, config, names, progress,
-                                               meter)
-            rows.append(row)
+        rows = [_artifact_row(a, dist, ctx, reference, progress, meter) for a in manifest.artifacts]
+    first = first_classification(specs)
+    class_labels = labels.get(first.name) if first else None
     failed = [r["name"] for r in rows if r["status"] == "failed"]
-    recommended = recommend(rows)
+    recommended = recommend(rows, config.budget)
     report = {
         "schema_version": REPORT_SCHEMA_VERSION,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(),
-        "dataset": {"name": data.name, "split": data.split, "count": data.count, "has_labels": data.labels is not None},
+        "dataset": {"name": data.name, "split": data.split, "count": data.count, "has_labels": bool(labels),
+                    "labelled_outputs": sorted(labels)},
         "manifest": {"path": "manifest.json", "source_model_sha256": manifest.source["model_sha256"]},
+        "outputs": [{"name": s.name, "kind": s.kind, "kind_source": s.kind_source, "shape": list(s.shape)}
+                    for s in specs],
         "reference": reference,
-        "thresholds": {q: vars(t) for q, t in config.thresholds.items()},
+        "thresholds": {q: threshold_dict(t) for q, t in config.thresholds.items()},
+        "budget": config.budget.to_dict(),
+        "metric": ({"spec": user_metric.spec, "limits": config.metric_limits} if user_metric else None),
         "threads": {"measured": list(config.threads), "note": threads_note},
         "gate": {"enabled": config.gate, "verdict": ("failed" if failed else "passed") if config.gate else "not gated",
-                 "failed": failed},
+                 "failed": failed, "reasons": {r["name"]: r["reason"] for r in rows if r["status"] == "failed"},
+                 "underpowered": [r["name"] for r in rows if r["statistics"]["underpowered"]]},
         "recommended": recommended,
         "crosscheck": {"enabled": config.crosscheck, "tool": GOOGLE_TOOL, "limit": AGREEMENT_LIMIT,
                        "disagreements": [r["name"] for r in rows if not all(c["agrees"] for c in r["crosscheck"])]},
         "artifacts": rows,
-        "worst": worst_artifact(rows, preds, ref_pred, data, manifest.labels),
+        "worst": worst_artifact(rows, ctx.predictions, ref_out, first, class_labels, manifest.labels),
     }
     if baseline is not None:
         check_same_data(config.baseline, baseline, report)
@@ -118,69 +129,127 @@ EVALUATOR_NOTE = ("timed through mobilepack's numpy Core ML reference evaluator 
                   "it checks numerics, it is not device latency")
 
 
-def _artifact_row(artifact, dist: Path, data: EvalData, ref_out, ref_pred, reference, config: BenchConfig,
-                  input_names, progress, meter: FreshProcessMeter) -> tuple[dict, np.ndarray]:
+@dataclass
+class _Context:
+    """What every artifact row is computed against: the data, its labels and the reference's outputs."""
+
+    data: EvalData
+    specs: list[OutputSpec]
+    labels: dict  # output name -> labels
+    ref_out: list[np.ndarray]
+    user_metric: object
+    config: BenchConfig
+    input_names: list[str]
+    predictions: dict = field(default_factory=dict)  # artifact name -> outputs, for the worst artifact
+
+    def outputs_by_name(self, outputs: list[np.ndarray]) -> dict:
+        return {s.name: outputs[s.index] for s in self.specs}
+
+
+def _reference(ctx: _Context, runner) -> dict:
+    outputs = [reference_figures(s, ctx.ref_out[s.index], ctx.labels.get(s.name)) for s in ctx.specs]
+    first = next((o for o in outputs if o["kind"] == "classification"), None)
+    metrics_ = (ctx.user_metric.compute(ctx.data.inputs, ctx.outputs_by_name(ctx.ref_out), ctx.labels,
+                                        "the Keras reference") if ctx.user_metric else None)
+    return {
+        "runtime": runner.runtime,
+        "accuracy": first.get("accuracy") if first else None,
+        "accuracy_interval": first.get("accuracy_interval") if first else None,
+        "outputs": outputs,
+        "metrics": metrics_,
+        "latency_ms": runner_latency(runner, list(ctx.data.inputs), ctx.config.latency).to_dict(),
+    }
+
+
+def _artifact_row(artifact, dist: Path, ctx: _Context, reference: dict, progress,
+                  meter: FreshProcessMeter) -> dict:
+    config = ctx.config
     path = artifact.path(dist)
-    runner = artifact_runner(path, artifact.target, num_threads=max(config.threads), input_names=input_names)
-    out = predict_batched(runner, list(data.inputs), config.batch_size, progress, artifact.name)
-    pred = metrics.top1(out[0])
-    flat, ref_flat = np.concatenate([o.ravel() for o in out]), np.concatenate([o.ravel() for o in ref_out])
-    acc = metrics.accuracy(pred, data.labels) if data.labels is not None else None
+    runner = artifact_runner(path, artifact.target, num_threads=max(config.threads), input_names=ctx.input_names)
+    out = predict_batched(runner, list(ctx.data.inputs), config.batch_size, progress, artifact.name)
+    ctx.predictions[artifact.name] = out
+    outputs = [{**output_figures(s, out[s.index], ctx.ref_out[s.index], ctx.labels.get(s.name)), **own}
+               for s, own in zip(ctx.specs, artifact_output_names(artifact, ctx.specs))]
     row = {
         "name": artifact.name, "target": artifact.target, "format": artifact.format,
         "quantization": artifact.quantization, "path": artifact.file, "size_bytes": artifact.size_bytes,
         "sha256": artifact.sha256, "runtime": runner.runtime,
-        "accuracy": acc,
-        "accuracy_drop_pp": (reference["accuracy"] - acc) * 100.0 if acc is not None else None,
-        "agreement": metrics.agreement(pred, ref_pred),
-        "max_abs_error": metrics.max_abs_error(flat, ref_flat),
-        "sqnr_db": metrics.finite_or_none(metrics.sqnr_db(flat, ref_flat)),
+        **headline(outputs),
+        "outputs": outputs,
+        "metrics": _user_metrics(ctx, out, reference, artifact.name),
         **_latency(artifact, path, runner.runtime, config, progress, meter),
         **_search_fields(artifact),
     }
     row.update(_work(artifact, path, row))
+    threshold = _threshold(artifact, config)
+    row["status"], row["reason"] = judge(row, threshold, ctx.data.count, config.metric_limits)
+    row["statistics"] = statistics(row, threshold, ctx.data.count)
+    return row
+
+
+def _threshold(artifact, config: BenchConfig) -> Threshold:
+    """The artifact's gate row; one chosen by a budgeted `convert` is held to that budget instead."""
     threshold: Threshold = config.thresholds[artifact.quantization]
-    if artifact.notes.get("budget_pp") is not None:  # chosen by `convert --max-drop`: its budget is its limit
+    budget = artifact.notes.get("budget") or {}
+    if artifact.notes.get("budget_pp") is not None:
         threshold = replace(threshold, max_drop_pp=float(artifact.notes["budget_pp"]))
-    status, reason = judge(row, threshold, data.count)
-    row["status"], row["reason"] = status, reason
-    return row, pred
+    if budget.get("min_sqnr_db") is not None:
+        threshold = replace(threshold, min_sqnr_db=float(budget["min_sqnr_db"]))
+    return threshold
+
+
+def _user_metrics(ctx: _Context, out: list[np.ndarray], reference: dict, who: str) -> dict | None:
+    if ctx.user_metric is None:
+        return None
+    values = ctx.user_metric.compute(ctx.data.inputs, ctx.outputs_by_name(out), ctx.labels, who)
+    missing = sorted(set(reference["metrics"]) - set(values))
+    if missing:
+        raise BenchDataError(f"--metric {ctx.user_metric.spec}: returned no {missing[0]!r} on {who} although it did "
+                             "on the reference; return the same metrics every time")
+    return {k: metric_entry(k, values[k], reference["metrics"][k]) for k in reference["metrics"]}
 
 
 MAX_MISSES = 24  # inputs listed (and shown as thumbnails in report.html) for the worst artifact
 
 
-def worst_artifact(rows: list[dict], preds: dict, ref_pred: np.ndarray, data: EvalData, labels: list | None) -> dict | None:
-    """The artifact that lost most (accuracy drop, else disagreement): per-class change and the inputs it misses.
+def worst_artifact(rows: list[dict], preds: dict, ref_out: list[np.ndarray], first: OutputSpec | None,
+                   class_labels: np.ndarray | None, names: list | None) -> dict | None:
+    """The artifact that lost most on the first classification output: per-class change and the inputs it misses.
 
     With labels, the misses are the inputs it gets wrong, those the reference got right first (what
     quantization broke before what was always hard); without labels, the inputs where it disagrees
-    with the reference.
+    with the reference. A model with no classification output: the artifact of lowest SQNR, no misses.
     """
     if not rows:
         return None
-    key = (lambda r: (r["accuracy_drop_pp"], -r["agreement"])) if data.labels is not None else (lambda r: -r["agreement"])
+    if first is None:
+        row = min(rows, key=lambda r: float("inf") if r["sqnr_db"] is None else r["sqnr_db"])
+        return {"name": row["name"], "output": None, "accuracy_drop_pp": None, "agreement": None,
+                "sqnr_db": row["sqnr_db"], "per_class": [], "missed_count": 0, "newly_missed_count": 0, "misses": []}
+    key = (lambda r: (r["accuracy_drop_pp"], -r["agreement"])) if class_labels is not None else (lambda r: -r["agreement"])
     row = max(rows, key=key)
-    pred = preds[row["name"]]
-    name_of = (lambda i: labels[i] if labels and 0 <= i < len(labels) else str(i))
+    pred, ref_pred = metrics.top1(preds[row["name"]][first.index]), metrics.top1(ref_out[first.index])
+    names = names if names and len(names) == first.classes else None  # labels.txt names this output's classes
+    name_of = (lambda i: names[i] if names and 0 <= i < len(names) else str(i))
     per_class = []
-    if data.labels is not None:
-        for c in np.unique(data.labels):
-            mask = data.labels == c
+    if class_labels is not None:
+        for c in np.unique(class_labels):
+            mask = class_labels == c
             ref_acc, acc = float(np.mean(ref_pred[mask] == c)), float(np.mean(pred[mask] == c))
             per_class.append({"class": int(c), "label": name_of(int(c)), "count": int(mask.sum()),
                               "reference_accuracy": ref_acc, "accuracy": acc, "change_pp": (acc - ref_acc) * 100})
-        wrong = pred != data.labels
-        broke = wrong & (ref_pred == data.labels)
+        wrong = pred != class_labels
+        broke = wrong & (ref_pred == class_labels)
         missed = np.concatenate([np.flatnonzero(broke), np.flatnonzero(wrong & ~broke)])
         newly = int(broke.sum())
     else:
         missed = np.flatnonzero(pred != ref_pred)
         newly = int(len(missed))
-    misses = [{"index": int(i), "label": None if data.labels is None else name_of(int(data.labels[i])),
+    misses = [{"index": int(i), "label": None if class_labels is None else name_of(int(class_labels[i])),
                "predicted": name_of(int(pred[i])), "reference": name_of(int(ref_pred[i]))} for i in missed[:MAX_MISSES]]
-    return {"name": row["name"], "accuracy_drop_pp": row["accuracy_drop_pp"], "agreement": row["agreement"],
-            "per_class": per_class, "missed_count": int(len(missed)), "newly_missed_count": newly, "misses": misses}
+    return {"name": row["name"], "output": first.name, "accuracy_drop_pp": row["accuracy_drop_pp"],
+            "agreement": row["agreement"], "sqnr_db": row["sqnr_db"], "per_class": per_class,
+            "missed_count": int(len(missed)), "newly_missed_count": newly, "misses": misses}
 
 
 def _cap_threads(config: BenchConfig) -> tuple[BenchConfig, str | None]:
@@ -204,12 +273,17 @@ def _work(artifact, path, row: dict) -> dict:
 
 
 def _search_fields(artifact) -> dict:
-    """What `convert --max-drop` decided, for artifacts it chose: budget, float layers and why."""
+    """What a budgeted `convert` decided, for artifacts it chose: budget, float layers and why."""
     notes = artifact.notes
-    if notes.get("budget_pp") is None:
+    if notes.get("budget") is None:
         return {}
-    return {"budget_pp": notes["budget_pp"], "search": notes.get("search", []),
-            "float_layers": notes.get("float_layers", []), "float_layer_reason": notes.get("float_layer_reason")}
+    b = notes["budget"]
+    budget = Budget(b.get("max_drop_pp"), b.get("min_sqnr_db"), tuple((b.get("min_sqnr_by_output") or {}).items()))
+    fields = {"search_budget": budget.describe(), "search": notes.get("search", []),
+              "float_layers": notes.get("float_layers", []), "float_layer_reason": notes.get("float_layer_reason")}
+    if notes.get("budget_pp") is not None:
+        fields["budget_pp"] = notes["budget_pp"]
+    return fields
 
 
 def _latency(artifact, path, runtime: str, config: BenchConfig, progress, meter: FreshProcessMeter) -> dict:

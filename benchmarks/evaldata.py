@@ -19,10 +19,11 @@ from .errors import BenchDataError
 @dataclass(frozen=True)
 class EvalData:
     inputs: tuple[np.ndarray, ...]  # float32, model input space, batch first; one per model input
-    labels: np.ndarray | None
+    labels: np.ndarray | None  # class labels of an image folder (they label the first classification output)
     name: str
     split: str
     images: tuple[np.ndarray, ...] | None = None  # native images, for thumbnails
+    label_arrays: dict | None = None  # an .npz's 'y' and 'y_<output>' arrays, resolved against the outputs in bench
 
     @property
     def count(self) -> int:
@@ -78,12 +79,15 @@ def _images(spec: str, manifest, dist: Path, log) -> EvalData:
 
 def _npz(path: Path, input_shapes: list[tuple], input_names: list[str]) -> EvalData:
     arrays, named = load_tensor_file(path, input_shapes, input_names, BenchDataError)
-    labels = named.get("y")
-    if labels is not None:
-        if labels.ndim != 1 or labels.dtype.kind not in "iu" or len(labels) != len(arrays[0]):
-            raise BenchDataError(f"{path}: 'y' must be {len(arrays[0])} integer labels, got {labels.dtype} {labels.shape}")
-        labels = labels.astype(np.int64)
-    return EvalData(tuple(arrays), labels, str(Path(path).resolve()), "all")
+    label_arrays = {k: v for k, v in named.items() if k == "y" or k.startswith("y_")}
+    return EvalData(tuple(arrays), None, str(Path(path).resolve()), "all", label_arrays=label_arrays)
+
+
+def label_arrays(data: EvalData) -> dict:
+    """The arrays that label outputs: an image folder's class labels are its 'y'."""
+    if data.label_arrays is not None:
+        return data.label_arrays
+    return {} if data.labels is None else {"y": data.labels}
 
 
 def default_data_spec(dist: Path) -> str:

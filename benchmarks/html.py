@@ -13,7 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .report import PLATFORMS, best_p50, crosscheck_lines, recommendation_lines, table_rows
+from .report import (PLATFORMS, best_p50, crosscheck_lines, metric_lines, output_table, recommendation_lines,
+                     shows_outputs, statistics_lines, table_rows)
 
 COLORS = {"tflite": "#1f77b4", "coreml": "#d62728"}
 THUMB_PX = 96
@@ -45,12 +46,14 @@ def scatter_plot(report: dict) -> str:
     """Size against accuracy drop (or disagreement), marker area from the best p50."""
     plt = _pyplot()
     rows = report["artifacts"]
-    labelled = report["dataset"]["has_labels"]
+    labelled = all(r["accuracy_drop_pp"] is not None for r in rows)
+    classifier = all(r["agreement"] is not None for r in rows)
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     tflite_p50 = [best_p50(r) for r in rows if r["target"] == "tflite" and best_p50(r)]
     top = max(tflite_p50, default=1.0)
     for r in rows:
-        y = r["accuracy_drop_pp"] if labelled else (1 - r["agreement"]) * 100
+        y = (r["accuracy_drop_pp"] if labelled else (1 - r["agreement"]) * 100 if classifier
+             else -(r["sqnr_db"] if r["sqnr_db"] is not None else 200.0))  # no classifier: worst output's SQNR
         x = r["size_bytes"] / 1024
         if r["target"] == "tflite" and best_p50(r):
             size = 40 + 560 * best_p50(r) / top
@@ -62,7 +65,8 @@ def scatter_plot(report: dict) -> str:
     ax.axhline(0, color="gray", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("size (KiB, log scale)")
-    ax.set_ylabel("accuracy drop vs Keras (pp)" if labelled else "disagreement with Keras (%)")
+    ax.set_ylabel("accuracy drop vs Keras (pp)" if labelled else "disagreement with Keras (%)" if classifier
+                  else "minus worst output SQNR (dB)")
     ax.set_title("Size vs accuracy: filled = TFLite, area = best p50 latency on this host; "
                  "hollow diamond = Core ML", fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
@@ -170,6 +174,18 @@ def render_html(report: dict, images: Sequence[np.ndarray] | None = None) -> str
         plot = latency_plot(report, target)
         if plot:
             body.append(_img(plot, f"{target} latency distribution"))
+    if shows_outputs(report):
+        ohead, orows = output_table(report)
+        body += ["<h2>Outputs</h2><p>Each output is judged by its kind.</p><table><tr>"
+                 + "".join(f"<th>{e(h)}</th>" for h in ohead) + "</tr>",
+                 *[f'<tr class="{e(r[-1])}">' + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in orows],
+                 "</table>"]
+    if report.get("metric"):
+        body += ["<h2>Task metric</h2><ul>", *[f"<li>{e(line)}</li>" for line in metric_lines(report)], "</ul>"]
+    body += ["<h2>Statistics</h2><p>95% intervals: Wilson for accuracy and agreement, Newcombe's paired interval "
+             "for the drop. Verdicts come from the point estimates; an underpowered row has too few inputs to "
+             "resolve its gate.</p><ul>",
+             *[f"<li>{e(line.replace('`', ''))}</li>" for line in statistics_lines(report)], "</ul>"]
     checks = crosscheck_lines(report)
     if checks:
         body += [f"<h3>Cross-check with <code>{e(report['crosscheck']['tool'])}</code></h3><ul>",
@@ -191,9 +207,13 @@ def _worst_section(worst: dict | None, images) -> list[str]:
     if not worst:
         return []
     drop = worst["accuracy_drop_pp"]
-    out = [f"<h2>Worst artifact: <code>{e(worst['name'])}</code></h2>",
-           f"<p>Accuracy drop {_num(drop, '+.2f')} pp, agreement {worst['agreement']:.4f}; it gets "
-           f"{worst['missed_count']} input(s) wrong, {worst['newly_missed_count']} of them right in the reference.</p>"]
+    out = [f"<h2>Worst artifact: <code>{e(worst['name'])}</code></h2>"]
+    if worst["output"] is None:
+        sqnr = "exact" if worst["sqnr_db"] is None else f"{worst['sqnr_db']:.1f} dB"
+        return out + [f"<p>No classification output; lowest SQNR of any output: {e(sqnr)}.</p>"]
+    out.append(f"<p>Output <code>{e(worst['output'])}</code>: accuracy drop {_num(drop, '+.2f')} pp, agreement "
+               f"{worst['agreement']:.4f}; it gets {worst['missed_count']} input(s) wrong, "
+               f"{worst['newly_missed_count']} of them right in the reference.</p>")
     plot = per_class_plot(worst)
     if plot:
         out.append(_img(plot, "per-class accuracy change"))

@@ -1,21 +1,31 @@
-"""One recommended artifact per platform: within its gate, then smallest, then fastest."""
+"""One recommended artifact per platform: passed its gate and within the budget, then smallest, then fastest.
+
+A gate row is a floor per quantization (pal4 may lose 3 pp); the budget (`--max-drop`, default 1 pp,
+or `--min-sqnr` for outputs without labels) is what the user will accept from whatever ships, so a
+loose row cannot pick an artifact that loses more than the user would.
+"""
 
 from __future__ import annotations
+
+from convert.budget import Budget
 
 from .report import PLATFORMS, best_p50
 
 
-def recommend(rows: list[dict]) -> dict[str, str | None]:
-    """Mark rows with `recommended` and `recommendation_reason`; return {platform: name or None}."""
+def recommend(rows: list[dict], budget: Budget) -> dict[str, str | None]:
+    """Mark rows with `within_budget`, `recommended` and `recommendation_reason`; return {platform: name or None}."""
+    for r in rows:
+        r["within_budget"], r["budget_check"] = budget.check(r["outputs"])
     chosen: dict[str, str | None] = {}
     for platform, target in PLATFORMS.items():
         family = [r for r in rows if r["target"] == target]
-        passing = sorted((r for r in family if r["status"] == "passed"), key=lambda r: (r["size_bytes"], _fastest(r)))
-        best = passing[0] if passing else None
+        eligible = [r for r in family if r["status"] == "passed" and r["within_budget"]]
+        eligible.sort(key=lambda r: (r["size_bytes"], _fastest(r)))
+        best = eligible[0] if eligible else None
         chosen[platform] = best["name"] if best else None
         for r in family:
             r["recommended"] = r is best
-            r["recommendation_reason"] = _reason(r, best, platform, len(passing), len(family))
+            r["recommendation_reason"] = _reason(r, best, platform, len(eligible), len(family), budget)
     for r in rows:
         r.setdefault("recommended", False)
         r.setdefault("recommendation_reason", "no platform takes this target")
@@ -27,14 +37,15 @@ def _fastest(row: dict) -> float:
     return float("inf") if p50 is None else p50
 
 
-def _reason(row: dict, best: dict | None, platform: str, n_pass: int, n_all: int) -> str:
+def _reason(row: dict, best: dict | None, platform: str, n_ok: int, n_all: int, budget: Budget) -> str:
     if best is None:
-        return f"none of the {n_all} {platform} artifacts passed its gate, so none is recommended"
+        return (f"none of the {n_all} {platform} artifacts passed its gate within the budget "
+                f"({budget.describe()}), so none is recommended")
     if row is best:
-        drop = row["accuracy_drop_pp"]
-        within = f"drop {drop:.2f} pp" if drop is not None else f"agreement {row['agreement']:.3f}"
-        return (f"smallest {platform} artifact within its gate ({row['size_bytes'] / 1024:.1f} KiB, {within}); "
-                f"{n_pass} of {n_all} passed")
+        return (f"smallest {platform} artifact that passed its gate within the budget ({row['size_bytes'] / 1024:.1f} "
+                f"KiB, {row['budget_check']}); {n_ok} of {n_all} qualify")
     if row["status"] != "passed":
         return f"failed its gate: {row['reason']}"
+    if not row["within_budget"]:
+        return f"passed its gate but is outside the budget: {row['budget_check']}"
     return f"passed, but {row['size_bytes'] / 1024:.1f} KiB is larger than {best['name']} ({best['size_bytes'] / 1024:.1f} KiB)"

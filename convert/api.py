@@ -20,6 +20,7 @@ from .calibration import resolve_calibration
 from .coreml import COREML_QUANTS, SUFFIX
 from .errors import UsageError
 from .manifest import Artifact, Manifest, SCHEMA_VERSION, tool_versions
+from .shapes import fixed_model, parse_input_shapes
 from .tflite import TFLITE_QUANTS, check_convertible, convert_tflite, describe_tensors
 
 TARGETS = ("tflite", "coreml")
@@ -39,8 +40,12 @@ class ConvertConfig:
     calibration_size: int = 200
     int8_output: str = "float32"
     unsafe_load: bool = False
+    custom_objects: tuple[str, ...] = ()  # module:name specs; importing them runs the user's code
+    input_shapes: tuple[str, ...] = ()  # NAME=1x224x224x3, fixing None sizes
     seed: int = 0
     max_drop_pp: float | None = None  # accuracy budget: keep one artifact per family, the most compressed within it
+    min_sqnr_db: float | None = None  # SQNR budget for outputs without labels (every output)
+    min_sqnr_by_output: tuple[tuple[str, float], ...] = ()  # ... or per output name
 
     def __post_init__(self):
         if self.max_drop_pp is not None and not self.max_drop_pp > 0:
@@ -62,6 +67,7 @@ class ConvertConfig:
             raise UsageError(f"--int8-output {self.int8_output!r}; valid: {', '.join(INT8_OUTPUTS)}")
         if self.calibration_size < 1:
             raise UsageError(f"--calibration-size must be positive, got {self.calibration_size}")
+        parse_input_shapes(self.input_shapes)  # syntax now, before the slow load; the names once it is loaded
 
     def families(self) -> list[tuple[str, str, tuple[str, ...]]]:
         """(target, format, quantizations it supports) for every chosen family."""
@@ -69,6 +75,15 @@ class ConvertConfig:
         if "coreml" in self.targets:
             out += [("coreml", f, COREML_QUANTS[f]) for f in self.coreml_formats]
         return out
+
+    @property
+    def budgeted(self) -> bool:
+        return self.max_drop_pp is not None or self.min_sqnr_db is not None or bool(self.min_sqnr_by_output)
+
+    def budget(self):
+        from .budget import Budget
+
+        return Budget(self.max_drop_pp, self.min_sqnr_db, tuple(self.min_sqnr_by_output))
 
     def jobs(self) -> list[tuple[str, str, str]]:
         return [(t, f, q) for t, f, qs in self.families() for q in qs
@@ -79,8 +94,8 @@ def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str],
             judge: Judge | None = None, progress: Callable[[str, int, int], None] | None = None) -> Manifest:
     """Convert `source` (a .keras file or run dir) into `out`, replacing it atomically.
 
-    With config.max_drop_pp, `judge(path, target)` gives a candidate's validation
-    accuracy drop and each family keeps only its most compressed candidate within budget.
+    With a budget (config.budgeted), `judge(path, target)` gives a candidate's per-output
+    validation figures and each family keeps only its most compressed candidate within budget.
     """
     source = Path(source)
     model_path = resolve_model_path(source)
@@ -93,7 +108,8 @@ def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str],
 
     check_writable_dir(Path(out))  # before the slow part
     log(f"loading {model_path}")
-    model = load_keras_model(model_path, unsafe=config.unsafe_load)
+    loaded = load_keras_model(model_path, unsafe=config.unsafe_load, custom_objects=config.custom_objects)
+    model = fixed_model(loaded, parse_input_shapes(config.input_shapes))
     check_convertible(model)
     input_shapes = [tuple(t.shape)[1:] for t in model.inputs]
     input_names = [t.name for t in model.inputs]
@@ -104,7 +120,6 @@ def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str],
     if any(q == "int8" for _, _, q in jobs):
         calibration = resolve_calibration(config.calibration, split_file, prep if image_input else None,
                                           input_shapes, input_names, config.calibration_size, config.seed, log)
-        log(f"calibration: {calibration.description['count']} samples from {calibration.description['source']}")
 
     model_sha = sha256_file(model_path)
     metadata = {"source_model_sha256": model_sha, "tools": tool_versions(),
@@ -115,14 +130,14 @@ def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str],
                 return _with_tflite_metadata(stage, artifact, prep, labels, metadata, model_path)
             return artifact
 
-        if config.max_drop_pp is not None:
+        if config.budgeted:
             artifacts = [finish(a) for a in
                          _budgeted(stage, model, calibration, image_input, prep, labels, metadata, config, judge, log)]
         else:
             artifacts = _every(stage, jobs, model, calibration, image_input, prep, labels, metadata, config, log,
                                progress, finish)
         manifest = _write_support_files(stage, model_path, run_dir, split_file, prep, labels, calibration,
-                                        artifacts, config, image_input)
+                                        artifacts, config, image_input, model if model is not loaded else None)
     log(f"wrote {len(artifacts)} artifact(s) and manifest.json to {out}")
     return manifest
 
@@ -168,17 +183,18 @@ def _budgeted(stage, model, calibration, image_input, prep, labels, metadata, co
     from .budget import COREML_LADDER, TFLITE_LADDER, choose
 
     if judge is None:
-        raise UsageError("--max-drop needs a validation split to judge candidates; convert a run dir")
+        raise UsageError("a budget needs validation data to judge candidates; convert a run dir or give --validation")
     allowed = lambda q: not config.quantizations or q in config.quantizations  # noqa: E731
+    budget = config.budget()
     chosen = []
     for target, fmt, _ in config.families():
-        log(f"searching {fmt} within {config.max_drop_pp:g} pp")
+        log(f"searching {fmt} within {budget.describe()}")
         if target == "tflite":
             rungs = _tflite_rungs(stage, model, calibration, image_input, config, [q for q in TFLITE_LADDER if allowed(q)])
         else:
             rungs = _coreml_rungs(stage, model, fmt, prep if image_input else None, labels, metadata,
                                   [q for q in COREML_LADDER[fmt] if allowed(q)])
-        chosen.append(choose(fmt, rungs, stage, config.max_drop_pp, judge, log))
+        chosen.append(choose(fmt, rungs, stage, budget, judge, log))
     return chosen
 
 
@@ -291,12 +307,26 @@ def _notes(quant: str, image_input: bool, config: ConvertConfig) -> dict:
     return {"weights": "float32", "activations": "float32"}
 
 
+def _rebuilt_source(model_path: Path, rebuilt) -> dict:
+    """What the saved reference was rebuilt from, and the input sizes it was given (-1: any batch)."""
+    return {"original_sha256": sha256_file(model_path),
+            "input_shapes": {t.name: [-1 if d is None else d for d in t.shape] for t in rebuilt.inputs}}
+
+
 def _write_support_files(stage: Path, model_path: Path, run_dir, split_file, prep, labels, calibration,
-                         artifacts, config, image_input) -> Manifest:
-    """Copy the reference model (the benchmark baseline) and write the manifest last."""
+                         artifacts, config, image_input, rebuilt=None) -> Manifest:
+    """Copy the reference model (the benchmark baseline) and write the manifest last.
+
+    A model rebuilt for conversion (sizes fixed, subclassed wrapped) is saved as the
+    reference instead, so bench runs what was converted without --input-shape.
+    """
     ref = stage / "reference"
     ref.mkdir()
-    shutil.copy2(model_path, ref / model_path.name)
+    ref_file = ref / (f"{model_path.stem}.keras" if rebuilt is not None else model_path.name)
+    if rebuilt is not None:
+        rebuilt.save(ref_file)
+    else:
+        shutil.copy2(model_path, ref_file)
     if split_file:
         shutil.copy2(split_file, ref / "split.json")
     if prep:
@@ -309,10 +339,11 @@ def _write_support_files(stage: Path, model_path: Path, run_dir, split_file, pre
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         task="image_classification" if image_input else "tensor",
         source={
-            "model_file": f"reference/{model_path.name}",
-            "model_sha256": sha256_file(model_path),
+            "model_file": f"reference/{ref_file.name}",
+            "model_sha256": sha256_file(ref_file),
             "original_path": str(model_path.resolve()),
             "split_file": "reference/split.json" if split_file else None,
+            **(_rebuilt_source(model_path, rebuilt) if rebuilt is not None else {}),
         },
         preprocessing=prep.to_dict() if prep else None,
         labels=labels,

@@ -1,14 +1,17 @@
-"""Accuracy-budgeted quantization: walk each family's ladder, most compressed first.
+"""Budgeted quantization: walk each family's ladder, most compressed first.
 
-The first candidate whose validation accuracy drop stays within the budget is
-kept; the others are deleted. Judging needs a runtime, which convert does not
-import: the caller passes `judge(path, target) -> drop in percentage points`.
+The first candidate within the budget is kept; the others are deleted. The budget
+is an accuracy drop for labelled classification outputs (`--max-drop PP`) and an
+SQNR floor for the others (`--min-sqnr DB`, global or per output). Judging needs a
+runtime, which convert does not import: the caller passes `judge(path, target) ->
+per-output figures` (dicts with name, kind, accuracy_drop_pp or None, sqnr_db).
+The bench's recommendation holds artifacts to the same Budget.
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -16,7 +19,7 @@ from train.errors import MobilepackError
 
 from .manifest import Artifact
 
-Judge = Callable[[Path, str], float]
+Judge = Callable[[Path, str], list]
 TFLITE_LADDER = ("int8", "dynamic", "fp16")
 COREML_LADDER = {"mlprogram": ("pal4", "pal6", "int8w", "fp16"), "neuralnetwork": ("fp16",)}
 
@@ -25,6 +28,69 @@ class BudgetNotMetError(MobilepackError):
     """No candidate of a family stays within the accuracy budget."""
 
     exit_code = 1
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_drop_pp: float | None = None  # labelled classification outputs: accuracy drop, percentage points
+    min_sqnr_db: float | None = None  # every other output (or one without labels): SQNR floor
+    min_sqnr_by_output: tuple[tuple[str, float], ...] = ()  # per-output floors, over the global one
+
+    def sqnr_floor(self, output: str) -> float | None:
+        return dict(self.min_sqnr_by_output).get(output, self.min_sqnr_db)
+
+    def describe(self) -> str:
+        parts = [f"{self.max_drop_pp:g} pp"] if self.max_drop_pp is not None else []
+        if self.min_sqnr_db is not None:
+            parts.append(f"SQNR >= {self.min_sqnr_db:g} dB")
+        parts += [f"'{n}' SQNR >= {v:g} dB" for n, v in self.min_sqnr_by_output]
+        return ", ".join(parts) or "no budget"
+
+    def check(self, outputs: list[dict]) -> tuple[bool, str]:
+        """(within, what was compared) for per-output figures; an output with no limit is not held."""
+        within, said = True, []
+        named = len(outputs) > 1
+        for o in outputs:
+            prefix = f"'{o['name']}' " if named else ""
+            drop = o.get("accuracy_drop_pp") if o["kind"] == "classification" else None
+            floor = self.sqnr_floor(o["name"])
+            if drop is not None and self.max_drop_pp is not None:
+                ok = drop <= self.max_drop_pp + 1e-9
+                said.append(f"{prefix}drop {drop:.2f} pp {'<=' if ok else '>'} {self.max_drop_pp:g} pp")
+            elif floor is not None:
+                sqnr = o.get("sqnr_db")  # None: identical to the reference
+                ok = sqnr is None or sqnr >= floor
+                shown = "exact" if sqnr is None else f"SQNR {sqnr:.1f} dB"
+                said.append(f"{prefix}{shown} {'>=' if ok else '<'} {floor:g} dB")
+            else:
+                continue
+            within = within and ok
+        return within, "; ".join(said) or "no output held to a budget"
+
+    def to_dict(self) -> dict:
+        return {"max_drop_pp": self.max_drop_pp, "min_sqnr_db": self.min_sqnr_db,
+                "min_sqnr_by_output": dict(self.min_sqnr_by_output)}
+
+
+def parse_min_sqnr(values) -> tuple[float | None, tuple[tuple[str, float], ...]]:
+    """--min-sqnr DB (every output) and/or NAME=DB (one output) -> (global floor, per-output floors)."""
+    from .errors import UsageError
+
+    glob, per = None, []
+    for item in values or ():
+        name, sep, num = item.rpartition("=") if "=" in item else ("", "", item)
+        try:
+            value = float(num)
+        except ValueError:
+            raise UsageError(f"--min-sqnr {item!r}: expected DB or OUTPUT=DB, e.g. --min-sqnr 30 or "
+                             "--min-sqnr box=30") from None
+        if sep and not name:
+            raise UsageError(f"--min-sqnr {item!r}: the output name is empty; e.g. --min-sqnr box=30")
+        if sep:
+            per.append((name, value))
+        else:
+            glob = value
+    return glob, tuple(per)
 
 
 def float_layer_counts(n_layers: int) -> list[int]:
@@ -36,23 +102,37 @@ def float_layer_counts(n_layers: int) -> list[int]:
     return counts
 
 
-def choose(family: str, rungs: Iterator[tuple[str, Callable[[], Artifact]]], stage: Path, budget: float,
+def choose(family: str, rungs: Iterator[tuple[str, Callable[[], Artifact]]], stage: Path, budget: Budget,
            judge: Judge, log: Callable[[str], None]) -> Artifact:
     trail = []
     for label, build in rungs:
         artifact = build()
-        drop = judge(artifact.path(stage), artifact.target)
-        within = drop <= budget + 1e-9
+        outputs = judge(artifact.path(stage), artifact.target)
+        within, said = budget.check(outputs)
         trail.append({"candidate": label, "quantization": artifact.quantization, "size_bytes": artifact.size_bytes,
-                      "val_drop_pp": round(drop, 4), "within_budget": within})
-        log(f"  {family} {label}: validation drop {drop:.2f} pp {'<=' if within else '>'} {budget:g} pp "
-            f"({artifact.size_bytes / 1024:.1f} KiB)")
+                      "val_drop_pp": _first_drop(outputs), "val_min_sqnr_db": _min_sqnr(outputs),
+                      "within_budget": within, "compared": said})
+        log(f"  {family} {label}: validation {said} ({artifact.size_bytes / 1024:.1f} KiB)")
         if within:
-            return replace(artifact, notes={**artifact.notes, "budget_pp": budget, "search": trail})
+            notes = {**artifact.notes, "budget": budget.to_dict(), "search": trail}
+            if budget.max_drop_pp is not None:
+                notes["budget_pp"] = budget.max_drop_pp
+            return replace(artifact, notes=notes)
         path = artifact.path(stage)
         shutil.rmtree(path) if path.is_dir() else path.unlink()
-    tried = "; ".join(f"{t['candidate']} {t['val_drop_pp']:.2f} pp" for t in trail) or "nothing (no quantization left)"
+    tried = "; ".join(f"{t['candidate']}: {t['compared']}" for t in trail) or "nothing (no quantization left)"
     raise BudgetNotMetError(
-        f"{family}: no candidate stays within {budget:g} pp on the validation split (tried {tried}); "
-        "raise --max-drop, allow more quantizations with --quant, or give more --calibration images"
+        f"{family}: no candidate stays within {budget.describe()} on the validation data (tried {tried}); "
+        "raise --max-drop or lower --min-sqnr, allow more quantizations with --quant, or give more "
+        "--calibration data"
     )
+
+
+def _first_drop(outputs: list[dict]) -> float | None:
+    drop = next((o.get("accuracy_drop_pp") for o in outputs if o.get("accuracy_drop_pp") is not None), None)
+    return None if drop is None else round(drop, 4)
+
+
+def _min_sqnr(outputs: list[dict]) -> float | None:
+    finite = [o["sqnr_db"] for o in outputs if o.get("sqnr_db") is not None]
+    return round(min(finite), 2) if finite else None

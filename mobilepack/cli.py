@@ -115,16 +115,30 @@ def train_cmd(data, arch, img_size, epochs, batch_size, alpha, seed, out, ui):
               help="Output folder (replaced atomically).")
 @click.option("--calibration", default=None,
               help="int8 calibration data: digits, an image folder, or FILE.npy/.npz. Default: the run's training split.")
-@click.option("--calibration-size", type=int, default=200, show_default=True, help="Images used for calibration (>= 100).")
+@click.option("--calibration-size", type=int, default=200, show_default=True,
+              help="Samples used for calibration (fewer than 100 converts with a warning).")
 @click.option("--int8-output", type=click.Choice(["float32", "uint8"]), default="float32", show_default=True)
 @click.option("--unsafe-load", is_flag=True, help="Allow Lambda layers (runs Python code from the file). Only for files you trust.")
+@click.option("--custom-objects", default=None, metavar="MODULE:NAME[,...]",
+              help="Custom layers / subclassed models the file needs, imported from MODULE (the current "
+                   "directory or an installed package). Runs that module's code: only for code you trust.")
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=1xHxWxC",
+              help="Fix the None sizes of input NAME, batch first, e.g. image=1x224x224x3 (repeatable).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--max-drop", type=float, default=None, metavar="PP",
               help="Accuracy budget: keep, per format, the most compressed artifact whose validation accuracy "
-                   "drop stays within PP percentage points (needs a run dir).")
+                   "drop stays within PP percentage points (a run dir's validation split, or --validation).")
+@click.option("--min-sqnr", multiple=True, metavar="DB|OUTPUT=DB",
+              help="Budget for outputs without labels: keep the most compressed artifact whose SQNR against "
+                   "Keras stays >= DB on every output (or on OUTPUT; repeatable).")
+@click.option("--validation", default=None, metavar="FILE.npz|DIR",
+              help="Validation data for the budget when MODEL is not a run dir: an .npz with 'x' (or one array "
+                   "per input) and labels 'y' / 'y_<output>', or an image folder.")
+@click.option("--output-kind", multiple=True, metavar="NAME=KIND",
+              help="Judge output NAME as classification, regression or embedding during the budget search.")
 @command_options
 def convert_cmd(model, target, coreml_format, quant, out, calibration, calibration_size, int8_output, unsafe_load,
-                seed, max_drop, ui):
+                custom_objects, input_shapes, seed, max_drop, min_sqnr, validation, output_kind, ui):
     """Convert a Keras model or run dir to TFLite / Core ML artifacts and manifest.json.
 
     Example:
@@ -134,42 +148,82 @@ def convert_cmd(model, target, coreml_format, quant, out, calibration, calibrati
     With a budget, one artifact per format: the most compressed within 0.5 pp:
 
         mobilepack convert runs/digits --target tflite,coreml --max-drop 0.5 --out dist
+
+    Your own model and data, budgeted on SQNR for a regression output:
+
+        mobilepack convert model.keras --calibration calib.npz --validation val.npz --min-sqnr 30 --out dist
+
+    A model with a custom layer and a free sequence length:
+
+        mobilepack convert seq.keras --custom-objects mylayers:Attention --input-shape tokens=1x128x64
     """
     from convert.api import ConvertConfig, convert
+    from convert.budget import parse_min_sqnr
+    from convert.errors import UsageError
 
+    sqnr, sqnr_by_output = parse_min_sqnr(min_sqnr)
     config = ConvertConfig(targets=_split_list(target), quantizations=_split_list(quant),
                            coreml_formats=_split_list(coreml_format), calibration=calibration,
                            calibration_size=calibration_size, int8_output=int8_output, unsafe_load=unsafe_load,
-                           seed=seed, max_drop_pp=max_drop)
-    manifest = convert(model, out, config, log=ui.log, judge=_judge(model, max_drop, unsafe_load, ui), progress=ui)
+                           custom_objects=_split_list(custom_objects), input_shapes=input_shapes,
+                           seed=seed, max_drop_pp=max_drop, min_sqnr_db=sqnr, min_sqnr_by_output=sqnr_by_output)
+    if validation and not config.budgeted:
+        raise UsageError(f"--validation {validation}: it feeds the budget search; add --max-drop PP or --min-sqnr DB")
+    manifest = convert(model, out, config, log=ui.log, judge=_judge(model, config, validation, output_kind, ui),
+                       progress=ui)
     click.echo(f"{out}/manifest.json: {len(manifest.artifacts)} artifact(s)")
 
 
 cli.add_command(convert_cmd)
 
 
-def _judge(model, max_drop, unsafe_load, ui):
-    if max_drop is None or not max_drop > 0:
-        return None  # ConvertConfig refuses a non-positive budget with the reason
+def _judge(model, config, validation, output_kinds, ui):
+    if not config.budgeted:
+        return None
+    from benchmarks.outputs import parse_output_kinds
+    from convert.shapes import load_fixed
     from mobilepack.search import validation_judge
 
-    return validation_judge(model, max_drop, unsafe_load, ui.log)
+    load = functools.partial(load_fixed, unsafe=config.unsafe_load, custom_objects=config.custom_objects,
+                             input_shapes=config.input_shapes)
+    return validation_judge(model, config.budget(), config.unsafe_load, ui.log, validation=validation,
+                            output_kinds=parse_output_kinds(output_kinds), load=load)
 
 
-def _bench_config(data, threads, max_drop, min_agreement, no_gate, runs, unsafe_load, dist=None, baseline=None,
-                  no_crosscheck=False):
+def _bench_config(opts: dict, unsafe_load=False, dist=None, baseline=None):
+    """BenchConfig from the shared bench options (as click passes them)."""
     from benchmarks.bench import BenchConfig
-    from benchmarks.gate import parse_overrides, thresholds_with
+    from benchmarks.gate import parse_gate
     from benchmarks.latency import LatencyProtocol
+    from benchmarks.outputs import parse_output_kinds
+    from benchmarks.usermetric import parse_metric_limits
+    from convert.budget import Budget, parse_min_sqnr
 
+    _refuse_old_gate_spellings(opts)
     kwargs = {}
-    if threads is not None:
-        kwargs["threads"] = threads
-    table = thresholds_with(parse_overrides(max_drop, "--max-drop", 0.0, 100.0),
-                            parse_overrides(min_agreement, "--min-agreement", 0.0, 1.0))
-    return BenchConfig(data=data or _default_data(dist), latency=LatencyProtocol(min_runs=runs),
-                       thresholds=table, gate=not no_gate, unsafe_load=unsafe_load, baseline=baseline,
-                       crosscheck=not no_crosscheck, **kwargs)
+    if opts["threads"] is not None:
+        kwargs["threads"] = _threads(opts["threads"])
+    min_sqnr, per_output = parse_min_sqnr(opts["min_sqnr"])
+    budget = Budget(_budget(opts["max_drop"]) or 1.0, min_sqnr, per_output)
+    return BenchConfig(data=opts.get("data") or _default_data(dist), latency=LatencyProtocol(min_runs=opts["runs"]),
+                       thresholds=parse_gate(opts["gate"]), gate=not opts["no_gate"], unsafe_load=unsafe_load,
+                       baseline=baseline, crosscheck=not opts["no_crosscheck"],
+                       output_kinds=parse_output_kinds(opts["output_kind"]), metric=opts["metric"],
+                       metric_limits=parse_metric_limits(opts["max_metric_drop"]), budget=budget, **kwargs)
+
+
+def _refuse_old_gate_spellings(opts: dict) -> None:
+    """--max-drop QUANT=PP and --min-agreement QUANT=X were gate overrides; --gate is their one name now."""
+    from convert.errors import UsageError
+
+    for value in opts["max_drop"]:
+        if "=" in value:
+            quant, _, num = value.partition("=")
+            raise UsageError(f"--max-drop {value}: a gate override is now spelled --gate {quant}.max_drop={num} "
+                             "(--max-drop PP is the accuracy budget)")
+    for value in opts["min_agreement"]:
+        quant, _, num = value.partition("=")
+        raise UsageError(f"--min-agreement {value}: now spelled --gate {quant}.min_agreement={num}")
 
 
 def _default_data(dist) -> str:
@@ -195,24 +249,40 @@ def _finish_bench(report: dict, dist: Path, ui, junit: Path | None = None) -> No
                    f"{worst['name']}: {'; '.join(worst['problems'])}", err=True)
         sys.exit(1)
     if report["gate"]["verdict"] == "failed":
-        first = next(a for a in report["artifacts"] if a["status"] == "failed")
-        click.echo(f"Error: gate failed for {', '.join(report['gate']['failed'])}: {first['reason']}", err=True)
+        reasons = report["gate"]["reasons"]
+        for name, reason in reasons.items():  # every failing artifact with its reason, not just the first
+            click.echo(f"FAILED {name}: {reason}")
+        click.echo(f"Error: gate failed for {len(reasons)} artifact(s): "
+                   + " | ".join(f"{n}: {r}" for n, r in reasons.items()), err=True)
         sys.exit(1)
 
 
 bench_options = [
     click.option("--threads", default=None, help="Comma list of thread counts for latency (default: 1 and all cores)."),
-    click.option("--max-drop", multiple=True, metavar="QUANT=PP",
-                 help="Override the accuracy-drop limit of one quantization, e.g. int8=0.5 (demo: a plain PP "
-                      "is the accuracy budget of the conversion)."),
-    click.option("--min-agreement", multiple=True, metavar="QUANT=X", help="Override the top-1 agreement floor, e.g. int8=0.99."),
+    click.option("--max-drop", multiple=True, metavar="PP",
+                 help="Accuracy budget in percentage points (default 1): the recommended artifact must lose at most "
+                      "this much on every labelled classification output, whatever its gate row allows."),
+    click.option("--min-sqnr", multiple=True, metavar="DB|OUTPUT=DB",
+                 help="Budget for outputs without labels: SQNR floor against Keras, for every output or one "
+                      "(repeatable)."),
+    click.option("--gate", multiple=True, metavar="QUANT.FIELD=X",
+                 help="Override one gate limit, e.g. int8.max_drop=0.5, int8.min_agreement=0.99, int8.min_sqnr=30, "
+                      "int8.max_rel_error=0.05, int8.min_cosine=0.99 (repeatable)."),
+    click.option("--min-agreement", multiple=True, hidden=True),  # old spelling: refused with the new one
+    click.option("--output-kind", multiple=True, metavar="NAME=KIND",
+                 help="Judge output NAME as classification, regression or embedding (default: inferred from its "
+                      "last activation)."),
+    click.option("--metric", default=None, metavar="MODULE:FUNCTION",
+                 help="Your own task metric, computed for the reference and every artifact. Runs your code: "
+                      "only when named here."),
+    click.option("--max-metric-drop", multiple=True, metavar="NAME=X",
+                 help="Fail an artifact whose --metric NAME is worse than the reference's by more than X "
+                      "(names starting with loss/error are lower-is-better)."),
     click.option("--no-gate", is_flag=True, help="Report only; exit 0 even when an artifact fails."),
     click.option("--runs", type=click.IntRange(min=2), default=50, show_default=True, help="Minimum timed runs per latency."),
     click.option("--no-crosscheck", is_flag=True,
                  help="Skip timing each .tflite again with Google's benchmark_litert_model.py (faster)."),
 ]
-
-
 def _apply(options):
     def deco(fn):
         for opt in reversed(options):
@@ -226,29 +296,35 @@ def _apply(options):
 @click.option("--data", default=None, help="digits, an image folder, or FILE.npz (x, optional y). Default: the training data's test split.")
 @_apply(bench_options)
 @click.option("--unsafe-load", is_flag=True, help="Allow Lambda layers in the reference model.")
+@click.option("--custom-objects", default=None, metavar="MODULE:NAME[,...]",
+              help="Custom layers / subclassed models the reference model needs, as for convert.")
 @click.option("--baseline", type=click.Path(path_type=Path), default=None,
               help="A previous report.json: exit 1 if an artifact lost accuracy, grew or slowed beyond the limits.")
 @click.option("--junit", type=click.Path(path_type=Path), default=None, help="Write each gate as a JUnit test case.")
 @command_options
-def bench_cmd(dist, data, threads, max_drop, min_agreement, no_gate, runs, no_crosscheck, unsafe_load, baseline, junit,
-              ui):
-    """Benchmark every artifact in DIST against the Keras reference; gate on accuracy.
+def bench_cmd(dist, data, unsafe_load, custom_objects, baseline, junit, ui, **options):
+    """Benchmark every artifact in DIST against the Keras reference; gate every output by its kind.
 
     Exit code 1 when an artifact fails its threshold (unless --no-gate) or, with
     --baseline, regressed against the old report.
 
     Example:
 
-        mobilepack bench dist --data digits --threads 1,2 --max-drop int8=0.5 --junit bench.xml
+        mobilepack bench dist --data digits --threads 1,2 --gate int8.max_drop=0.5 --junit bench.xml
+
+    A two-headed model, its box head judged as regression, gated on your own metric:
+
+        mobilepack bench dist --data val.npz --metric my_metrics:box_iou --max-metric-drop box_iou=0.02
     """
     from benchmarks.bench import run_bench
     from benchmarks.junit import check_junit_path
+    from train.loading import custom_objects_scope
 
     if junit:
         check_junit_path(junit)
-    config = _bench_config(data, _threads(threads), max_drop, min_agreement, no_gate, runs, unsafe_load, dist, baseline,
-                           no_crosscheck)
-    report = run_bench(dist, config, log=ui.log, progress=ui)
+    config = _bench_config({**options, "data": data}, unsafe_load, dist, baseline)
+    with custom_objects_scope(_split_list(custom_objects)):  # the reference model is loaded inside
+        report = run_bench(dist, config, log=ui.log, progress=ui)
     _finish_bench(report, dist, ui, junit)
 
 
@@ -260,10 +336,11 @@ def bench_cmd(dist, data, threads, max_drop, min_agreement, no_gate, runs, no_cr
 @click.option("--seed", type=int, default=0, show_default=True)
 @_apply(bench_options)
 @command_options
-def demo_cmd(out, run_dir, epochs, img_size, seed, threads, max_drop, min_agreement, no_gate, runs, no_crosscheck, ui):
+def demo_cmd(out, run_dir, epochs, img_size, seed, ui, **options):
     """Train on digits, convert to every TFLite and Core ML variant, benchmark, and write the report.
 
-    --max-drop PP (a plain number) makes it an accuracy-budgeted conversion: one artifact per format.
+    --max-drop PP, the accuracy budget, also makes the conversion budgeted: one artifact per
+    format, the most compressed within PP (without it, every variant, recommended within 1 pp).
 
     Example:
 
@@ -273,12 +350,9 @@ def demo_cmd(out, run_dir, epochs, img_size, seed, threads, max_drop, min_agreem
     from mobilepack.pipeline import run_demo
     from train.trainer import TrainConfig
 
-    budget = _budget(max_drop)
-    gate_overrides = tuple(v for v in max_drop if "=" in v)
-    bench = _bench_config("digits", _threads(threads), gate_overrides, min_agreement, no_gate, runs, False,
-                          no_crosscheck=no_crosscheck)
+    bench = _bench_config({**options, "data": "digits"})
     every = ConvertConfig(targets=("tflite", "coreml"), coreml_formats=("mlprogram", "neuralnetwork"), seed=seed,
-                          max_drop_pp=budget)
+                          max_drop_pp=_budget(options["max_drop"]))
     report = run_demo(out, run_dir, TrainConfig(epochs=epochs, img_size=img_size, seed=seed), every, bench,
                       log=ui.log, progress=ui, verbose=0 if ui.quiet else 2)
     _finish_bench(report, out, ui)
@@ -337,18 +411,20 @@ def serve_cmd(dist, artifact, host, port, workers, ui):
 
 
 def _budget(values) -> float | None:
-    """demo's --max-drop: a plain number is the accuracy budget, QUANT=PP overrides a gate row."""
+    """--max-drop PP: one accuracy budget in percentage points, or None when not given."""
     from convert.errors import UsageError
 
-    plain = [v for v in values if "=" not in v]
-    if len(plain) > 1:
-        raise UsageError(f"--max-drop given {len(plain)} budgets ({', '.join(plain)}); give one number")
-    if not plain:
+    if len(values) > 1:
+        raise UsageError(f"--max-drop given {len(values)} budgets ({', '.join(values)}); give one number")
+    if not values:
         return None
     try:
-        return float(plain[0])
+        value = float(values[0])
     except ValueError:
-        raise UsageError(f"--max-drop {plain[0]!r}: not a number; e.g. --max-drop 0.5 or --max-drop int8=0.5") from None
+        raise UsageError(f"--max-drop {values[0]!r}: not a number of percentage points; e.g. --max-drop 0.5") from None
+    if not value > 0:
+        raise UsageError(f"--max-drop {values[0]}: the accuracy budget must be greater than 0, e.g. --max-drop 0.5")
+    return value
 
 
 def main() -> None:

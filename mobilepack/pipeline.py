@@ -17,10 +17,10 @@ def run_demo(out: Path, run_dir: Path, train_config: TrainConfig, convert_config
     train(train_config, run_dir, log=log, verbose=verbose)
     log(f"== 2/3 convert -> {out}")
     judge = None
-    if convert_config.max_drop_pp is not None:
+    if convert_config.budgeted:
         from mobilepack.search import validation_judge
 
-        judge = validation_judge(run_dir, convert_config.max_drop_pp, log=log)
+        judge = validation_judge(run_dir, convert_config.budget(), log=log)
     convert(run_dir, out, convert_config, log=log, judge=judge, progress=progress)
     log(f"== 3/3 bench {out}")
     return run_bench(out, bench_config, log=log, progress=progress)

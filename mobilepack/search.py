@@ -1,7 +1,8 @@
-"""The judge of accuracy-budgeted conversion: candidates against the Keras model on the validation split.
+"""The judge of budgeted conversion: candidates against the Keras model on validation data.
 
 It lives in the front door because it needs both convert (the candidates) and
-benchmarks (the runtimes); convert itself never imports benchmarks.
+benchmarks (the runtimes); convert itself never imports benchmarks. The data is a
+run dir's validation split, or the user's own `--validation FILE.npz|DIR`.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ from typing import Callable
 
 import numpy as np
 
+from benchmarks.outputs import describe_outputs, first_classification, resolve_labels
+from benchmarks.parity import output_figures
 from benchmarks.runners import KerasRunner, artifact_runner, predict_batched
+from convert.budget import Budget
 from convert.errors import UsageError
 from train.data import load_dataset, load_split, source_spec, split_indices
 from train.errors import DataError
 from train.loading import load_keras_model, resolve_model_path
 from train.preprocessing import Preprocessing
+from train.tensors import load_tensor_file
 
 
 def min_validation_images(budget_pp: float) -> int:
@@ -25,35 +30,99 @@ def min_validation_images(budget_pp: float) -> int:
     return math.ceil(100.0 / budget_pp - 1e-9)
 
 
-def validation_judge(source: Path, budget_pp: float, unsafe: bool = False,
-                     log: Callable[[str], None] = print) -> Callable[[Path, str], float]:
-    """judge(path, target) -> validation accuracy drop (pp) of that artifact against the Keras model."""
+def validation_judge(source: Path, budget: Budget, unsafe: bool = False, log: Callable[[str], None] = print,
+                     validation: str | None = None, output_kinds: dict | None = None,
+                     load: Callable | None = None) -> Callable[[Path, str], list]:
+    """judge(path, target) -> per-output validation figures of that artifact against the Keras model.
+
+    `load(path)` loads the Keras model (the CLI passes one that knows --custom-objects and
+    --input-shape); by default safe-mode loading as `unsafe` says.
+    """
     model_path = resolve_model_path(source)
-    run_dir = model_path.parent
+    if validation is None:
+        _check_run_dir(model_path.parent, source, budget)
+    model = load(model_path) if load else load_keras_model(model_path, unsafe)
+    specs = describe_outputs(model, output_kinds)
+    if validation is None:
+        x, labels = _run_dir_split(model_path.parent, specs, log)
+    else:
+        x, labels = _own_data(validation, model, model_path.parent, specs, log)
+    _check_budget_is_measurable(budget, specs, labels, len(x[0]), validation or "the validation split")
+    reference = predict_batched(KerasRunner(model), x, 64)
+    first = first_classification(specs)
+    if first is not None and first.name in labels:
+        ref_acc = float(np.mean(reference[first.index].argmax(-1) == labels[first.name]))
+        log(f"validation: {len(x[0])} {'images' if validation is None else 'inputs'}, reference accuracy {ref_acc:.4f}")
+    else:
+        log(f"validation: {len(x[0])} inputs, no class labels: outputs held to --min-sqnr")
+
+    def judge(path: Path, target: str) -> list:
+        out = predict_batched(artifact_runner(path, target), x, 32)
+        return [output_figures(s, out[s.index], reference[s.index], labels.get(s.name)) for s in specs]
+
+    return judge
+
+
+def _check_run_dir(run_dir: Path, source: Path, budget: Budget) -> None:
     if not (run_dir / "split.json").is_file() or not (run_dir / "preprocessing.json").is_file():
-        raise UsageError(f"--max-drop needs a run dir from `mobilepack train` (its validation split); {source} has none")
+        raise UsageError(f"--max-drop needs a run dir from `mobilepack train` (its validation split) or "
+                         f"--validation FILE.npz|DIR; {source} has neither")
     split = load_split(run_dir / "split.json")
+    if budget.max_drop_pp is not None:  # known from split.json: refuse before reading any image
+        _check_count(len(split["val"]), budget.max_drop_pp, "the validation split", "train with more data")
+
+
+def _check_count(count: int, budget_pp: float, what: str, more: str) -> None:
     need = min_validation_images(budget_pp)
-    if len(split["val"]) < need:  # known from split.json: refuse before reading any image
+    if count < need:
         raise UsageError(
-            f"the validation split has {len(split['val'])} images; measuring a {budget_pp:g} pp budget needs at "
-            f"least {need} (one image must weigh less than the budget): train with more data or a larger --max-drop"
+            f"{what} has {count} images; measuring a {budget_pp:g} pp budget needs at least {need} (one image "
+            f"must weigh less than the budget): {more} or a larger --max-drop"
         )
+
+
+def _run_dir_split(run_dir: Path, specs, log) -> tuple[list[np.ndarray], dict]:
+    split = load_split(run_dir / "split.json")
     try:
         dataset = load_dataset(source_spec(split["source"]), log)
     except DataError as exc:
         raise UsageError(f"--max-drop: cannot read the validation data: {exc}") from None
     idx = split_indices(dataset, split, "val")
     prep = Preprocessing.load(run_dir / "preprocessing.json")
-    x = [prep.apply_batch([dataset.images[i] for i in idx])]
-    y = dataset.labels[idx]
-    reference = predict_batched(KerasRunner(load_keras_model(model_path, unsafe)), x, 64)[0]
-    ref_acc = float(np.mean(reference.argmax(-1) == y))
-    log(f"validation: {len(idx)} images, reference accuracy {ref_acc:.4f}")
+    return [prep.apply_batch([dataset.images[i] for i in idx])], _image_labels(specs, dataset.labels[idx])
 
-    def judge(path: Path, target: str) -> float:
-        runner = artifact_runner(path, target)
-        out = predict_batched(runner, x, 32)[0]
-        return (ref_acc - float(np.mean(out.argmax(-1) == y))) * 100.0
 
-    return judge
+def _own_data(spec: str, model, run_dir: Path, specs, log) -> tuple[list[np.ndarray], dict]:
+    """--validation FILE.npz (x or one array per input; y / y_<output> labels) or an image folder."""
+    names = [t.name for t in model.inputs]
+    if spec.lower().endswith((".npz", ".npy")):
+        arrays, named = load_tensor_file(Path(spec), [tuple(t.shape)[1:] for t in model.inputs], names, UsageError)
+        return arrays, resolve_labels(named, specs, len(arrays[0]), spec)
+    if not (run_dir / "preprocessing.json").is_file():
+        raise UsageError(f"--validation {spec}: an image folder needs the run dir's preprocessing.json; this model "
+                         "has none: give --validation FILE.npz with the model's inputs as 'x'")
+    try:
+        dataset = load_dataset(spec, log)
+    except DataError as exc:
+        raise UsageError(f"--validation {spec}: {exc}") from None
+    prep = Preprocessing.load(run_dir / "preprocessing.json")
+    return [prep.apply_batch(dataset.images)], _image_labels(specs, dataset.labels)
+
+
+def _image_labels(specs, labels: np.ndarray) -> dict:
+    """An image folder labels the first classification output."""
+    first = first_classification(specs)
+    return {first.name: labels} if first is not None else {}
+
+
+def _check_budget_is_measurable(budget: Budget, specs, labels: dict, count: int, what: str) -> None:
+    labelled = [s for s in specs if s.kind == "classification" and s.name in labels]
+    if budget.max_drop_pp is not None and labelled:
+        _check_count(count, budget.max_drop_pp, what, "give more validation data")
+    unknown = [n for n, _ in budget.min_sqnr_by_output if n not in {s.name for s in specs}]
+    if unknown:
+        raise UsageError(f"--min-sqnr {unknown[0]}=...: the model has no output of that name; its outputs are "
+                         f"{', '.join(s.name for s in specs)}")
+    if not labelled and budget.min_sqnr_db is None and not budget.min_sqnr_by_output:
+        raise UsageError(f"--max-drop: {what} has no class labels for this model's outputs, so no accuracy can "
+                         "drop; give labels (y or y_<output> in the .npz) or budget with --min-sqnr DB")

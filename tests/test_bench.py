@@ -7,7 +7,7 @@ import pytest
 from benchmarks import metrics
 from benchmarks.bench import BenchConfig, run_bench
 from benchmarks.errors import BenchDataError, ThresholdError
-from benchmarks.gate import DEFAULT_THRESHOLDS, Threshold, judge, parse_overrides, thresholds_with
+from benchmarks.gate import DEFAULT_THRESHOLDS, Threshold, judge, parse_gate
 from benchmarks.runners import KerasRunner, LiteRTRunner
 from convert.errors import ManifestError
 
@@ -78,21 +78,29 @@ def test_markdown_report_lists_every_artifact(report, tiny_dist):
         assert f"`{a['name']}`" in md
 
 
+def _classifier_row(drop, agreement, quant="int8"):
+    out = {"name": "probs", "kind": "classification", "accuracy_drop_pp": drop, "agreement": agreement,
+           "accuracy": 0.9}
+    return {"path": f"model_{quant}.tflite", "quantization": quant, "outputs": [out]}
+
+
 def test_judge_fails_with_numbers_and_a_next_step():
-    row = {"path": "model_int8.tflite", "quantization": "int8", "accuracy_drop_pp": 1.5, "agreement": 0.91}
-    status, reason = judge(row, Threshold(1.0, 0.98), 200)
+    status, reason = judge(_classifier_row(1.5, 0.91), Threshold(1.0, 0.98), 200)
     assert status == "failed"
     assert "1.50 pp > 1.00 pp" in reason and "0.910 < 0.980" in reason and "200" in reason and "try" in reason
-    assert judge({**row, "accuracy_drop_pp": 0.2, "agreement": 0.99}, Threshold(1.0, 0.98), 200)[0] == "passed"
+    assert "output 'probs'" not in reason  # a single-output model keeps the short message
+    assert judge(_classifier_row(0.2, 0.99), Threshold(1.0, 0.98), 200)[0] == "passed"
 
 
-def test_overrides_are_validated():
-    assert thresholds_with(parse_overrides(["int8=0.5"], "--max-drop", 0, 100), {})["int8"].max_drop_pp == 0.5
-    assert thresholds_with({}, {})["fp16"] == DEFAULT_THRESHOLDS["fp16"]
-    for bad, msg in [("int8", "QUANT=VALUE"), ("int4=1", "unknown quantization"), ("int8=abc", "not a number"),
-                     ("int8=-1", "between")]:
+def test_gate_overrides_are_validated():
+    assert parse_gate(["int8.max_drop=0.5"])["int8"].max_drop_pp == 0.5
+    assert parse_gate(["int8.min_sqnr=31", "fp16.min_agreement=0.9"])["int8"].min_sqnr_db == 31.0
+    assert parse_gate([])["fp16"] == DEFAULT_THRESHOLDS["fp16"]
+    for bad, msg in [("int8", "QUANT.FIELD=VALUE"), ("int4.max_drop=1", "unknown quantization"),
+                     ("int8.max_dorp=1", "unknown field"), ("int8.max_drop=abc", "not a number"),
+                     ("int8.max_drop=-1", "between")]:
         with pytest.raises(ThresholdError, match=msg):
-            parse_overrides([bad], "--max-drop", 0, 100)
+            parse_gate([bad])
 
 
 def test_thread_counts_must_be_positive():
@@ -132,7 +140,7 @@ def test_one_recommended_artifact_per_platform(report):
     best = min((a for a in tflite if a["status"] == "passed"), key=lambda a: a["size_bytes"])
     assert report["recommended"]["android"] == best["name"]
     assert [a["name"] for a in rows if a["recommended"]] == [best["name"]]
-    assert "smallest android artifact within its gate" in best["recommendation_reason"]
+    assert "smallest android artifact that passed its gate within the budget" in best["recommendation_reason"]
     assert all(a["recommendation_reason"] for a in rows)
     assert report["recommended"]["ios"] is None  # no Core ML artifacts in this dist
 

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from convert.api import ConvertConfig, convert
-from convert.budget import BudgetNotMetError, float_layer_counts
+from convert.budget import Budget, BudgetNotMetError, float_layer_counts
 from convert.errors import UsageError
 from mobilepack.cli import cli
 from mobilepack.search import min_validation_images, validation_judge
@@ -17,6 +17,11 @@ quiet = lambda m: None  # noqa: E731
 
 def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def loses(pp: float) -> dict:
+    """A judge's figures for a one-output classifier that loses `pp` on the validation split."""
+    return {"name": "probs", "kind": "classification", "accuracy_drop_pp": pp, "sqnr_db": 30.0}
 
 
 def one_line(result, code, fragment):
@@ -38,12 +43,13 @@ def test_budget_must_be_a_positive_number(tiny_run, tmp_path):
 def test_validation_split_must_resolve_the_budget(tiny_run, tmp_path):
     assert min_validation_images(0.5) == 200 and min_validation_images(1.0) == 100
     with pytest.raises(UsageError, match="has 359 images.*0.2 pp budget needs at least 500"):
-        validation_judge(tiny_run, 0.2, log=quiet)
+        validation_judge(tiny_run, Budget(0.2), log=quiet)
     one_line(run("convert", tiny_run, "--max-drop", "0.2", "--out", tmp_path / "o"), 2, "needs at least 500")
 
 
 def test_budget_needs_a_run_dir(tensor_model, tmp_path):
     one_line(run("convert", tensor_model, "--max-drop", "1", "--out", tmp_path / "o"), 2, "needs a run dir")
+    one_line(run("convert", tensor_model, "--validation", "v.npz", "--out", tmp_path / "o"), 2, "add --max-drop")
 
 
 def test_float_layer_counts_double_up_to_half():
@@ -60,7 +66,7 @@ def outlier_run(tiny_run, tmp_path_factory):
 def test_search_recovers_an_int8_model_that_plain_int8_breaks(outlier_run, tmp_path, fast_latency):
     from benchmarks.bench import BenchConfig, run_bench
 
-    judge = validation_judge(outlier_run, 1.0, log=quiet)
+    judge = validation_judge(outlier_run, Budget(1.0), log=quiet)
     manifest = convert(outlier_run, tmp_path / "d", ConvertConfig(max_drop_pp=1.0), log=quiet, judge=judge)
     [chosen] = manifest.artifacts
     trail = chosen.notes["search"]
@@ -85,26 +91,26 @@ def test_search_recovers_an_int8_model_that_plain_int8_breaks(outlier_run, tmp_p
 
 
 def test_no_candidate_within_budget_lists_them_all(tiny_run, tmp_path):
-    pessimist = lambda path, target: 5.0  # noqa: E731  every candidate loses 5 pp
+    pessimist = lambda path, target: [loses(5.0)]  # noqa: E731  every candidate loses 5 pp
     with pytest.raises(BudgetNotMetError) as info:
         convert(tiny_run, tmp_path / "o", ConvertConfig(targets=("coreml",), max_drop_pp=1.0), log=quiet,
                 judge=pessimist)
     assert info.value.exit_code == 1
     for q in ("pal4", "pal6", "int8w", "fp16"):
-        assert f"{q} 5.00 pp" in str(info.value)
+        assert f"{q}: drop 5.00 pp > 1 pp" in str(info.value)
     assert not (tmp_path / "o").exists()
 
 
 def test_cli_exit_1_when_the_budget_cannot_be_met(tiny_run, tmp_path, monkeypatch):
     import mobilepack.search as search
 
-    monkeypatch.setattr(search, "validation_judge", lambda *a, **k: (lambda path, target: 5.0))
+    monkeypatch.setattr(search, "validation_judge", lambda *a, **k: (lambda path, target: [loses(5.0)]))
     one_line(run("convert", tiny_run, "--target", "coreml", "--quant", "fp16", "--max-drop", "1",
                  "--out", tmp_path / "o"), 1, "no candidate stays within 1 pp")
 
 
 def test_digits_budget_keeps_one_artifact_per_format(tiny_run, tmp_path):
-    judge = validation_judge(tiny_run, 0.5, log=quiet)
+    judge = validation_judge(tiny_run, Budget(0.5), log=quiet)
     manifest = convert(tiny_run, tmp_path / "d", ConvertConfig(targets=("tflite", "coreml"), max_drop_pp=0.5),
                        log=quiet, judge=judge)
     assert sorted(a.format for a in manifest.artifacts) == ["mlprogram", "tflite"]
@@ -134,7 +140,7 @@ def test_coreml_ladder_leaves_the_worst_weights_uncompressed_before_stepping_up(
         spec = ct.models.utils.load_spec(str(path))
         block = spec.mlProgram.functions["main"].block_specializations["CoreML6"]
         compressed = sum(op.type.startswith("constexpr") for op in block.operations)
-        return 0.0 if compressed == 1 else 3.0  # pal4 on both big weights "loses 3 pp"
+        return [loses(0.0 if compressed == 1 else 3.0)]  # pal4 on both big weights "loses 3 pp"
 
     manifest = convert(tiny_run, tmp_path / "o", ConvertConfig(targets=("coreml",), max_drop_pp=1.0), log=quiet,
                        judge=judge)

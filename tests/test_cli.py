@@ -115,7 +115,9 @@ def test_bench_threads_must_be_positive(tiny_dist):
 
 
 def test_bench_max_drop_must_be_a_number(tiny_dist):
-    assert_one_line_error(run("bench", tiny_dist, "--max-drop", "int8=lots"), 2, "not a number")
+    assert_one_line_error(run("bench", tiny_dist, "--max-drop", "lots"), 2, "not a number")
+    assert_one_line_error(run("bench", tiny_dist, "--max-drop", "0"), 2, "greater than 0")
+    assert_one_line_error(run("bench", tiny_dist, "--gate", "int8.max_drop=lots"), 2, "not a number")
 
 
 def test_bench_gate_failure_exits_1(tiny_dist, noise_npz):
