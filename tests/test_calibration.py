@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from convert.api import ConvertConfig, convert
-from test_cli import assert_one_line_error, run
+from cli_helpers import assert_one_line_error, run
 
 
 def samples(n, seed=0):

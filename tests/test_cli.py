@@ -6,24 +6,11 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 
+from cli_helpers import assert_one_line_error, run
 from mobilepack.cli import cli
 
 COMMANDS = sorted(cli.commands)
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def assert_one_line_error(result, code, *fragments):
-    assert result.exit_code == code, (result.exit_code, result.output, result.stderr)
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    assert "Traceback" not in result.output
-    for f in fragments:
-        assert f in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

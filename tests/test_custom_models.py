@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from test_cli import assert_one_line_error, run
+from cli_helpers import assert_one_line_error, run
 
 MODULE = '''
 import keras

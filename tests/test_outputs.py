@@ -11,23 +11,12 @@ from click.testing import CliRunner
 from benchmarks.bench import BenchConfig, run_bench
 from benchmarks.errors import BenchDataError
 from benchmarks.outputs import describe_outputs
+from cli_helpers import assert_one_line_error as one_line
+from cli_helpers import run
 from mobilepack.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 quiet = lambda m: None  # noqa: E731
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def one_line(result, code, *fragments):
-    assert result.exit_code == code, (result.exit_code, result.output, result.stderr)
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    assert "Traceback" not in result.output
-    for f in fragments:
-        assert f in lines[0], lines[0]
 
 
 def schema_check(report: dict) -> None:
