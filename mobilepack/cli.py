@@ -60,7 +60,39 @@ def command_options(fn):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _OneLineUsageErrors:
+    """Click prints a usage error as three lines (usage, hint, error); ours is one line and exit 2."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:  # bare `mobilepack`: the help, as click shows it
+            click.echo(exc.ctx.get_help(), err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.UsageError as exc:
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+            click.echo(f"Error: {exc.format_message()}{where}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.ClickException as exc:
+            click.echo(f"Error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+class Group(_OneLineUsageErrors, click.Group):
+    pass
+
+
+class Command(_OneLineUsageErrors, click.Command):
+    pass
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks and native logs for every command.")
 @click.version_option(package_name="mobilepack")
 @click.pass_context
@@ -103,7 +135,7 @@ def train_cmd(data, arch, img_size, epochs, batch_size, alpha, seed, out, ui):
     click.echo(f"run dir: {result.run_dir} (val accuracy {result.val_accuracy:.4f}, test {result.test_accuracy:.4f})")
 
 
-@click.command("convert")
+@click.command("convert", cls=Command)
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--target", default="tflite", show_default=True, help="Comma list of targets: tflite, coreml.")
 @click.option("--coreml-format", default="mlprogram", show_default=True,

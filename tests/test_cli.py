@@ -126,3 +126,10 @@ def test_real_process_prints_one_line_without_native_noise(lambda_model, tmp_pat
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "--unsafe-load" in lines[0], proc.stderr
+
+
+def test_usage_errors_are_one_line(tiny_dist):
+    assert_one_line_error(run("bench", tiny_dist, "--runs", "1"), 2, "'--runs': 1 is not in the range",
+                          "bench --help")
+    assert_one_line_error(run("bench", tiny_dist, "--no-such-flag"), 2, "No such option")
+    assert_one_line_error(run("frobnicate"), 2, "No such command 'frobnicate'")
