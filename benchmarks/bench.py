@@ -21,11 +21,12 @@ from .gate import DEFAULT_THRESHOLDS, Threshold, judge, statistics, threshold_di
 from .outputs import OutputSpec, artifact_output_names, describe_outputs, first_classification, resolve_labels
 from .parity import headline, output_figures, reference_figures
 from .usermetric import check_metric_limits, load_metric, metric_entry
-from .crosscheck import AGREEMENT_LIMIT, GOOGLE_TOOL, crosscheck
+from .crosscheck import AGREEMENT_LIMIT, GOOGLE_TOOL
 from .latency import LatencyProtocol, runner_latency
 from .machine import machine_info
 from .macs import tflite_macs
 from .measure import FreshProcessMeter
+from .timing import measure_all
 from .recommend import recommend
 from .regression import REGRESSION_LIMITS, check_same_data, compare, load_baseline
 from .report import REPORT_SCHEMA_VERSION, best_p50, write_report
@@ -54,6 +55,8 @@ class BenchConfig:
     metric: str | None = None  # --metric module:function (user code: runs only when named)
     metric_limits: dict = field(default_factory=dict)  # --max-metric-drop NAME=VALUE
     budget: Budget = field(default_factory=lambda: Budget(max_drop_pp=1.0))  # what the recommendation must stay within
+    repeat: int = 3  # fresh processes per artifact x thread count, interleaved across artifacts
+    pin: bool = False  # keep each measuring process to one CPU per thread
 
     def __post_init__(self):
         bad = [t for t in self.threads if t < 1]
@@ -61,6 +64,8 @@ class BenchConfig:
             raise ThresholdError(f"--threads {bad[0] if bad else ''}: thread counts must be whole numbers >= 1, e.g. --threads 1,2")
         if self.batch_size < 1:
             raise ThresholdError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if not isinstance(self.repeat, int) or self.repeat < 1:
+            raise ThresholdError(f"--repeat {self.repeat}: give a whole number of repetitions >= 1, e.g. --repeat 3")
 
 
 def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = print,
@@ -86,9 +91,14 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
     ref_out = predict_batched(keras_runner, list(data.inputs), config.batch_size, progress, "reference")
     ctx = _Context(data, specs, labels, ref_out, user_metric, config, names)
     reference = _reference(ctx, keras_runner)
+    ctx.reference_metrics = reference["metrics"]
     check_metric_limits(config.metric_limits, user_metric, reference.get("metrics") or {})
+    rows = [_artifact_row(a, dist, ctx, progress) for a in manifest.artifacts]
     with FreshProcessMeter(list(data.inputs), config.latency, names) as meter:
-        rows = [_artifact_row(a, dist, ctx, reference, progress, meter) for a in manifest.artifacts]
+        timings = measure_all(rows, dist, manifest.artifacts, config, progress, meter)
+    for a, row in zip(manifest.artifacts, rows):
+        row.update(timings[a.name])
+        row.update(_work(a, a.path(dist), row))
     first = first_classification(specs)
     class_labels = labels.get(first.name) if first else None
     failed = [r["name"] for r in rows if r["status"] == "failed"]
@@ -107,6 +117,7 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
         "budget": config.budget.to_dict(),
         "metric": ({"spec": user_metric.spec, "limits": config.metric_limits} if user_metric else None),
         "threads": {"measured": list(config.threads), "note": threads_note},
+        "repeat": config.repeat, "pinned": config.pin,
         "gate": {"enabled": config.gate, "verdict": ("failed" if failed else "passed") if config.gate else "not gated",
                  "failed": failed, "reasons": {r["name"]: r["reason"] for r in rows if r["status"] == "failed"},
                  "underpowered": [r["name"] for r in rows if r["statistics"]["underpowered"]]},
@@ -125,10 +136,6 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
     return report
 
 
-EVALUATOR_NOTE = ("timed through mobilepack's numpy Core ML reference evaluator on this host: "
-                  "it checks numerics, it is not device latency")
-
-
 @dataclass
 class _Context:
     """What every artifact row is computed against: the data, its labels and the reference's outputs."""
@@ -140,6 +147,7 @@ class _Context:
     user_metric: object
     config: BenchConfig
     input_names: list[str]
+    reference_metrics: dict | None = None  # the --metric values of the Keras model
     predictions: dict = field(default_factory=dict)  # artifact name -> outputs, for the worst artifact
 
     def outputs_by_name(self, outputs: list[np.ndarray]) -> dict:
@@ -161,8 +169,8 @@ def _reference(ctx: _Context, runner) -> dict:
     }
 
 
-def _artifact_row(artifact, dist: Path, ctx: _Context, reference: dict, progress,
-                  meter: FreshProcessMeter) -> dict:
+def _artifact_row(artifact, dist: Path, ctx: _Context, progress) -> dict:
+    """Everything about one artifact but its latency: per-output figures, metrics, the gate."""
     config = ctx.config
     path = artifact.path(dist)
     runner = artifact_runner(path, artifact.target, num_threads=max(config.threads), input_names=ctx.input_names)
@@ -176,11 +184,9 @@ def _artifact_row(artifact, dist: Path, ctx: _Context, reference: dict, progress
         "sha256": artifact.sha256, "runtime": runner.runtime,
         **headline(outputs),
         "outputs": outputs,
-        "metrics": _user_metrics(ctx, out, reference, artifact.name),
-        **_latency(artifact, path, runner.runtime, config, progress, meter),
+        "metrics": _user_metrics(ctx, out, artifact.name),
         **_search_fields(artifact),
     }
-    row.update(_work(artifact, path, row))
     threshold = _threshold(artifact, config)
     row["status"], row["reason"] = judge(row, threshold, ctx.data.count, config.metric_limits)
     row["statistics"] = statistics(row, threshold, ctx.data.count)
@@ -198,15 +204,16 @@ def _threshold(artifact, config: BenchConfig) -> Threshold:
     return threshold
 
 
-def _user_metrics(ctx: _Context, out: list[np.ndarray], reference: dict, who: str) -> dict | None:
+def _user_metrics(ctx: _Context, out: list[np.ndarray], who: str) -> dict | None:
     if ctx.user_metric is None:
         return None
     values = ctx.user_metric.compute(ctx.data.inputs, ctx.outputs_by_name(out), ctx.labels, who)
-    missing = sorted(set(reference["metrics"]) - set(values))
+    reference = ctx.reference_metrics
+    missing = sorted(set(reference) - set(values))
     if missing:
         raise BenchDataError(f"--metric {ctx.user_metric.spec}: returned no {missing[0]!r} on {who} although it did "
                              "on the reference; return the same metrics every time")
-    return {k: metric_entry(k, values[k], reference["metrics"][k]) for k in reference["metrics"]}
+    return {k: metric_entry(k, values[k], reference[k]) for k in reference}
 
 
 MAX_MISSES = 24  # inputs listed (and shown as thumbnails in report.html) for the worst artifact
@@ -284,30 +291,3 @@ def _search_fields(artifact) -> dict:
     if notes.get("budget_pp") is not None:
         fields["budget_pp"] = notes["budget_pp"]
     return fields
-
-
-def _latency(artifact, path, runtime: str, config: BenchConfig, progress, meter: FreshProcessMeter) -> dict:
-    """LiteRT at each thread count, Core ML once, each in a fresh process; memory from the fewest threads."""
-    def step(label: str, done: int) -> None:
-        if progress:
-            progress(f"{artifact.name} {label}", done, 1)
-
-    if artifact.target == "tflite":
-        stats, checks = [], []
-        for t in config.threads:
-            step(f"latency @{t}t", 0)
-            stats.append(meter.measure("litert", path, t))
-            step(f"latency @{t}t", 1)
-            if config.crosscheck:
-                step(f"google tool @{t}t", 0)
-                checks.append(crosscheck(path, stats[-1]))
-                step(f"google tool @{t}t", 1)
-        return {"latency_ms": stats, "latency_note": None, "memory": stats[0]["memory"], "crosscheck": checks}
-    # The evaluator is slow on big models; a few runs give its median without dominating the bench.
-    protocol = LatencyProtocol(min_runs=max(5, config.latency.min_runs // 5), min_seconds=0.0, warmup_runs=1,
-                               warmup_seconds=0.0)
-    step("latency", 0)
-    stats = meter.measure("coreml", path, None, protocol)
-    step("latency", 1)
-    note = EVALUATOR_NOTE if runtime == "coreml-reference" else "timed through Core ML on this Mac"
-    return {"latency_ms": [stats], "latency_note": note, "memory": stats["memory"], "crosscheck": []}

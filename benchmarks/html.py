@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from .report import (PLATFORMS, best_p50, crosscheck_lines, metric_lines, output_table, recommendation_lines,
-                     shows_outputs, statistics_lines, table_rows)
+                     shows_outputs, stability_lines, statistics_lines, table_rows)
 
 COLORS = {"tflite": "#1f77b4", "coreml": "#d62728"}
 THUMB_PX = 96
@@ -76,11 +76,12 @@ def scatter_plot(report: dict) -> str:
 def latency_plot(report: dict, target: str) -> str | None:
     """Box per artifact and thread count, from the stored quantiles (whiskers p5-p95, box p25-p75)."""
     plt = _pyplot()
-    stats, names = [], []
+    stats, names, rep_p50s = [], [], []
     for r in report["artifacts"]:
         if r["target"] != target:
             continue
         for s in r["latency_ms"]:
+            rep_p50s.append([rep["p50"] for rep in s.get("repetitions") or []])
             q = s["quantiles"]  # p0, p5, ..., p100
             names.append(f"{r['name'].removeprefix('model_')} @{s['threads']}t" if s["threads"] else
                          r["name"].removeprefix("model_"))
@@ -90,8 +91,10 @@ def latency_plot(report: dict, target: str) -> str | None:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 0.35 * len(stats) + 1.2))
     ax.bxp(stats, vert=False, showfliers=True, flierprops={"marker": "|", "markersize": 6})
+    for i, p50s in enumerate(rep_p50s, start=1):  # each fresh process's own p50: do the repetitions agree?
+        ax.scatter(p50s, [i] * len(p50s), s=14, color="black", zorder=3, marker="o", facecolors="none")
     ax.set_xscale("log")
-    ax.set_xlabel("batch-1 latency (ms, log scale); whiskers p5-p95, ticks min and max")
+    ax.set_xlabel("batch-1 latency (ms, log scale); whiskers p5-p95, ticks min and max, circles each repetition's p50")
     ax.set_title("LiteRT on this host" if target == "tflite" else "Core ML " + (
         "reference evaluator (numerics check, not device speed)" if any(
             r["runtime"] == "coreml-reference" for r in report["artifacts"]) else "on this Mac"), fontsize=9)
@@ -167,6 +170,7 @@ def render_html(report: dict, images: Sequence[np.ndarray] | None = None) -> str
             f'<td class="{"num" if i >= 3 and i < len(r) - 1 else ""}">{e(c)}</td>' for i, c in enumerate(r)) + "</tr>"
           for r in rows],
         "</table>",
+        *[f'<div class="note"><b>{e(line)}</b></div>' for line in stability_lines(report)],
         "<h2>Size, accuracy and latency</h2>", _img(scatter_plot(report), "size vs accuracy drop scatter"),
         "<h2>Latency distributions</h2>",
     ]

@@ -16,6 +16,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -109,8 +110,21 @@ def _import_runtime(kind: str) -> None:
         import_coremltools()
 
 
+def pin_cpus(threads: int | None) -> list[int]:
+    """The CPUs a measuring process keeps to: the last `threads` this process may use (all for Core ML).
+
+    One CPU per thread means the scheduler cannot move a 1-thread run between cores mid-measurement;
+    the last ones, because interrupts and the parent tend to land on CPU 0.
+    """
+    allowed = sorted(os.sched_getaffinity(0))
+    return allowed if threads is None else allowed[-min(threads, len(allowed)):]
+
+
 def _measure(request: dict, inputs: list[np.ndarray]) -> dict:
+    started = time.time()  # when this repetition ran: the report shows they were interleaved
     kind, threads, path = request["kind"], request.get("threads"), Path(request["path"])
+    if request.get("cpus"):  # before the runtime starts its thread pool, which inherits the mask
+        os.sched_setaffinity(0, request["cpus"])
     protocol = LatencyProtocol(**request["protocol"])
     _import_runtime(kind)
     if kind == "litert":
@@ -120,7 +134,8 @@ def _measure(request: dict, inputs: list[np.ndarray]) -> dict:
         from .runners import coreml_runner
 
         arena, stats = None, runner_latency(coreml_runner(path), inputs, protocol)
-    return {"latency": stats.to_dict(), "peak_rss_bytes": peak_rss_bytes(), "arena_bytes": arena, "pid": os.getpid()}
+    return {"latency": stats.to_dict(), "peak_rss_bytes": peak_rss_bytes(), "arena_bytes": arena, "pid": os.getpid(),
+            "started": started}
 
 
 def child_main(argv: list[str]) -> int:
@@ -167,10 +182,12 @@ class FreshProcessMeter:
             self._baselines[runtime] = self._run(request, "empty process")["peak_rss_bytes"]
         return self._baselines[runtime]
 
-    def measure(self, kind: str, path: Path, threads: int | None, protocol: LatencyProtocol | None = None) -> dict:
+    def measure(self, kind: str, path: Path, threads: int | None, protocol: LatencyProtocol | None = None,
+                pin: bool = False) -> dict:
         """Latency stats (with quantiles) plus memory: peak RSS, its baseline, their difference, arena."""
         request = {"kind": kind, "path": str(Path(path).resolve()), "threads": threads,
-                   "protocol": asdict(protocol or self.protocol), "inputs": str(self.inputs_path), "input_names": self.input_names}
+                   "protocol": asdict(protocol or self.protocol), "inputs": str(self.inputs_path),
+                   "input_names": self.input_names, "cpus": pin_cpus(threads) if pin and hasattr(os, "sched_getaffinity") else None}
         result = self._run(request, Path(path).name)
         baseline = self.baseline_rss(kind)
         stats = result["latency"]
@@ -178,6 +195,8 @@ class FreshProcessMeter:
                            "rss_delta_bytes": max(0, result["peak_rss_bytes"] - baseline),
                            "arena_bytes": result["arena_bytes"]}
         stats["pid"] = result["pid"]  # the fresh process that measured this entry
+        stats["started"] = result["started"]
+        stats["cpus"] = request["cpus"]
         return stats
 
     def _run(self, request: dict, what: str) -> dict:

@@ -1,7 +1,13 @@
 """`bench --baseline OLD/report.json`: what got worse since a previous report.
 
 Thresholds are data. Latency and memory are compared only when both reports were measured
-on the same CPU: a different machine says nothing about the artifact.
+on the same CPU: a different machine says nothing about the artifact. They are noisy, so a
+slowdown counts only when it is larger than the limit with 95% confidence, judged on the
+stored repetitions (benchmarks/repeat.py), and more memory only when every new repetition
+used more than every old one; otherwise the comparison says "within noise". Accuracy and
+size are deterministic and compared as they are. Core ML reference-evaluator timings are a
+numerics check, never gated as latency. A baseline of an older schema (without repetitions)
+is refused, so no comparison is ever made without its samples.
 """
 
 from __future__ import annotations
@@ -10,7 +16,8 @@ import json
 from pathlib import Path
 
 from .errors import BenchDataError
-from .report import REPORT_SCHEMA_VERSION, best_p50
+from .repeat import slower_than
+from .report import REPORT_SCHEMA_VERSION
 
 # An artifact regresses when it loses more accuracy, gets slower, bigger or hungrier than this.
 # Memory must grow by both the ratio and the bytes: a few MiB of allocator noise is not a regression.
@@ -63,13 +70,46 @@ def compare(current: dict, baseline: dict, limits: dict = REGRESSION_LIMITS) -> 
         size_ratio = row["size_bytes"] / old["size_bytes"]
         if size_ratio > limits["size_ratio"]:
             problems.append(f"size {old['size_bytes']} -> {row['size_bytes']} bytes (x{size_ratio:.2f})")
-        p_new, p_old = best_p50(row), best_p50(old)
-        if same_machine and p_new and p_old and p_new / p_old > limits["p50_ratio"]:
-            problems.append(f"p50 {p_old:.3f} -> {p_new:.3f} ms (x{p_new / p_old:.2f})")
-        m_new, m_old = (row.get("memory") or {}).get("rss_delta_bytes"), (old.get("memory") or {}).get("rss_delta_bytes")
-        if (same_machine and m_new is not None and m_old is not None and m_new > m_old * limits["memory_ratio"]
-                and m_new - m_old > limits["memory_min_bytes"]):
-            problems.append(f"peak memory {m_old / 2**20:.1f} -> {m_new / 2**20:.1f} MiB above baseline process")
-        out.append({"name": row["name"], "regressed": bool(problems), "problems": problems,
-                    "latency_compared": same_machine})
+        notes = []
+        if same_machine and row["runtime"] != "coreml-reference":
+            _latency_problems(row, old, limits, problems, notes)
+            _memory_problem(row, old, limits, problems, notes)
+        out.append({"name": row["name"], "regressed": bool(problems), "problems": problems, "within_noise": notes,
+                    "latency_compared": same_machine and row["runtime"] != "coreml-reference"})
     return out
+
+
+def _latency_problems(row: dict, old: dict, limits: dict, problems: list, notes: list) -> None:
+    """A slowdown past the limit with 95% confidence, per thread count; a larger point ratio alone is noise."""
+    old_by_threads = {s["threads"]: s for s in old.get("latency_ms") or []}
+    for new in row.get("latency_ms") or []:
+        prev = old_by_threads.get(new["threads"])
+        if prev is None:
+            continue
+        test = slower_than(prev["repetitions"], new["repetitions"], limits["p50_ratio"])
+        where = f"@{new['threads']}t " if new["threads"] else ""
+        text = (f"p50 {where}{prev['p50']:.3f} -> {new['p50']:.3f} ms (x{test['ratio']:.2f}, "
+                f"95% lower bound x{test['ratio_lower_95']:.2f})")
+        if test["regressed"]:
+            problems.append(text)
+        elif test["ratio"] > limits["p50_ratio"]:
+            notes.append(f"{text}: within noise, not past x{limits['p50_ratio']:.2f} with 95% confidence")
+
+
+def _memory_problem(row: dict, old: dict, limits: dict, problems: list, notes: list) -> None:
+    """More peak memory by the ratio and the bytes, and in every repetition: allocator noise is not a regression."""
+    m_new, m_old = (row.get("memory") or {}).get("rss_delta_bytes"), (old.get("memory") or {}).get("rss_delta_bytes")
+    if m_new is None or m_old is None:
+        return
+    if m_new > m_old * limits["memory_ratio"] and m_new - m_old > limits["memory_min_bytes"]:
+        text = f"peak memory {m_old / 2**20:.1f} -> {m_new / 2**20:.1f} MiB above baseline process"
+        new_all, old_all = _rss_deltas(row), _rss_deltas(old)
+        if new_all and old_all and min(new_all) <= max(old_all):
+            notes.append(f"{text}: within noise (the repetitions overlap)")
+        else:
+            problems.append(text)
+
+
+def _rss_deltas(row: dict) -> list[int]:
+    entry = (row.get("latency_ms") or [{}])[0]
+    return [r["rss_delta_bytes"] for r in entry.get("repetitions", []) if r.get("rss_delta_bytes") is not None]

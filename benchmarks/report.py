@@ -8,7 +8,8 @@ from train.fsutil import atomic_write_json, atomic_write_text
 
 # 2: fresh-process memory, Google tool cross-check, latency quantiles.
 # 3: per-output figures and gates by kind, 95% intervals, underpowered rows, user metrics, budget.
-REPORT_SCHEMA_VERSION = 3
+# 4: latency from repeated processes: repetitions with their samples, p50 interval, spread, unstable.
+REPORT_SCHEMA_VERSION = 4
 PLATFORMS = {"android": "tflite", "ios": "coreml"}  # the target each app embeds
 
 
@@ -22,8 +23,17 @@ def best_p50(row: dict) -> float | None:
 
 
 def _p50s(row: dict) -> dict:
-    """p50 per thread count; Core ML rows (no thread setting) under 'evaluator'/'coreml'."""
-    return {s["threads"] if s["threads"] is not None else row["runtime"]: s["p50"] for s in row.get("latency_ms") or []}
+    """p50 entry per thread count; Core ML rows (no thread setting) under 'evaluator'/'coreml'."""
+    return {s["threads"] if s["threads"] is not None else row["runtime"]: s for s in row.get("latency_ms") or []}
+
+
+def p50_cell(entry: dict | None) -> str:
+    """p50 with its 95% interval, and '!' when the repetitions disagree (unstable)."""
+    if entry is None:
+        return "-"
+    lo, hi = entry.get("p50_interval") or (None, None)
+    interval = f" [{lo:.3f}-{hi:.3f}]" if lo is not None and len(entry.get("repetitions") or []) > 1 else ""
+    return f"{entry['p50']:.3f}{interval}" + ("!" if entry.get("unstable") else "")
 
 
 def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
@@ -39,7 +49,7 @@ def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
         rows.append([
             a["name"], a["runtime"], a["quantization"], f"{a['size_bytes'] / 1024:.1f}", _fmt(a["accuracy"], ".4f"),
             _fmt(a["accuracy_drop_pp"], "+.2f"), _fmt(a["agreement"], ".4f"), f"{a['max_abs_error']:.2e}", sqnr,
-            *[_fmt(p50.get(t), ".3f") for t in threads], *_memory_cells(a), status_cell(a),
+            *[p50_cell(p50.get(t)) for t in threads], *_memory_cells(a), status_cell(a),
         ])
     return head, rows
 
@@ -109,6 +119,18 @@ def _memory_cells(row: dict) -> list[str]:
     return [_fmt(None if delta is None else delta / 2**20, ".1f"), _fmt(None if arena is None else arena / 1024, ".1f")]
 
 
+def stability_lines(report: dict) -> list[str]:
+    """The latencies whose repetitions disagree, and what to do about it."""
+    shaky = [f"{a['name']}" + (f" @{s['threads']}t" if s["threads"] else "") + f" (spread {s['spread']:.0%})"
+             for a in report["artifacts"] for s in a.get("latency_ms") or [] if s.get("unstable")]
+    if not shaky:
+        return []
+    from .repeat import UNSTABLE_SPREAD
+
+    return [f"unstable latency (repetitions differ by more than {UNSTABLE_SPREAD:.0%} of the p50): {', '.join(shaky)}; "
+            "the benchmark seems unstable: try more --repeat, fewer --threads, or an idle machine"]
+
+
 def crosscheck_lines(report: dict) -> list[str]:
     """One line per artifact and thread count: mobilepack's p50 against Google's tool's median."""
     cc = report.get("crosscheck") or {}
@@ -119,8 +141,9 @@ def crosscheck_lines(report: dict) -> list[str]:
         for c in a.get("crosscheck") or []:
             diff = "n/a" if c["difference"] is None else f"{c['difference'] * 100:+.1f}%"
             flag = "agrees" if c["agrees"] else f"DISAGREES (over {cc['limit'] * 100:.0f}%)"
-            lines.append(f"`{a['name']}` @{c['threads']}t: p50 {c['p50_ms']:.3f} ms, Google's tool "
-                         f"{c['google_median_ms']:.2f} ms ({diff}): {flag}")
+            lo, hi = c.get("p50_interval") or (c["p50_ms"], c["p50_ms"])
+            lines.append(f"`{a['name']}` @{c['threads']}t: p50 {c['p50_ms']:.3f} ms [{lo:.3f}-{hi:.3f}], Google's "
+                         f"tool {c['google_median_ms']:.2f} ms ({diff}): {flag}")
     return lines
 
 
@@ -159,7 +182,7 @@ def text_table(report: dict) -> str:
     power = [f"underpowered (too few inputs to resolve the gate; verdicts are point estimates): {', '.join(under)}"
              ] if under else []
     return "\n".join([ref_line, *_aligned(head, rows), *outputs, *metric_lines(report), *cross, *power,
-                      *recommendation_lines(report)])
+                      *stability_lines(report), *recommendation_lines(report)])
 
 
 def recommendation_lines(report: dict) -> list[str]:
@@ -190,9 +213,12 @@ def markdown(report: dict) -> str:
         *[f"- {line[0].upper()}{line[1:]}" for line in recommendation_lines(report)], "",
         *_md_table(head, rows, left=3), "",
         *[f"Latency of `{runtime}` rows: {note}.\n" for runtime, note in _latency_notes(report)],
-        "Each latency was measured in a fresh process per artifact and thread count; `mem MiB` is that process's "
-        "peak resident memory above a process that loaded the same runtime and no model, `arena KiB` the TFLite "
-        "tensor arena.", "",
+        f"Each latency was measured in {report.get('repeat', 1)} fresh process(es) per artifact and thread count, "
+        "interleaved across artifacts; p50 is over every run of every repetition, [95% interval] from a "
+        "bootstrap over repetitions and runs, `!` marks repetitions that disagree. `mem MiB` is the measuring "
+        "process's peak resident memory above a process that loaded the same runtime and no model, `arena KiB` "
+        "the TFLite tensor arena.", "",
+        *[f"> {line}\n" for line in stability_lines(report)],
         *(["## Outputs", "", "Each output is judged by its kind (classification, regression, embedding).", "",
            *_md_table(*output_table(report), left=4), ""] if shows_outputs(report) else []),
         *(["## Task metric", "", *[f"- {line}" for line in metric_lines(report)], ""] if report.get("metric") else []),

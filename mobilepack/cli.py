@@ -241,7 +241,8 @@ def _bench_config(opts: dict, unsafe_load=False, dist=None, baseline=None):
                        thresholds=parse_gate(opts["gate"]), gate=not opts["no_gate"], unsafe_load=unsafe_load,
                        baseline=baseline, crosscheck=not opts["no_crosscheck"],
                        output_kinds=parse_output_kinds(opts["output_kind"]), metric=opts["metric"],
-                       metric_limits=parse_metric_limits(opts["max_metric_drop"]), budget=budget, **kwargs)
+                       metric_limits=parse_metric_limits(opts["max_metric_drop"]), budget=budget,
+                       repeat=opts["repeat"], pin=opts["pin"], **kwargs)
 
 
 def _refuse_old_gate_spellings(opts: dict) -> None:
@@ -312,6 +313,11 @@ bench_options = [
                       "(names starting with loss/error are lower-is-better)."),
     click.option("--no-gate", is_flag=True, help="Report only; exit 0 even when an artifact fails."),
     click.option("--runs", type=click.IntRange(min=2), default=50, show_default=True, help="Minimum timed runs per latency."),
+    click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+                 help="Fresh processes per artifact and thread count, interleaved across artifacts; the p50 "
+                      "interval and the baseline's significance test come from them."),
+    click.option("--pin/--no-pin", default=False, show_default=True,
+                 help="Keep each measuring process to one CPU per thread (os.sched_setaffinity)."),
     click.option("--no-crosscheck", is_flag=True,
                  help="Skip timing each .tflite again with Google's benchmark_litert_model.py (faster)."),
 ]

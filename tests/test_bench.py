@@ -40,7 +40,7 @@ def test_litert_fp32_matches_keras_on_digits(tiny_run, tiny_dist):
 
 @pytest.fixture(scope="module")
 def report(tiny_dist, fast_latency):
-    return run_bench(tiny_dist, BenchConfig(data="digits", threads=(1, 2), latency=fast_latency), log=quiet)
+    return run_bench(tiny_dist, BenchConfig(repeat=1, data="digits", threads=(1, 2), latency=fast_latency), log=quiet)
 
 
 def test_report_has_the_contract_keys(report, tiny_dist):
@@ -113,7 +113,7 @@ def test_thread_counts_must_be_positive():
 def test_npz_without_labels_gives_agreement_only(tiny_dist, tmp_path, fast_latency):
     x = np.random.default_rng(1).uniform(0, 255, (40, 16, 16, 3)).astype(np.float32)
     np.savez(tmp_path / "x.npz", x=x)
-    r = run_bench(tiny_dist, BenchConfig(data=str(tmp_path / "x.npz"), threads=(1,), latency=fast_latency, crosscheck=False), log=quiet)
+    r = run_bench(tiny_dist, BenchConfig(repeat=1, data=str(tmp_path / "x.npz"), threads=(1,), latency=fast_latency, crosscheck=False), log=quiet)
     assert r["reference"]["accuracy"] is None and r["dataset"]["count"] == 40
     assert all(a["accuracy"] is None and a["accuracy_drop_pp"] is None for a in r["artifacts"])
 
@@ -121,7 +121,7 @@ def test_npz_without_labels_gives_agreement_only(tiny_dist, tmp_path, fast_laten
 def test_npz_of_wrong_shape_is_refused(tiny_dist, tmp_path):
     np.savez(tmp_path / "x.npz", x=np.zeros((4, 8, 8, 3), np.float32))
     with pytest.raises(BenchDataError, match=r"shape \(8, 8, 3\).*\(16, 16, 3\)"):
-        run_bench(tiny_dist, BenchConfig(data=str(tmp_path / "x.npz")), log=quiet)
+        run_bench(tiny_dist, BenchConfig(repeat=1, data=str(tmp_path / "x.npz")), log=quiet)
 
 
 def test_missing_artifact_is_refused(tiny_dist, tmp_path):
@@ -131,7 +131,7 @@ def test_missing_artifact_is_refused(tiny_dist, tmp_path):
     shutil.copytree(tiny_dist, copy)
     (copy / "model_int8.tflite").unlink()
     with pytest.raises(ManifestError, match="model_int8.tflite: listed in the manifest but missing"):
-        run_bench(copy, BenchConfig(), log=quiet)
+        run_bench(copy, BenchConfig(repeat=1), log=quiet)
 
 
 def test_one_recommended_artifact_per_platform(report):
@@ -146,7 +146,7 @@ def test_one_recommended_artifact_per_platform(report):
 
 
 def test_recommendation_skips_failed_artifacts(tiny_dist, noise_npz, fast_latency):
-    r = run_bench(tiny_dist, BenchConfig(data=str(noise_npz), threads=(1,), latency=fast_latency, crosscheck=False), log=quiet)
+    r = run_bench(tiny_dist, BenchConfig(repeat=1, data=str(noise_npz), threads=(1,), latency=fast_latency, crosscheck=False), log=quiet)
     rows = {a["name"]: a for a in r["artifacts"]}
     assert rows["model_int8"]["status"] == "failed" and not rows["model_int8"]["recommended"]
     assert rows["model_int8"]["recommendation_reason"].startswith("failed its gate")
@@ -172,7 +172,7 @@ def test_thread_counts_above_the_cores_are_capped_with_a_note(tiny_dist, fast_la
     dist = tmp_path / "d"
     shutil.copytree(tiny_dist, dist)
     cores = os.cpu_count()
-    r = run_bench(dist, BenchConfig(data="digits", threads=(1, cores + 2), latency=fast_latency, crosscheck=False), log=quiet)
+    r = run_bench(dist, BenchConfig(repeat=1, data="digits", threads=(1, cores + 2), latency=fast_latency, crosscheck=False), log=quiet)
     assert r["threads"]["measured"] == sorted({1, cores})
     assert f"this machine has {cores} cores" in r["threads"]["note"]
     assert [s["threads"] for s in r["artifacts"][0]["latency_ms"]] == sorted({1, cores})

@@ -77,7 +77,7 @@ def test_search_recovers_an_int8_model_that_plain_int8_breaks(outlier_run, tmp_p
     [group] = chosen.notes["float_layers"]
     assert any("outlier_up" in n for n in group["layers"]) and any("outlier_down" in n for n in group["layers"])
     assert "never quantized" in chosen.notes["float_layer_reason"]
-    report = run_bench(tmp_path / "d", BenchConfig(data="digits", threads=(1,), latency=fast_latency, crosscheck=False), log=quiet)
+    report = run_bench(tmp_path / "d", BenchConfig(repeat=1, data="digits", threads=(1,), latency=fast_latency, crosscheck=False), log=quiet)
     row = report["artifacts"][0]
     assert row["status"] == "passed" and "<= 1.00 pp" in row["reason"]  # gated at the budget, on the test split
     assert report["recommended"]["android"] == "model_int8_mixed"
@@ -122,7 +122,7 @@ def test_digits_budget_keeps_one_artifact_per_format(tiny_run, tmp_path):
 def test_demo_takes_a_budget(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = run("demo", "--out", "dist", "--run-dir", "run", "--no-crosscheck", "--epochs", "3", "--img-size", "16", "--max-drop", "1",
-                 "--threads", "1", "--runs", "5", "-q")
+                 "--threads", "1", "--runs", "5", "--repeat", "1", "-q")
     assert result.exit_code == 0, result.stderr
     report = json.loads((tmp_path / "dist" / "report.json").read_text())
     assert sorted(a["format"] for a in report["artifacts"]) == ["mlprogram", "neuralnetwork", "tflite"]

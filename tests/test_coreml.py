@@ -124,7 +124,7 @@ def test_image_classifier_contract(coreml_dist, tiny_run):
 def test_bench_reports_coreml_rows(coreml_dist, fast_latency):
     from benchmarks.bench import BenchConfig, run_bench
 
-    r = run_bench(coreml_dist, BenchConfig(data="digits", threads=(1,), latency=fast_latency, crosscheck=False), log=lambda m: None)
+    r = run_bench(coreml_dist, BenchConfig(repeat=1, data="digits", threads=(1,), latency=fast_latency, crosscheck=False), log=lambda m: None)
     rows = {a["name"]: a for a in r["artifacts"]}
     for a in rows.values():
         assert a["runtime"] == "coreml-reference" and "not device latency" in a["latency_note"]
@@ -224,7 +224,7 @@ def test_bench_cli_one_line_for_a_damaged_package(coreml_dist, tmp_path, edit, m
     from mobilepack.cli import cli
 
     dist = _tamper(coreml_dist, tmp_path, edit)
-    result = CliRunner().invoke(cli, ["bench", str(dist), "--data", "digits", "--threads", "1", "--no-crosscheck", "--runs", "5"])
+    result = CliRunner().invoke(cli, ["bench", str(dist), "--data", "digits", "--threads", "1", "--no-crosscheck", "--runs", "5", "--repeat", "1"])
     assert result.exit_code == 2, result.output
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and message in lines[0] and "model_mlprogram_fp32.mlpackage" in lines[0], result.stderr
@@ -260,7 +260,7 @@ def test_real_bench_process_keeps_stderr_clean(coreml_dist, tmp_path):
     copy = tmp_path / "d"
     shutil.copytree(coreml_dist, copy)
     proc = subprocess.run([sys.executable, "-m", "mobilepack", "bench", str(copy), "--data", "digits", "--threads", "1", "--no-crosscheck",
-                           "--runs", "5", "-q"], capture_output=True, text=True)
+                           "--runs", "5", "--repeat", "1", "-q"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip() == ""
     assert "coreml-reference" in proc.stdout

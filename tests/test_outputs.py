@@ -46,7 +46,7 @@ def detector(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def detector_report(detector, fast_latency):
-    return run_bench(detector / "dist", BenchConfig(data=str(detector / "eval.npz"), threads=(1,), latency=fast_latency,
+    return run_bench(detector / "dist", BenchConfig(repeat=1, data=str(detector / "eval.npz"), threads=(1,), latency=fast_latency,
                                                     crosscheck=False), log=quiet)
 
 
@@ -95,7 +95,7 @@ def test_reports_name_the_failing_head(detector, detector_report):
 
 
 def test_cli_lists_every_failing_artifact_with_its_reason(detector):
-    result = run("bench", detector / "dist", "--data", detector / "eval.npz", "--threads", "1", "--runs", "5",
+    result = run("bench", detector / "dist", "--data", detector / "eval.npz", "--threads", "1", "--runs", "5", "--repeat", "1",
                  "--no-crosscheck")
     one_line(result, 1, "gate failed for 1 artifact(s): model_int8: ", "output 'box' (regression)")
     assert "FAILED model_int8: model_int8.tflite: output 'box'" in result.output
@@ -105,7 +105,7 @@ def test_cli_lists_every_failing_artifact_with_its_reason(detector):
 def test_y_labels_the_first_classification_output(detector, tmp_path, fast_latency):
     src = np.load(detector / "eval.npz")
     np.savez(tmp_path / "y.npz", x=src["x"], y=src["y_class"])
-    report = run_bench(detector / "dist", BenchConfig(data=str(tmp_path / "y.npz"), threads=(1,), latency=fast_latency,
+    report = run_bench(detector / "dist", BenchConfig(repeat=1, data=str(tmp_path / "y.npz"), threads=(1,), latency=fast_latency,
                                                       crosscheck=False), log=quiet)
     assert report["dataset"]["labelled_outputs"] == ["class"]
     cls, box = report["artifacts"][0]["outputs"]
@@ -140,7 +140,7 @@ def test_bad_bench_flags_are_one_line(detector, args, fragment):
 
 
 def test_embedding_kind_is_judged_by_cosine(detector, fast_latency):
-    report = run_bench(detector / "dist", BenchConfig(data=str(detector / "eval.npz"), threads=(1,),
+    report = run_bench(detector / "dist", BenchConfig(repeat=1, data=str(detector / "eval.npz"), threads=(1,),
                                                       latency=fast_latency, crosscheck=False,
                                                       output_kinds={"box": "embedding"}), log=quiet)
     box = report["artifacts"][0]["outputs"][1]
@@ -157,7 +157,7 @@ def test_coreml_heads_map_to_their_features(tmp_path, fast_latency):
     two_head_detector(epochs=1).save(tmp_path / "m.keras")
     np.savez(tmp_path / "e.npz", **{k: v for k, v in detector_data(40, seed=3).items()})
     convert(tmp_path / "m.keras", tmp_path / "d", ConvertConfig(targets=("coreml",), quantizations=("fp32",)), log=quiet)
-    report = run_bench(tmp_path / "d", BenchConfig(data=str(tmp_path / "e.npz"), threads=(1,), latency=fast_latency,
+    report = run_bench(tmp_path / "d", BenchConfig(repeat=1, data=str(tmp_path / "e.npz"), threads=(1,), latency=fast_latency,
                                                    crosscheck=False), log=quiet)
     [row] = report["artifacts"]
     assert [o["name"] for o in row["outputs"]] == ["class", "box"]
@@ -186,7 +186,7 @@ def not_a_number(inputs, outputs, labels):
 def test_user_metric_is_computed_and_gated(detector, tmp_path, monkeypatch):
     (tmp_path / "my_metrics.py").write_text(METRIC)
     monkeypatch.chdir(tmp_path)
-    base = ["bench", detector / "dist", "--data", detector / "eval.npz", "--threads", "1", "--runs", "5",
+    base = ["bench", detector / "dist", "--data", detector / "eval.npz", "--threads", "1", "--runs", "5", "--repeat", "1",
             "--no-crosscheck", "--gate", "int8.min_sqnr=0", "--gate", "int8.max_rel_error=100"]
     result = run(*base, "--metric", "my_metrics:box_iou", "--max-metric-drop", "box_iou=0.02")
     one_line(result, 1, "model_int8", "metric 'box_iou'", "(higher is better), drop")
@@ -217,7 +217,7 @@ def test_readme_metric_example_runs(detector, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     import shlex
 
-    result = CliRunner().invoke(cli, shlex.split(command)[1:] + ["--threads", "1", "--runs", "5", "--no-crosscheck"])
+    result = CliRunner().invoke(cli, shlex.split(command)[1:] + ["--threads", "1", "--runs", "5", "--repeat", "1", "--no-crosscheck"])
     assert result.exit_code == 1 and "metric 'box_iou'" in result.stderr, (result.output, result.stderr)
 
 
@@ -238,7 +238,7 @@ def sequence(tmp_path_factory):
 
 
 def test_broken_int8_regressor_fails_on_sqnr_and_the_sqnr_budget_recovers(sequence, tmp_path):
-    common = ["--threads", "1", "--runs", "5", "--no-crosscheck", "--data", sequence / "test.npz"]
+    common = ["--threads", "1", "--runs", "5", "--repeat", "1", "--no-crosscheck", "--data", sequence / "test.npz"]
     assert run("convert", sequence / "model.keras", "--quant", "fp32,int8", "--calibration", sequence / "calib.npz",
                "--out", tmp_path / "plain").exit_code == 0
     one_line(run("bench", tmp_path / "plain", *common), 1, "model_int8", "SQNR")

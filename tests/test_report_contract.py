@@ -58,7 +58,7 @@ def test_unchanged_artifacts_do_not_regress(bench_report, tmp_path):
 
     def slower_before(row):  # the old run was 10x slower, so timing noise cannot flag this one
         for s in row["latency_ms"]:
-            s["p50"] *= 10
+            scale_latency(s, 10)
 
     old = _baseline(report, tmp_path, slower_before)
     result = run("bench", dist, "--threads", "1", "--no-crosscheck", "--runs", "5", "-q", "--baseline", old, "--junit", tmp_path / "j.xml")
@@ -77,29 +77,46 @@ def test_regressions_are_named_with_numbers(bench_report):
         row["size_bytes"] = int(row["size_bytes"] / 1.5)
         row["accuracy"] = min(1.0, row["accuracy"] + 0.02)
         for s in row["latency_ms"]:
-            s["p50"] /= 10
+            scale_latency(s, 0.1)
     [first, *_] = compare(report, old)
-    assert first["regressed"] and len(first["problems"]) == 3
+    assert first["regressed"] and len(first["problems"]) == 3  # accuracy, size, p50 @1t
     assert "x1.50" in first["problems"][1] and "pp" in first["problems"][0] and "ms" in first["problems"][2]
+    assert "95% lower bound x" in first["problems"][2]
+    evaluator = copy.deepcopy(report)
+    evaluator["artifacts"][0]["runtime"] = "coreml-reference"  # the evaluator's time is never gated as latency
+    [first, *_] = compare(evaluator, old)
+    assert not first["latency_compared"] and not any("p50" in p for p in first["problems"])
     other_cpu = copy.deepcopy(old)
     other_cpu["machine"]["cpu"] = "another CPU"
     assert all(not c["latency_compared"] and len(c["problems"]) == 2 for c in compare(report, other_cpu))
 
 
-def test_memory_regression_needs_both_the_ratio_and_the_bytes(bench_report):
+def scale_latency(entry: dict, factor: float) -> None:
+    """What a faster or slower machine run would have stored: every repetition's samples scaled."""
+    entry["p50"] *= factor
+    for rep in entry["repetitions"]:
+        rep["p50"] *= factor
+        rep["samples"] = [v * factor for v in rep["samples"]]
+
+
+def test_memory_regression_needs_the_ratio_the_bytes_and_every_repetition(bench_report):
     _, report = bench_report
     mib = 2**20
 
-    def with_delta(delta_new, delta_old):
+    def with_delta(delta_new, delta_old, new_reps=None):
         new, old = copy.deepcopy(report), copy.deepcopy(report)
-        new["artifacts"][0]["memory"]["rss_delta_bytes"] = delta_new
-        old["artifacts"][0]["memory"]["rss_delta_bytes"] = delta_old
+        for row, delta, reps in ((new, delta_new, new_reps), (old, delta_old, None)):
+            row["artifacts"][0]["memory"]["rss_delta_bytes"] = delta
+            for rep, value in zip(row["artifacts"][0]["latency_ms"][0]["repetitions"], reps or [delta] * 99):
+                rep["rss_delta_bytes"] = value
         return compare(new, old)[0]
 
     grown = with_delta(30 * mib, 20 * mib)
     assert grown["regressed"] and "peak memory 20.0 -> 30.0 MiB" in grown["problems"][-1]
     assert not with_delta(3 * mib, 1 * mib)["regressed"]  # x3, but 2 MiB is allocator noise
     assert not with_delta(120 * mib, 100 * mib)["regressed"]  # 20 MiB, but only x1.2
+    overlap = with_delta(30 * mib, 20 * mib, new_reps=[30 * mib, 19 * mib, 31 * mib])
+    assert not overlap["regressed"] and "within noise" in overlap["within_noise"][0]
 
 
 def test_cli_exits_1_on_regression(bench_report, tmp_path):
@@ -108,7 +125,7 @@ def test_cli_exits_1_on_regression(bench_report, tmp_path):
     def smaller_before(row):
         row["size_bytes"] = row["size_bytes"] // 2
         for s in row["latency_ms"]:
-            s["p50"] *= 10
+            scale_latency(s, 10)
 
     old = _baseline(report, tmp_path, smaller_before)
     result = run("bench", dist, "--threads", "1", "--no-crosscheck", "--runs", "5", "-q", "--baseline", old, "--junit", tmp_path / "j.xml")
@@ -125,10 +142,11 @@ def test_baseline_of_another_schema_or_dataset_is_refused(bench_report, tmp_path
     old.write_text(json.dumps({**report, "schema_version": 0}))
     result = run("bench", dist, "--baseline", old)
     assert result.exit_code == 2 and "schema_version 0" in result.stderr
-    for version in (1, 2):  # before fresh-process memory and the cross-check; before per-output figures
+    # Before fresh-process memory; before per-output figures; before repetitions (no samples to test on).
+    for version in (1, 2, 3):
         old.write_text(json.dumps({**report, "schema_version": version}))
         result = run("bench", dist, "--baseline", old)
-        assert result.exit_code == 2 and f"schema_version {version}, this mobilepack writes 3" in result.stderr
+        assert result.exit_code == 2 and f"schema_version {version}, this mobilepack writes 4" in result.stderr
     result = run("bench", dist, "--baseline", tmp_path)  # a folder, not the report in it
     assert result.exit_code == 2 and "cannot read" in result.stderr and "Traceback" not in result.output
     other = copy.deepcopy(report)

@@ -20,7 +20,7 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 def benched(tiny_dist, tmp_path_factory):
     dist = tmp_path_factory.mktemp("html") / "dist"
     shutil.copytree(tiny_dist, dist)
-    result = CliRunner().invoke(cli, ["bench", str(dist), "--threads", "1,2", "--runs", "5", "-q"])
+    result = CliRunner().invoke(cli, ["bench", str(dist), "--threads", "1,2", "--runs", "5", "--repeat", "2", "-q"])
     assert result.exit_code == 0, result.stderr
     assert "latency @" not in result.output and "/" not in result.output.split("reference (keras)")[0], \
         "--quiet must silence progress"
@@ -32,11 +32,20 @@ def tflite_rows(report):
     return [a for a in report["artifacts"] if a["target"] == "tflite"]
 
 
-def test_every_measurement_ran_in_its_own_process(benched):
+def test_every_measurement_ran_in_its_own_process_interleaved(benched):
     _, report = benched
-    pids = [s["pid"] for a in report["artifacts"] for s in a["latency_ms"]]
+    reps = [r for a in report["artifacts"] for s in a["latency_ms"] for r in s["repetitions"]]
+    pids = [r["pid"] for r in reps]
     assert len(pids) == len(set(pids)) and os.getpid() not in pids
-    assert len(pids) == 2 * len(tflite_rows(report)) + len(report["artifacts"]) - len(tflite_rows(report))
+    entries = 2 * len(tflite_rows(report)) + len(report["artifacts"]) - len(tflite_rows(report))
+    assert report["repeat"] == 2 and len(pids) == 2 * entries
+    # A B C, A B C: every first repetition started before any second one.
+    first = [s["repetitions"][0]["started"] for a in report["artifacts"] for s in a["latency_ms"]]
+    second = [s["repetitions"][1]["started"] for a in report["artifacts"] for s in a["latency_ms"]]
+    assert max(first) < min(second)
+    for a in report["artifacts"]:
+        for s in a["latency_ms"]:
+            assert s["p50_interval"][0] <= s["p50"] <= s["p50_interval"][1] and s["spread"] >= 0
 
 
 def test_memory_is_measured_and_int8_needs_a_smaller_arena(benched):
@@ -81,7 +90,8 @@ def test_google_tool_cross_checks_every_tflite_latency(benched):
 def test_no_crosscheck_skips_the_tool(tiny_dist, tmp_path):
     dist = tmp_path / "d"
     shutil.copytree(tiny_dist, dist)
-    result = CliRunner().invoke(cli, ["bench", str(dist), "--threads", "1", "--runs", "2", "--no-crosscheck"])
+    result = CliRunner().invoke(cli, ["bench", str(dist), "--threads", "1", "--runs", "2", "--repeat", "1",
+                                      "--no-crosscheck"])
     assert result.exit_code == 0, result.stderr
     # Without --quiet every long step reports progress: each artifact's evaluation and latency process.
     for name in ("model_fp32", "model_int8"):
