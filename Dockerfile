@@ -12,6 +12,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY train ./train
 COPY convert ./convert
+# without benchmarks/figures, the figure scripts (.dockerignore)
 COPY benchmarks ./benchmarks
 COPY mobilepack ./mobilepack
 RUN pip install --no-cache-dir .

@@ -15,7 +15,7 @@ from benchmarks.latency import LatencyProtocol
 
 @pytest.fixture(scope="session")
 def fast_latency():
-    """Enough runs to exercise the protocol; real figures come from benchmarks/ scripts."""
+    """Enough runs to exercise the protocol; real figures come from the benchmarks/figures/ scripts."""
     return LatencyProtocol(min_runs=5, min_seconds=0.0, warmup_runs=1, warmup_seconds=0.0)
 
 

@@ -51,7 +51,7 @@ def test_folder_mobilenet_pipeline(tmp_path, monkeypatch):
     assert report["dataset"]["split"] == "test" and report["dataset"]["count"] == 36
     sizes = {a["quantization"]: a["size_bytes"] for a in report["artifacts"]}
     # At alpha 0.35 per-channel scales, zero points and int32 biases weigh more than at
-    # alpha 1 (28% there, see benchmarks.foundation_figures); int8 weights still quarter the bulk.
+    # alpha 1 (28% there, see benchmarks.figures.foundation); int8 weights still quarter the bulk.
     assert sizes["int8"] < 0.5 * sizes["fp32"]
     fp32 = next(a for a in report["artifacts"] if a["quantization"] == "fp32")
     assert fp32["agreement"] == 1.0 and fp32["max_abs_error"] < 1e-4

@@ -3,12 +3,16 @@
 They exist so that per-output parity can be shown and tested on what users ship besides
 classifiers: a two-headed detector (class probabilities + a box) and a 1-D conv sequence
 regressor. Each can carry an "outlier" pair of layers: one channel scaled up by `factor` and
-back down after. The float function is unchanged, but that channel's range sets the int8
-scale of the tensor between them, so int8 rounding erases every other channel there: the
-classic way a real model's int8 artifact breaks while its float ones stay exact.
+back down after (`outlier_run` puts the same pair into a trained small_cnn). The float function
+is unchanged, but that channel's range sets the int8 scale of the tensor between them, so int8
+rounding erases every other channel there: the classic way a real model's int8 artifact breaks
+while its float ones stay exact.
 """
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 import numpy as np
 
@@ -47,8 +51,8 @@ def sequence_data(count: int, seed: int = 0) -> dict[str, np.ndarray]:
 def _outlier_pair(keras, x, name: str):
     """Two bias-free 1x1 maps, identity until set_outlier scales one channel up and back down."""
     channels = x.shape[-1]
-    conv = keras.layers.Conv1D if len(x.shape) == 3 else keras.layers.Dense
-    kwargs = {"kernel_size": 1} if conv is keras.layers.Conv1D else {}
+    conv = {4: keras.layers.Conv2D, 3: keras.layers.Conv1D}.get(len(x.shape), keras.layers.Dense)
+    kwargs = {} if conv is keras.layers.Dense else {"kernel_size": 1}
     up = conv(channels, use_bias=False, name=f"{name}_outlier_up", trainable=False, **kwargs)
     down = conv(channels, use_bias=False, name=f"{name}_outlier_down", trainable=False, **kwargs)
     return down(up(x))
@@ -105,3 +109,28 @@ def sequence_regressor(seed: int = 0, epochs: int = 12):
     model.compile("adam", loss="mse")
     model.fit(data["x"], data["y"], epochs=epochs, batch_size=64, verbose=0)
     return model
+
+
+def outlier_model(base, factor: float = 1000.0, after: str = "relu2"):
+    """`base` (a functional image model such as small_cnn) with an outlier pair after layer `after`."""
+    import keras
+
+    y = _outlier_pair(keras, base.get_layer(after).output, after)
+    for layer in base.layers[base.layers.index(base.get_layer(after)) + 1:]:
+        y = layer(y)
+    model = keras.Model(base.inputs, y, name="outlier_cnn")
+    set_outlier(model, after, factor)
+    return model
+
+
+def outlier_run(run: Path, out: Path) -> Path:
+    """A copy of run dir `run` whose model is the outlier variant (same split, labels, preprocessing).
+
+    Plain full int8 of it breaks a 1 pp budget; `convert --max-drop 1.0` recovers it by keeping
+    the blown-up tensor's producer and reader float.
+    """
+    from .loading import load_keras_model
+
+    shutil.copytree(run, out)
+    outlier_model(load_keras_model(run)).save(out / "model.keras")
+    return out

@@ -1,10 +1,10 @@
-"""Issue 5's figures: repeatability, agreement with Google's tool, evaluation throughput.
+"""Repeatability, agreement with Google's tool, evaluation throughput.
 
-    python -m benchmarks.fidelity_figures [--demo-dist dist] [--work DIR] [--images 500] [--api-gap]
+    python -m benchmarks.figures.fidelity [--demo-dist dist] [--work DIR] [--images 500] [--api-gap]
 
 1. Repeatability: two back-to-back `bench` runs on MobileNetV2 (224, weights=None,
-   1000 classes) give p50s of the fp32 artifact within 5% of each other, at every
-   thread count.
+   1000 classes, as train/models.py builds it) give p50s of the fp32 artifact within
+   5% of each other, at every thread count.
 2. Agreement with Google's tool: every TFLite artifact of the demo (`make demo`
    writes it; built here if missing) and of MobileNetV2 has a p50 within 15% of
    the median of ai_edge_litert/tools/benchmark_litert_model.py (beyond its 0.01 ms
@@ -16,21 +16,23 @@
 
 Prints one line per figure with PASS/FAIL; exits 1 if any fails. `--api-gap` instead times the
 MobileNetV2 files with bare loops under LiteRT's Interpreter API (mobilepack's) and CompiledModel API
-(Google's tool's), which is where the two harnesses can legitimately differ.
+(Google's tool's), which is where the two harnesses can legitimately differ; each timing runs in a
+fresh process, `python -m benchmarks.figures.time_one`.
 """
 
 from __future__ import annotations
 
-import argparse
+import json
 import os
+import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
+from benchmarks.figures.common import demo_dist, quiet, save_mobilenet_v2
+from .common import figure_parser, work_dir
 
 REPEAT_LIMIT, AGREE_LIMIT, THROUGHPUT_FLOOR = 0.05, 0.15, 0.90
 BATCH = 32
@@ -40,38 +42,22 @@ def mobilenet_dist(work: Path) -> tuple[Path, Path]:
     """MobileNetV2 as fp32, fp16, dynamic and int8 .tflite, plus an unlabelled .npz to bench it on."""
     from convert.api import ConvertConfig, convert
 
-    from .foundation_figures import save_mobilenet_v2
-
     dist, data = work / "mnv2", work / "mnv2_eval.npz"
     if (dist / "manifest.json").is_file() and data.is_file():
         return dist, data
     path, calib = save_mobilenet_v2(work)
     print("converting MobileNetV2 to fp32, fp16, dynamic, int8 ...", flush=True)
     convert(path, dist, ConvertConfig(quantizations=("fp32", "fp16", "dynamic", "int8"), calibration=str(calib),
-                                      calibration_size=100), log=lambda m: None)
+                                      calibration_size=100), log=quiet)
     np.savez(data, x=np.random.default_rng(0).integers(0, 256, (16, 224, 224, 3)).astype(np.float32))
     return dist, data
 
 
-def demo_dist(path: Path) -> Path:
-    if not (path / "manifest.json").is_file():
-        from convert.api import ConvertConfig
-        from mobilepack.pipeline import run_demo
-        from train.trainer import TrainConfig
-
-        from .bench import BenchConfig
-
-        print(f"{path}: no demo dist; building it as `make demo` does ...", flush=True)
-        run_demo(path, path.parent / "runs-demo", TrainConfig(), ConvertConfig(targets=("tflite",)), BenchConfig(),
-                 log=lambda m: None, verbose=0)
-    return path
-
-
 def bench(dist: Path, data: str):
-    from .bench import BenchConfig, run_bench
+    from benchmarks.bench import BenchConfig, run_bench
 
     t0 = time.perf_counter()
-    report = run_bench(dist, BenchConfig(data=data, gate=False), log=lambda m: None)
+    report = run_bench(dist, BenchConfig(data=data, gate=False), log=quiet)
     print(f"  bench {dist.name}: {time.perf_counter() - t0:.0f} s", flush=True)
     return report
 
@@ -103,7 +89,7 @@ def throughput(dist: Path, n_images: int) -> bool:
     """predict_batched (what bench's accuracy pass runs) against a bare invoke() loop, same interpreter settings."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from .runners import LiteRTRunner, predict_batched, quantize
+    from benchmarks.runners import LiteRTRunner, predict_batched, quantize
 
     path = dist / "model_int8.tflite"
     threads = os.cpu_count() or 1
@@ -165,69 +151,20 @@ def api_gap(dist: Path, runs: int = 500) -> None:
 
 
 def _child_median(path: Path, threads: int, api: str, runs: int) -> dict:
-    import json
-    import subprocess
-
-    out = subprocess.run([sys.executable, "-m", "benchmarks.fidelity_figures", "--time-one", str(path), str(threads),
-                          api, str(runs)], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-m", "benchmarks.figures.time_one", str(path), str(threads), api,
+                          str(runs)], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _time_one(path: str, threads: int, api: str, runs: int) -> dict:
-    """Median of `runs` bare calls after 20 warm-ups, in this (fresh) process."""
-    from collections import Counter
-
-    def median_ms(call) -> float:
-        for _ in range(20):
-            call()
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - t0)
-        return float(np.median(times) * 1e3)
-
-    if api == "interpreter":
-        from ai_edge_litert.interpreter import Interpreter
-
-        interp = Interpreter(model_path=path, num_threads=threads)
-        interp.allocate_tensors()
-        detail = interp.get_input_details()[0]
-        interp.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
-        partitions = Counter(op["op_name"] for op in interp._get_ops_details())["DELEGATE"]
-        return {"ms": median_ms(interp.invoke), "partitions": partitions}
-    from ai_edge_litert.compiled_model import CompiledModel
-    from ai_edge_litert.environment import Environment, EnvironmentOptions
-    from ai_edge_litert.hardware_accelerator import HardwareAccelerator
-    from ai_edge_litert.options import CpuOptions, Options
-
-    flags = 0 if api == "compiled-flags0" else None  # None: LiteRT's defaults; 0: XNNPack's int8 kernels off
-    model = CompiledModel.from_file(path, environment=Environment.create(options=EnvironmentOptions()),
-                                    options=Options(hardware_accelerators=HardwareAccelerator(HardwareAccelerator.CPU),
-                                                    cpu_options=CpuOptions(num_threads=threads, xnnpack_flags=flags)))
-    sig = list(model.get_signature_list())[0]
-    ins = {n: model.create_input_buffer_by_name(sig, n) for n in model.get_input_tensor_details(sig)}
-    outs = {n: model.create_output_buffer_by_name(sig, n) for n in model.get_output_tensor_details(sig)}
-    return {"ms": median_ms(lambda: model.run_by_name(sig, ins, outs))}
-
-
 def main() -> None:
-    if sys.argv[1:2] == ["--time-one"]:  # the child of api_gap
-        import json
-
-        path, threads, api, runs = sys.argv[2:6]
-        print(json.dumps(_time_one(path, int(threads), api, int(runs))))
-        return
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = figure_parser("fidelity", __doc__)
     ap.add_argument("--demo-dist", type=Path, default=Path("dist"), help="the dist `make demo` writes (built if missing)")
     ap.add_argument("--work", type=Path, default=None, help="keep MobileNetV2's artifacts here (default: a temp dir)")
     ap.add_argument("--images", type=int, default=500)
     ap.add_argument("--api-gap", action="store_true",
                     help="only time MobileNetV2 under the Interpreter and the CompiledModel APIs, bare loops")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = args.work or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
+    with work_dir(args.work) as work:
         mnv2, data = mobilenet_dist(work)
         if args.api_gap:
             api_gap(mnv2)

@@ -1,16 +1,16 @@
 """Load on `mobilepack serve`: N concurrent clients on loopback for a bounded number of requests.
 
-    python -m benchmarks.serve_load [--dist dist] [--clients 8] [--requests 2000] [--workers 4] [--artifact NAME]
+    python -m benchmarks.figures.serve_load [--dist dist] [--clients 8] [--requests 2000] [--workers 4] [--artifact NAME]
 
 Starts the app under waitress (as `mobilepack serve` does) on a free loopback port, then each
-client thread POSTs JSON tensors (held-out test images, preprocessed as the benchmark does) until
-the total is reached. Prints requests/s, client-side p50/p99 latency and the error count; exits
+client thread POSTs JSON tensors until the total is reached, cycling through the held-out test
+split of the run the dist was converted from (its reference/split.json), preprocessed as the
+benchmark does. Prints requests/s, client-side p50/p99 latency and the error count; exits
 1 on any error.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -21,24 +21,30 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
+from benchmarks.figures.common import quiet
+from .common import figure_parser
 
 
-def bodies(dist: Path, count: int = 32) -> list[bytes]:
+def bodies(dist: Path) -> list[bytes]:
+    """One JSON request body per image of the test split the dist's manifest points to."""
     from convert.manifest import load_manifest
-    from train.data import load_dataset
+    from train.data import split_part
     from train.preprocessing import Preprocessing
 
     manifest = load_manifest(dist)
+    split_file = manifest.source.get("split_file")
+    if not split_file or manifest.preprocessing is None:
+        sys.exit(f"{dist}: no run dir behind this dist (no split file or preprocessing in manifest.json); "
+                 "give a dist converted from a run dir, e.g. the one `make demo` writes")
     prep = Preprocessing.from_dict(manifest.preprocessing)
-    images = load_dataset("digits", lambda m: None).images[:count]
-    return [json.dumps({"input": prep.apply(im).tolist()}).encode() for im in images]
+    dataset, test = split_part(dist / split_file, "test", quiet)
+    return [json.dumps({"input": prep.apply(dataset.images[i]).tolist()}).encode() for i in test]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = figure_parser("serve_load", __doc__)
     ap.add_argument("--dist", type=Path, default=Path("dist"))
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--requests", type=int, default=2000)

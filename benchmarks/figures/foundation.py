@@ -1,24 +1,21 @@
-"""Issue 2's figures: digits accuracy and drops, and int8 size ratios.
+"""Digits accuracy and drops, and int8 size ratios.
 
-    python -m benchmarks.foundation_figures [--skip-mobilenet]
+    python -m benchmarks.figures.foundation [--skip-mobilenet]
 
 Trains small_cnn on digits with the default config, converts every TFLite
 variant, benchmarks them on the held-out test split, and compares with
 scikit-learn's default SVC on the same split and on the classic 80/20 split.
-Then converts Keras' MobileNetV2 (224, weights=None) to fp32 and int8 and
-prints the size ratio.
+Then converts MobileNetV2 (224, weights=None, 1000 classes, as train/models.py
+builds it) to fp32 and int8 and prints the size ratio.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import numpy as np  # noqa: E402
+from benchmarks.figures.common import quiet, save_mobilenet_v2
+from .common import figure_parser
 
 
 def svc_baselines(split_file: Path) -> tuple[float, float]:
@@ -45,9 +42,9 @@ def digits(work: Path) -> None:
     from train.trainer import TrainConfig, train
 
     run, dist = work / "run", work / "dist"
-    train(TrainConfig(), run, log=lambda m: None, verbose=0)
-    convert(run, dist, ConvertConfig(), log=lambda m: None)
-    report = run_bench(dist, BenchConfig(data="digits"), log=lambda m: None)
+    train(TrainConfig(), run, log=quiet, verbose=0)
+    convert(run, dist, ConvertConfig(), log=quiet)
+    report = run_bench(dist, BenchConfig(data="digits"), log=quiet)
     classic, same = svc_baselines(run / "split.json")
     rows = {a["quantization"]: a for a in report["artifacts"]}
     ref = report["reference"]["accuracy"]
@@ -62,35 +59,20 @@ def digits(work: Path) -> None:
           f"{rows['int8']['size_bytes'] / rows['fp32']['size_bytes']:.1%} of fp32 (limit 35%)")
 
 
-def save_mobilenet_v2(work: Path) -> tuple[Path, Path]:
-    """Keras' MobileNetV2 (224, weights=None, 1000 classes) taking raw pixels, and 100 calibration images."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((224, 224, 3), name="image")
-    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
-    base = keras.applications.MobileNetV2(input_tensor=x, weights=None)
-    path = work / "mobilenet_v2.keras"
-    keras.Model(inputs, base.output).save(path)
-    calib = work / "calib.npy"
-    np.save(calib, np.random.default_rng(0).uniform(0, 255, (100, 224, 224, 3)).astype(np.float32))
-    return path, calib
-
-
 def mobilenet(work: Path) -> None:
     from convert.api import ConvertConfig, convert
 
     path, calib = save_mobilenet_v2(work)
     m = convert(path, work / "mnv2", ConvertConfig(quantizations=("fp32", "int8"), calibration=str(calib),
-                                                     calibration_size=100), log=lambda m: None)
+                                                     calibration_size=100), log=quiet)
     fp32, int8 = m.artifact("model_fp32").size_bytes, m.artifact("model_int8").size_bytes
     print(f"MobileNetV2 224 (weights=None, 1000 classes): fp32 {fp32 / 2**20:.2f} MiB, int8 {int8 / 2**20:.2f} MiB "
           f"= {int8 / fp32:.1%} of fp32 (limit 30%)")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--skip-mobilenet", action="store_true")
+    ap = figure_parser("foundation", __doc__)
+    ap.add_argument("--skip-mobilenet", action="store_true", help="only the digits figures")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         digits(Path(tmp))

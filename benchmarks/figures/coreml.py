@@ -1,15 +1,15 @@
-"""Issue 3's figures: the Core ML reference evaluator against Keras, and its speed.
+"""The Core ML reference evaluator against Keras, and its speed.
 
-    python -m benchmarks.coreml_figures [--models mobilenet_v2,resnet50] [--inputs 50] [--skip-speed]
-    python -m benchmarks.coreml_figures --fp16-crosscheck resnet50
+    python -m benchmarks.figures.coreml [--models small_cnn,mobilenet_v2,resnet50] [--inputs 50] [--skip-speed]
+    python -m benchmarks.figures.coreml --fp16-crosscheck resnet50
 
-For small_cnn trained on digits and for Keras applications (224x224,
-weights=None, seed 0) it converts to ML Program and NeuralNetwork in every
-quantization, runs the saved files through the evaluator and prints, against
-the Keras model on the same inputs: max abs error of the softmax outputs
-(fp32 limit 1e-4), SQNR (fp16 limit 30 dB) and top-1 agreement. Then it times
-the evaluator on MobileNetV2 224 fp32 at batch 16 against LiteRT fp32 on the
-same inputs (limit: at least 20% of LiteRT's throughput).
+For small_cnn trained on digits, for MobileNetV2 (as train/models.py builds it) and for
+other Keras applications (224x224, weights=None, seed 0) it converts to ML Program and
+NeuralNetwork in every quantization, runs the saved files through the evaluator and prints,
+against the Keras model on the same inputs: max abs error of the softmax outputs (fp32
+limit 1e-4), SQNR (fp16 limit 30 dB) and top-1 agreement. Then it times the evaluator on
+MobileNetV2 224 fp32 at batch 16 against LiteRT fp32 on the same inputs (limit: at least
+20% of LiteRT's throughput).
 """
 
 from __future__ import annotations
@@ -20,24 +20,33 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
+from benchmarks.figures.common import mobilenet_v2_224, quiet
+from .common import figure_parser
 
+# The Keras applications besides MobileNetV2: class name, and whether [-1, 1] scaling must be
+# folded in front (the others scale raw pixels themselves).
 APPS = {
-    "mobilenet_v2": ("MobileNetV2", True),
     "mobilenet_v3_small": ("MobileNetV3Small", False),
     "mobilenet_v3_large": ("MobileNetV3Large", False),
     "efficientnet_b0": ("EfficientNetB0", False),
     "resnet50": ("ResNet50", True),
     "densenet121": ("DenseNet121", True),
 }
+MODELS = ("small_cnn", "mobilenet_v2", *APPS)
 FAMILIES = [("mlprogram", "fp32"), ("neuralnetwork", "fp32"), ("mlprogram", "fp16"), ("neuralnetwork", "fp16"),
             ("mlprogram", "int8w"), ("mlprogram", "pal6"), ("mlprogram", "pal4")]
 
 
-def app_model(name: str, size: int = 224):
-    """A Keras application with weights=None and a fixed seed, taking raw 0-255 RGB."""
+def app_model(name: str):
+    """MobileNetV2 or a Keras application at 224 px, weights=None, seed 0, taking raw 0-255 RGB."""
+    model = mobilenet_v2_224() if name == "mobilenet_v2" else _application(name)
+    _estimate_batchnorm(model, 224)
+    return model
+
+
+def _application(name: str, size: int = 224):
     import keras
 
     cls, needs_rescale = APPS[name]
@@ -45,9 +54,7 @@ def app_model(name: str, size: int = 224):
     inputs = keras.Input((size, size, 3), name="image")
     x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs) if needs_rescale else inputs
     base = getattr(keras.applications, cls)(input_tensor=x, weights=None)
-    model = keras.Model(inputs, base.output, name=name)
-    _estimate_batchnorm(model, size)
-    return model
+    return keras.Model(inputs, base.output, name=name)
 
 
 def _estimate_batchnorm(model, size: int) -> None:
@@ -69,10 +76,17 @@ def _estimate_batchnorm(model, size: int) -> None:
         layer.momentum = momentum
 
 
-def compare(model, x: np.ndarray, work: Path, label: str, n_fp32: int, n_other: int, labels=None) -> None:
+def _coreml(model, fmt: str, quant: str):
+    """A tensor-input Core ML model: the evaluator is compared on the raw softmax outputs."""
+    from convert.context import ConversionContext
+    from convert.coreml import convert_coreml
+
+    return convert_coreml(ConversionContext(model), fmt, quant)
+
+
+def compare(model, x: np.ndarray, work: Path, label: str, n_fp32: int, n_other: int) -> None:
     from benchmarks.coreml_reference import CoreMLReferenceRunner
     from benchmarks.metrics import sqnr_db
-    from convert.coreml import convert_coreml
 
     ref = np.asarray(model.predict(x, batch_size=16, verbose=0))
     for fmt, quant in FAMILIES:
@@ -80,7 +94,7 @@ def compare(model, x: np.ndarray, work: Path, label: str, n_fp32: int, n_other: 
         t0 = time.perf_counter()
         n = n_fp32 if quant == "fp32" else n_other
         try:
-            convert_coreml(model, fmt, quant, None, labels, {}).save(str(path))
+            _coreml(model, fmt, quant).save(str(path))
             t1 = time.perf_counter()
             out = CoreMLReferenceRunner(path).predict([x[:n]])[0]
         except Exception as exc:  # report and go on to the next family
@@ -100,15 +114,14 @@ def compare(model, x: np.ndarray, work: Path, label: str, n_fp32: int, n_other: 
 
 
 def digits_model(work: Path):
-    from train.data import load_digits_dataset, load_split, split_indices
+    from train.data import split_part
     from train.loading import load_keras_model
     from train.preprocessing import Preprocessing
     from train.trainer import TrainConfig, train
 
     run = work / "digits_run"
-    train(TrainConfig(), run, log=lambda m: None, verbose=0)
-    ds = load_digits_dataset()
-    idx = split_indices(ds, load_split(run / "split.json"), "test")
+    train(TrainConfig(), run, log=quiet, verbose=0)
+    ds, idx = split_part(run / "split.json", "test", quiet)
     prep = Preprocessing.load(run / "preprocessing.json")
     return load_keras_model(run), prep.apply_batch([ds.images[i] for i in idx])
 
@@ -116,13 +129,12 @@ def digits_model(work: Path):
 def speed(work: Path, batch: int = 16, rounds: int = 3) -> None:
     from benchmarks.coreml_reference import CoreMLReferenceRunner
     from benchmarks.runners import LiteRTRunner
-    from convert.coreml import convert_coreml
     from convert.tflite import convert_tflite
 
     model = app_model("mobilenet_v2")
     x = np.random.default_rng(1).uniform(0, 255, (batch, 224, 224, 3)).astype(np.float32)
     (work / "mnv2.tflite").write_bytes(convert_tflite(model, "fp32"))
-    convert_coreml(model, "mlprogram", "fp32", None, None, {}).save(str(work / "mnv2.mlpackage"))
+    _coreml(model, "mlprogram", "fp32").save(str(work / "mnv2.mlpackage"))
     litert = LiteRTRunner(work / "mnv2.tflite", num_threads=os.cpu_count())
     evaluator = CoreMLReferenceRunner(work / "mnv2.mlpackage")
     litert.predict([x])
@@ -165,13 +177,22 @@ def fp16_crosscheck(name: str, n: int) -> None:
           f"TensorFlow float16 compute {sqnr_db(out16, ref):.1f} dB", flush=True)
 
 
+def _models(value: str) -> list[str]:
+    names = value.split(",")
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
+    return names
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default="small_cnn," + ",".join(APPS))
+    ap = figure_parser("coreml", __doc__)
+    ap.add_argument("--models", type=_models, default=list(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
     ap.add_argument("--inputs", type=int, default=50, help="inputs for fp16 and compressed variants")
     ap.add_argument("--fp32-inputs", type=int, default=10)
-    ap.add_argument("--skip-speed", action="store_true")
-    ap.add_argument("--fp16-crosscheck", metavar="APP", help="only the fp16 cross-check of one application, e.g. resnet50")
+    ap.add_argument("--skip-speed", action="store_true", help="no evaluator-vs-LiteRT timing (MobileNetV2 224)")
+    ap.add_argument("--fp16-crosscheck", metavar="APP", choices=MODELS[1:],
+                    help="only the fp16 cross-check of one application, e.g. resnet50")
     args = ap.parse_args()
     if args.fp16_crosscheck:
         fp16_crosscheck(args.fp16_crosscheck, args.inputs)
@@ -180,10 +201,10 @@ def main() -> None:
         work = Path(tmp)
         if not args.skip_speed:
             speed(work)
-        for name in args.models.split(","):
+        for name in args.models:
             if name == "small_cnn":
                 model, x = digits_model(work)
-                compare(model, x, work, name, len(x), len(x), [str(i) for i in range(10)])
+                compare(model, x, work, name, len(x), len(x))
                 continue
             x = np.random.default_rng(0).uniform(0, 255, (args.inputs, 224, 224, 3)).astype(np.float32)
             compare(app_model(name), x, work, name, args.fp32_inputs, args.inputs)

@@ -1,6 +1,6 @@
 """Per-output parity figures: the regression/embedding gate defaults, and verdicts on non-classifiers.
 
-    python -m benchmarks.parity_figures [--work DIR]
+    python -m benchmarks.figures.parity [--work DIR]
 
 1. Defaults: every TFLite and Core ML variant of three non-classifier heads (a sequence regressor,
    a two-headed detector's class and box heads, a tabular regressor), per-output SQNR and max error
@@ -14,17 +14,13 @@
 
 from __future__ import annotations
 
-import argparse
-import os
-import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-quiet = lambda m: None  # noqa: E731
+from benchmarks.figures.common import quiet
+from .common import figure_parser, work_dir
 
 
 def _save(model, folder: Path, data: dict, n_cal: int = 200) -> tuple[Path, Path, Path]:
@@ -89,9 +85,9 @@ def _sqnr(o: dict) -> str:
 def broken_sequence(work: Path, models: dict[str, Path]) -> None:
     import keras
 
-    from mobilepack.search import validation_judge
     from convert.api import ConvertConfig, convert
     from convert.budget import Budget
+    from mobilepack.search import validation_evaluator
     from train.parity_models import set_outlier
 
     folder = models["sequence_regressor"].parent
@@ -106,9 +102,9 @@ def broken_sequence(work: Path, models: dict[str, Path]) -> None:
               f"{row['outputs'][0]['max_rel_error']:.2%} of range: {row['status'].upper()}")
     start = time.perf_counter()
     budget = Budget(min_sqnr_db=30.0)
-    judge = validation_judge(folder / "outlier.keras", budget, log=quiet, validation=str(folder / "val.npz"))
+    evaluate = validation_evaluator(folder / "outlier.keras", budget, log=quiet, validation=str(folder / "val.npz"))
     manifest = convert(folder / "outlier.keras", work / "seq_budget", ConvertConfig(
-        calibration=str(folder / "calib.npz"), min_sqnr_db=30.0), log=quiet, judge=judge)
+        calibration=str(folder / "calib.npz"), min_sqnr_db=30.0), log=quiet, evaluate=evaluate)
     [chosen] = manifest.artifacts
     tried = "; ".join(f"{t['candidate']}: {t['compared']}" for t in chosen.notes["search"])
     row = _bench(work / "seq_budget", folder / "test.npz")["artifacts"][0]
@@ -136,11 +132,10 @@ def broken_box_head(work: Path, models: dict[str, Path]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = figure_parser("parity", __doc__)
     parser.add_argument("--work", type=Path, default=None, help="Keep the models and dists here.")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = args.work or Path(tmp)
+    with work_dir(args.work) as work:
         start = time.perf_counter()
         models = _models(work)
         defaults(work, models)

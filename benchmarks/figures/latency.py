@@ -1,6 +1,6 @@
 """Latency verdicts on a noisy machine: false alarms, real slowdowns, cross-check agreement, cost, pinning.
 
-    python -m benchmarks.latency_figures --demo-dist DIST [--work DIR] [--runs 10] [--quick]
+    python -m benchmarks.figures.latency --demo-dist DIST [--work DIR] [--runs 10] [--only 1,2,3,4,5]
 
 DIST is a `make demo` dist (digits; it is copied, never written). MobileNetV2 alpha 0.35 and 0.5 at
 96 px (weights=None: latency does not depend on the weights) are converted here to the four TFLite
@@ -18,19 +18,17 @@ variants, with random-pixel calibration and evaluation data.
 
 from __future__ import annotations
 
-import argparse
-import os
 import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
+from benchmarks.figures.common import quiet
+from .common import figure_parser, work_dir
 
-quiet = lambda m: None  # noqa: E731
+FIGURES = ("1", "1d", "1m", "2", "3", "4", "5")  # 1d, 1m: figure 1 on the demo or on MobileNetV2 only
 
 
 def mobilenet_dist(work: Path, alpha: float) -> tuple[Path, Path]:
@@ -50,22 +48,23 @@ def mobilenet_dist(work: Path, alpha: float) -> tuple[Path, Path]:
     return folder / "dist", folder / "eval.npz"
 
 
-def bench(dist: Path, data: str, baseline: Path | None = None, crosscheck: bool = False, repeat: int = 3,
+def bench(dist: Path, data, baseline: Path | None = None, crosscheck: bool = False, repeat: int = 3,
           pin: bool = False) -> tuple[dict, float]:
     from benchmarks.bench import BenchConfig, run_bench
 
     start = time.perf_counter()
-    report = run_bench(dist, BenchConfig(data=data, baseline=baseline, crosscheck=crosscheck, repeat=repeat, pin=pin,
+    report = run_bench(dist, BenchConfig(data=str(data), baseline=baseline, crosscheck=crosscheck, repeat=repeat, pin=pin,
                                          gate=False), log=quiet)
     return report, time.perf_counter() - start
 
 
 def false_alarms(name: str, dist: Path, data: str, runs: int, work: Path) -> None:
     base, _ = bench(dist, data)
-    shutil.copy(dist / "report.json", work / f"{name}_baseline.json")
+    baseline = work / f"{''.join(c if c.isalnum() else '_' for c in name)}_baseline.json"  # names hold " " and "/"
+    shutil.copy(dist / "report.json", baseline)
     alarms, noise = [], 0
     for _ in range(runs):
-        report, _ = bench(dist, data, baseline=work / f"{name}_baseline.json")
+        report, _ = bench(dist, data, baseline=baseline)
         alarms += [f"{c['name']}: {'; '.join(c['problems'])}" for c in report["baseline"]["comparisons"] if c["regressed"]]
         noise += sum(len(c["within_noise"]) for c in report["baseline"]["comparisons"])
     print(f"1. {name}: {len(alarms)} false alarm(s) in {runs} benches of identical files "
@@ -132,23 +131,25 @@ def pinning(work: Path, rounds: int = 3) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = figure_parser("latency", __doc__)
     parser.add_argument("--demo-dist", type=Path, required=True, help="A dist from `make demo` (copied).")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--only", default="1,2,3,4,5", help="Which figures, e.g. 1,3.")
+    parser.add_argument("--only", default="1,2,3,4,5", help="Which figures, e.g. 1,3 (1d, 1m: figure 1 on one dist).")
     args = parser.parse_args()
     only = set(args.only.split(","))
-    with tempfile.TemporaryDirectory() as tmp:
-        work = args.work or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
+    if not only <= set(FIGURES):
+        parser.error(f"--only {args.only}: choose from {','.join(FIGURES)}")
+    with work_dir(args.work) as work:
         demo = work / "demo_dist"
         if not demo.exists():
             shutil.copytree(args.demo_dist, demo)
-        mnv2, mnv2_data = mobilenet_dist(work, 0.35)
+        if only & {"1", "1m", "3"}:  # 2 and 5 convert the MobileNetV2s they need themselves
+            mnv2, mnv2_data = mobilenet_dist(work, 0.35)
         start = time.perf_counter()
-        if "1" in only:
+        if "1" in only or "1d" in only:
             false_alarms("digits demo", demo, "digits", args.runs, work)
+        if "1" in only or "1m" in only:
             false_alarms("MobileNetV2 0.35/96", mnv2, str(mnv2_data), args.runs, work)
         if "2" in only:
             real_slowdown(work, args.runs)
