@@ -16,10 +16,10 @@ class KerasRunner:
     runtime = "keras"
 
     def __init__(self, model):
-        import tensorflow as tf
+        from train.loading import inference_function
 
         self.model = model
-        self._fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
+        self._fn = inference_function(model)
 
     def predict(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         out = self._fn(*inputs)

@@ -1,4 +1,4 @@
-"""Stage 2: a Keras model -> TFLite (and later Core ML) artifacts and manifest.json."""
+"""Stage 2: a Keras model -> TFLite and Core ML artifacts, float and quantized, and manifest.json."""
 
 from .api import ConvertConfig, convert
 from .errors import CalibrationDataError, ConversionError, ManifestError, UnsupportedLayerError, UsageError

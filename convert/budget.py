@@ -3,7 +3,7 @@
 The first candidate within the budget is kept; the others are deleted. The budget
 is an accuracy drop for labelled classification outputs (`--max-drop PP`) and an
 SQNR floor for the others (`--min-sqnr DB`, global or per output). Judging needs a
-runtime, which convert does not import: the caller passes `judge(path, target) ->
+runtime, which convert does not import: the caller passes `evaluate(path, target) ->
 per-output figures` (dicts with name, kind, accuracy_drop_pp or None, sqnr_db).
 The bench's recommendation holds artifacts to the same Budget.
 """
@@ -17,9 +17,14 @@ from typing import Callable, Iterator
 
 from train.errors import MobilepackError
 
+from .artifacts import coreml_artifact, save_coreml, tflite_artifact
+from .context import ConversionContext
+from .coreml import convert_coreml, weight_errors
+from .errors import UsageError
 from .manifest import Artifact
+from .tflite import convert_tflite, layer_sensitivity
 
-Judge = Callable[[Path, str], list]
+Evaluator = Callable[[Path, str], list]
 TFLITE_LADDER = ("int8", "dynamic", "fp16")
 COREML_LADDER = {"mlprogram": ("pal4", "pal6", "int8w", "fp16"), "neuralnetwork": ("fp16",)}
 
@@ -74,8 +79,6 @@ class Budget:
 
 def parse_min_sqnr(values) -> tuple[float | None, tuple[tuple[str, float], ...]]:
     """--min-sqnr DB (every output) and/or NAME=DB (one output) -> (global floor, per-output floors)."""
-    from .errors import UsageError
-
     glob, per = None, []
     for item in values or ():
         name, sep, num = item.rpartition("=") if "=" in item else ("", "", item)
@@ -102,12 +105,59 @@ def float_layer_counts(n_layers: int) -> list[int]:
     return counts
 
 
+def budgeted(ctx: ConversionContext, evaluate: Evaluator | None, log: Callable[[str], None]) -> list[Artifact]:
+    """One artifact per family: the most compressed rung of its ladder that `evaluate` finds within budget."""
+    if evaluate is None:
+        raise UsageError("a budget needs validation data to evaluate candidates; convert a run dir or give --validation")
+    config = ctx.config
+    allowed = lambda q: not config.quantizations or q in config.quantizations  # noqa: E731
+    budget = config.budget()
+    chosen = []
+    for target, fmt, _ in config.families():
+        log(f"searching {fmt} within {budget.describe()}")
+        if target == "tflite":
+            rungs = tflite_rungs(ctx, [q for q in TFLITE_LADDER if allowed(q)])
+        else:
+            rungs = coreml_rungs(ctx, fmt, [q for q in COREML_LADDER[fmt] if allowed(q)])
+        chosen.append(choose(fmt, rungs, ctx.stage, budget, evaluate, log))
+    return chosen
+
+
+def tflite_rungs(ctx: ConversionContext, quants):
+    """int8, then int8 with the most sensitive layers kept float, then dynamic, then fp16."""
+    for quant in quants:
+        if quant != "int8":
+            yield quant, lambda q=quant: tflite_artifact(ctx, q)
+            continue
+        # Converted once: the candidate, then (if it misses the budget) the graph the ranking walks.
+        int8 = convert_tflite(ctx.model, "int8", ctx.calibration, ctx.image_input, ctx.config.int8_output)
+        yield quant, lambda: tflite_artifact(ctx, "int8", data=int8)
+        ranked = layer_sensitivity(ctx.model, ctx.calibration, int8)
+        for k in float_layer_counts(len(ranked)):
+            yield f"int8 with {k} tensor(s) kept float", lambda k=k: tflite_artifact(ctx, "int8", ranked[:k])
+
+
+def coreml_rungs(ctx: ConversionContext, fmt: str, quants):
+    """Each compression, then the same with its worst-reproduced weights left uncompressed, then the next."""
+    reference = None  # the fp32 weights, converted once and only if a compression misses the budget
+    for quant in quants:
+        mlmodel = convert_coreml(ctx, fmt, quant)
+        yield quant, lambda q=quant, m=mlmodel: save_coreml(ctx, m, fmt, q)
+        if quant in ("pal4", "pal6", "int8w"):
+            if reference is None:
+                reference = convert_coreml(ctx, fmt, "fp32")
+            ranked = weight_errors(mlmodel, reference)
+            for k in float_layer_counts(len(ranked)):
+                yield (f"{quant} with {k} weight(s) uncompressed",
+                       lambda q=quant, k=k: coreml_artifact(ctx, fmt, q, ranked[:k]))
+
+
 def choose(family: str, rungs: Iterator[tuple[str, Callable[[], Artifact]]], stage: Path, budget: Budget,
-           judge: Judge, log: Callable[[str], None]) -> Artifact:
+           evaluate: Evaluator, log: Callable[[str], None]) -> Artifact:
     trail = []
     for label, build in rungs:
         artifact = build()
-        outputs = judge(artifact.path(stage), artifact.target)
+        outputs = evaluate(artifact.path(stage), artifact.target)
         within, said = budget.check(outputs)
         trail.append({"candidate": label, "quantization": artifact.quantization, "size_bytes": artifact.size_bytes,
                       "val_drop_pp": _first_drop(outputs), "val_min_sqnr_db": _min_sqnr(outputs),

@@ -40,9 +40,21 @@ def balanced_sample(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     return np.asarray(sorted(picked), dtype=np.int64)
 
 
-def _image_calibration(dataset: ImageDataset, indices, prep: Preprocessing, size: int, seed: int,
+@dataclass(frozen=True)
+class CalibrationRequest:
+    """What to calibrate for: --calibration, how many samples, the seed, and the model's inputs."""
+
+    spec: str | None  # digits, an image folder, FILE.npy/.npz; None: the run's training split
+    size: int
+    seed: int
+    input_shapes: list[tuple]
+    input_names: list[str]
+
+
+def _image_calibration(dataset: ImageDataset, indices, prep: Preprocessing, request: CalibrationRequest,
                        what: str, log: Callable[[str], None]) -> CalibrationSet:
     labels = dataset.labels[indices]
+    size, seed = request.size, request.seed
     if len(indices) == 0:
         raise CalibrationDataError(f"{what}: 0 images to calibrate int8 on; give images with --calibration DIR")
     chosen = np.asarray(indices)[balanced_sample(labels, min(size, len(indices)), seed)]
@@ -59,9 +71,9 @@ def _image_calibration(dataset: ImageDataset, indices, prep: Preprocessing, size
     }, log)
 
 
-def _array_calibration(path: Path, input_shapes: list[tuple], input_names: list[str], size: int,
-                       seed: int, log: Callable[[str], None]) -> CalibrationSet:
-    arrays, _ = load_tensor_file(path, input_shapes, input_names, CalibrationDataError)
+def _array_calibration(path: Path, request: CalibrationRequest, log: Callable[[str], None]) -> CalibrationSet:
+    input_names, size, seed = request.input_names, request.size, request.seed
+    arrays, _ = load_tensor_file(path, request.input_shapes, input_names, CalibrationDataError)
     count = len(arrays[0])
     if count == 0:
         raise CalibrationDataError(f"{path}: 0 samples to calibrate int8 on; give samples of the model's input, "
@@ -98,12 +110,12 @@ def _described(inputs: tuple, description: dict, log: Callable[[str], None]) -> 
     return CalibrationSet(inputs, description)
 
 
-def resolve_calibration(spec: str | None, run_split: Path | None, prep: Preprocessing | None,
-                        input_shapes: list[tuple], input_names: list[str], size: int, seed: int,
+def resolve_calibration(request: CalibrationRequest, run_split: Path | None, prep: Preprocessing | None,
                         log: Callable[[str], None] = print) -> CalibrationSet:
     """Calibration data from --calibration, or by default the run's training split."""
+    spec = request.spec
     if spec and spec.lower().endswith((".npy", ".npz")):
-        return _array_calibration(Path(spec), input_shapes, input_names, size, seed, log)
+        return _array_calibration(Path(spec), request, log)
     if prep is None:
         raise CalibrationDataError(
             "int8 needs calibration data and this model's inputs are not images described by a run dir; "
@@ -120,9 +132,9 @@ def resolve_calibration(spec: str | None, run_split: Path | None, prep: Preproce
         raise CalibrationDataError(f"calibration: {exc}") from None
     if split is not None and _same_source(dataset, split):
         # Only the training split: validation and test images must stay unseen.
-        return _image_calibration(dataset, split_indices(dataset, split, "train"), prep, size, seed,
+        return _image_calibration(dataset, split_indices(dataset, split, "train"), prep, request,
                                   f"{spec} (train split)", log)
-    return _image_calibration(dataset, list(range(len(dataset))), prep, size, seed, str(spec), log)
+    return _image_calibration(dataset, list(range(len(dataset))), prep, request, str(spec), log)
 
 
 def _same_source(dataset: ImageDataset, split: dict) -> bool:

@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 
+from train.loading import inference_function
 from train.preprocessing import Preprocessing
 
 from .errors import ConversionError, UnsupportedLayerError
@@ -63,21 +64,21 @@ def import_coremltools():
     return ct
 
 
-def convert_coreml(model, fmt: str, quant: str, prep: Preprocessing | None, labels: list[str] | None,
-                   metadata: dict, keep_float: tuple[str, ...] = ()):
-    """Return an in-memory coremltools MLModel for one format and quantization.
+def convert_coreml(ctx, fmt: str, quant: str, keep_float: tuple[str, ...] = ()):
+    """Return an in-memory coremltools MLModel of `ctx.model` (a ConversionContext) for one format and quantization.
 
-    keep_float names weight consts that compression must leave as they are.
+    An image input described by the context's preprocessing becomes an ImageType (with the labels, a
+    classifier); keep_float names weight consts that compression must leave as they are.
     """
     import tensorflow as tf
 
+    model, prep, labels = ctx.model, ctx.image_prep, ctx.labels
     ct = import_coremltools()
     if quant not in COREML_QUANTS[fmt]:
         valid = ", ".join(COREML_QUANTS[fmt])
         raise ConversionError(f"Core ML {fmt} has no quantization {quant!r}; valid: {valid}")
     specs = [tf.TensorSpec((1, *tuple(t.shape)[1:]), tf.float32, name=_clean(t.name)) for t in model.inputs]
-    concrete = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False),
-                           input_signature=specs).get_concrete_function()
+    concrete = inference_function(model, input_signature=specs).get_concrete_function()
     image = prep is not None and len(specs) == 1
     if image:
         scale, bias = imagetype_scale_bias(prep)
@@ -105,7 +106,7 @@ def convert_coreml(model, fmt: str, quant: str, prep: Preprocessing | None, labe
             mlmodel = _compress(ct, mlmodel, fmt, quant, keep_float)
     except (NotImplementedError, ValueError, RuntimeError, TypeError, KeyError) as exc:
         raise _error(exc, fmt, model) from None
-    _set_metadata(mlmodel, metadata, quant, target)
+    _set_metadata(mlmodel, ctx.metadata, quant, target)
     return mlmodel
 
 

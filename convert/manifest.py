@@ -18,6 +18,7 @@ from .errors import ManifestError
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+PLATFORM_TARGET = {"android": "tflite", "ios": "coreml"}  # the artifact target each platform's app embeds
 _TENSOR_FIELDS = ("name", "shape", "dtype", "quantization")
 
 

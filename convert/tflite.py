@@ -52,13 +52,22 @@ def convert_tflite(model, quant: str, calibration: CalibrationSet | None = None,
         if image_input:
             converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.uint8 if int8_output == "uint8" else tf.float32
+    with _converting(quant):
+        return converter.convert()
+
+
+@contextlib.contextmanager
+def _converting(quant: str):
+    """Run a converter step quietly, turning whatever it raises into one named error.
+
+    The converter prints its temporary SavedModel's endpoints to stdout and warns about
+    statistics; neither is for our user. It raises many unrelated exception types.
+    """
     try:
-        # The converter prints its temporary SavedModel's endpoints to stdout and
-        # warns about statistics; neither is for our user.
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return converter.convert()
-    except Exception as exc:  # the converter raises many unrelated types
+            yield
+    except Exception as exc:
         raise _conversion_error(exc, quant) from None
 
 
@@ -154,15 +163,11 @@ def layer_sensitivity(model, calibration: CalibrationSet, int8_model: bytes) -> 
     """
     import csv
 
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            debugger = _debugger(model, calibration)
-            debugger.run()
-            buf = io.StringIO()
-            debugger.layer_statistics_dump(buf)
-    except Exception as exc:  # the debugger raises many unrelated types
-        raise _conversion_error(exc, "int8") from None
+    with _converting("int8"):
+        debugger = _debugger(model, calibration)
+        debugger.run()
+        buf = io.StringIO()
+        debugger.layer_statistics_dump(buf)
     buf.seek(0)
     readers = _readers(int8_model)
     scores = [(row["tensor_name"], float(row["quantization_sqnr"])) for row in csv.DictReader(buf)
@@ -186,9 +191,5 @@ def _readers(model_bytes: bytes) -> dict[str, list[str]]:
 
 def convert_tflite_mixed(model, calibration: CalibrationSet, float_layers: list[str]) -> bytes:
     """int8 except `float_layers`, which keep float kernels (float32 input and output)."""
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return _debugger(model, calibration, float_layers).get_nondebug_quantized_model()
-    except Exception as exc:
-        raise _conversion_error(exc, "int8") from None
+    with _converting("int8"):
+        return _debugger(model, calibration, float_layers).get_nondebug_quantized_model()

@@ -201,7 +201,7 @@ def convert_cmd(model, target, coreml_format, quant, out, calibration, calibrati
                            seed=seed, max_drop_pp=max_drop, min_sqnr_db=sqnr, min_sqnr_by_output=sqnr_by_output)
     if validation and not config.budgeted:
         raise UsageError(f"--validation {validation}: it feeds the budget search; add --max-drop PP or --min-sqnr DB")
-    manifest = convert(model, out, config, log=ui.log, judge=_judge(model, config, validation, output_kind, ui),
+    manifest = convert(model, out, config, log=ui.log, evaluate=_evaluator(model, config, validation, output_kind, ui),
                        progress=ui)
     click.echo(f"{out}/manifest.json: {len(manifest.artifacts)} artifact(s)")
 
@@ -209,16 +209,16 @@ def convert_cmd(model, target, coreml_format, quant, out, calibration, calibrati
 cli.add_command(convert_cmd)
 
 
-def _judge(model, config, validation, output_kinds, ui):
+def _evaluator(model, config, validation, output_kinds, ui):
     if not config.budgeted:
         return None
     from benchmarks.outputs import parse_output_kinds
     from convert.shapes import load_fixed
-    from mobilepack.search import validation_judge
+    from mobilepack.search import validation_evaluator
 
     load = functools.partial(load_fixed, unsafe=config.unsafe_load, custom_objects=config.custom_objects,
                              input_shapes=config.input_shapes)
-    return validation_judge(model, config.budget(), config.unsafe_load, ui.log, validation=validation,
+    return validation_evaluator(model, config.budget(), ui.log, validation=validation,
                             output_kinds=parse_output_kinds(output_kinds), load=load)
 
 
@@ -385,14 +385,14 @@ def demo_cmd(out, run_dir, epochs, img_size, seed, ui, **options):
         mobilepack demo --out dist --max-drop 0.5
     """
     from convert.api import ConvertConfig
-    from mobilepack.pipeline import run_demo
+    from mobilepack.pipeline import Demo, run_demo
     from train.trainer import TrainConfig
 
     bench = _bench_config({**options, "data": "digits"})
     every = ConvertConfig(targets=("tflite", "coreml"), coreml_formats=("mlprogram", "neuralnetwork"), seed=seed,
                           max_drop_pp=_budget(options["max_drop"]))
-    report = run_demo(out, run_dir, TrainConfig(epochs=epochs, img_size=img_size, seed=seed), every, bench,
-                      log=ui.log, progress=ui, verbose=0 if ui.quiet else 2)
+    demo = Demo(out, run_dir, TrainConfig(epochs=epochs, img_size=img_size, seed=seed), every, bench)
+    report = run_demo(demo, log=ui.log, progress=ui, verbose=0 if ui.quiet else 2)
     _finish_bench(report, out, ui)
 
 

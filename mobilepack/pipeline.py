@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -10,17 +11,24 @@ from convert.api import ConvertConfig, convert
 from train.trainer import TrainConfig, train
 
 
-def run_demo(out: Path, run_dir: Path, train_config: TrainConfig, convert_config: ConvertConfig,
-             bench_config: BenchConfig, log: Callable[[str], None] = print, progress=None,
-             verbose: int = 1) -> dict:
-    log(f"== 1/3 train -> {run_dir}")
-    train(train_config, run_dir, log=log, verbose=verbose)
-    log(f"== 2/3 convert -> {out}")
-    judge = None
-    if convert_config.budgeted:
-        from mobilepack.search import validation_judge
+@dataclass(frozen=True)
+class Demo:
+    out: Path  # the dist folder
+    run_dir: Path
+    train: TrainConfig
+    convert: ConvertConfig
+    bench: BenchConfig
 
-        judge = validation_judge(run_dir, convert_config.budget(), log=log)
-    convert(run_dir, out, convert_config, log=log, judge=judge, progress=progress)
-    log(f"== 3/3 bench {out}")
-    return run_bench(out, bench_config, log=log, progress=progress)
+
+def run_demo(demo: Demo, log: Callable[[str], None] = print, progress=None, verbose: int = 1) -> dict:
+    log(f"== 1/3 train -> {demo.run_dir}")
+    train(demo.train, demo.run_dir, log=log, verbose=verbose)
+    log(f"== 2/3 convert -> {demo.out}")
+    evaluate = None
+    if demo.convert.budgeted:
+        from mobilepack.search import validation_evaluator
+
+        evaluate = validation_evaluator(demo.run_dir, demo.convert.budget(), log=log)
+    convert(demo.run_dir, demo.out, demo.convert, log=log, evaluate=evaluate, progress=progress)
+    log(f"== 3/3 bench {demo.out}")
+    return run_bench(demo.out, demo.bench, log=log, progress=progress)

@@ -1,4 +1,4 @@
-"""The judge of budgeted conversion: candidates against the Keras model on validation data.
+"""The evaluator of budgeted conversion: candidates against the Keras model on validation data.
 
 It lives in the front door because it needs both convert (the candidates) and
 benchmarks (the runtimes); convert itself never imports benchmarks. The data is a
@@ -18,7 +18,7 @@ from benchmarks.parity import output_figures
 from benchmarks.runners import KerasRunner, artifact_runner, predict_batched
 from convert.budget import Budget
 from convert.errors import UsageError
-from train.data import load_dataset, load_split, source_spec, split_indices
+from train.data import load_dataset, load_split, split_part
 from train.errors import DataError
 from train.loading import load_keras_model, resolve_model_path
 from train.preprocessing import Preprocessing
@@ -30,18 +30,18 @@ def min_validation_images(budget_pp: float) -> int:
     return math.ceil(100.0 / budget_pp - 1e-9)
 
 
-def validation_judge(source: Path, budget: Budget, unsafe: bool = False, log: Callable[[str], None] = print,
-                     validation: str | None = None, output_kinds: dict | None = None,
-                     load: Callable | None = None) -> Callable[[Path, str], list]:
-    """judge(path, target) -> per-output validation figures of that artifact against the Keras model.
+def validation_evaluator(source: Path, budget: Budget, log: Callable[[str], None] = print,
+                         validation: str | None = None, output_kinds: dict | None = None,
+                         load: Callable | None = None) -> Callable[[Path, str], list]:
+    """evaluate(path, target) -> per-output validation figures of that artifact against the Keras model.
 
-    `load(path)` loads the Keras model (the CLI passes one that knows --custom-objects and
-    --input-shape); by default safe-mode loading as `unsafe` says.
+    `load(path)` loads the Keras model (the CLI passes one that knows --unsafe-load, --custom-objects
+    and --input-shape); by default it is loaded in safe mode.
     """
     model_path = resolve_model_path(source)
     if validation is None:
         _check_run_dir(model_path.parent, source, budget)
-    model = load(model_path) if load else load_keras_model(model_path, unsafe)
+    model = load(model_path) if load else load_keras_model(model_path)
     specs = describe_outputs(model, output_kinds)
     if validation is None:
         x, labels = _run_dir_split(model_path.parent, specs, log)
@@ -56,11 +56,11 @@ def validation_judge(source: Path, budget: Budget, unsafe: bool = False, log: Ca
     else:
         log(f"validation: {len(x[0])} inputs, no class labels: outputs held to --min-sqnr")
 
-    def judge(path: Path, target: str) -> list:
+    def evaluate(path: Path, target: str) -> list:
         out = predict_batched(artifact_runner(path, target), x, 32)
         return [output_figures(s, out[s.index], reference[s.index], labels.get(s.name)) for s in specs]
 
-    return judge
+    return evaluate
 
 
 def _check_run_dir(run_dir: Path, source: Path, budget: Budget) -> None:
@@ -82,12 +82,10 @@ def _check_count(count: int, budget_pp: float, what: str, more: str) -> None:
 
 
 def _run_dir_split(run_dir: Path, specs, log) -> tuple[list[np.ndarray], dict]:
-    split = load_split(run_dir / "split.json")
     try:
-        dataset = load_dataset(source_spec(split["source"]), log)
+        dataset, idx = split_part(run_dir / "split.json", "val", log)
     except DataError as exc:
         raise UsageError(f"--max-drop: cannot read the validation data: {exc}") from None
-    idx = split_indices(dataset, split, "val")
     prep = Preprocessing.load(run_dir / "preprocessing.json")
     return [prep.apply_batch([dataset.images[i] for i in idx])], _image_labels(specs, dataset.labels[idx])
 

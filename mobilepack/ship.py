@@ -22,13 +22,12 @@ from typing import Callable
 
 import numpy as np
 
-from convert.manifest import MANIFEST_NAME, load_manifest, verify_artifacts
+from convert.manifest import MANIFEST_NAME, PLATFORM_TARGET, load_manifest, verify_artifacts
 from train.errors import MobilepackError
 from train.fsutil import atomic_write_json, staged_directory
 from train.preprocessing import Preprocessing
 
 MARKER = "mobilepack-app.json"
-PLATFORM_TARGET = {"android": "tflite", "ios": "coreml"}
 
 
 class ShipError(MobilepackError):
@@ -65,7 +64,7 @@ def ship(dist: Path, config: ShipConfig, log: Callable[[str], None] = print) -> 
             one = manifest.to_dict()
             one["artifacts"] = [a for a in one["artifacts"] if a["name"] == artifact.name]
             atomic_write_json(stage / MANIFEST_NAME, one)
-            count = _samples(dist, manifest, prep, artifact, stage / "samples", config.samples, log)
+            count = _samples(dist, manifest, prep, artifact, stage / "samples", config.samples)
         log(f"{platform}: {artifact.name} ({row['status']}) + labels, manifest, preprocessing, {count} sample(s) "
             f"-> {assets}")
         shipped[platform] = {"artifact": artifact.name, "assets": str(assets)}
@@ -125,19 +124,17 @@ def _copy_model(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _samples(dist: Path, manifest, prep: Preprocessing, artifact, out: Path, count: int, log) -> int:
+def _samples(dist: Path, manifest, prep: Preprocessing, artifact, out: Path, count: int) -> int:
     """One test-split image per class in turn, at the model's input size, with what the artifact predicts."""
     from PIL import Image
 
     from benchmarks.runners import artifact_runner
-    from train.data import load_dataset, load_split, source_spec, split_indices
+    from train.data import split_part
 
     split_file = manifest.source.get("split_file")
     if not split_file or count <= 0:
         return 0
-    split = load_split(dist / split_file)
-    dataset = load_dataset(source_spec(split["source"]), lambda m: None)
-    test = split_indices(dataset, split, "test")
+    dataset, test = split_part(dist / split_file, "test", lambda m: None)
     by_class: dict[int, list[int]] = {}
     for i in test:
         by_class.setdefault(int(dataset.labels[i]), []).append(i)

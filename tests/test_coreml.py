@@ -10,6 +10,7 @@ import pytest
 from benchmarks.coreml_reference import CoreMLFormatError, CoreMLReferenceRunner, InputMismatchError, UnsupportedOpError
 from benchmarks.coreml_reference.mil_ops import affine_dequantize, lut_to_dense
 from benchmarks.metrics import sqnr_db
+from convert.context import ConversionContext
 from convert.coreml import convert_coreml, imagetype_scale_bias
 from convert.errors import UnsupportedLayerError
 from train.preprocessing import Preprocessing
@@ -63,7 +64,7 @@ def zoo():
 def test_evaluator_matches_keras_on_every_building_block(zoo, tmp_path, fmt, quant):
     model, x, ref = zoo
     path = tmp_path / f"zoo{SUFFIX[fmt]}"
-    convert_coreml(model, fmt, quant, None, None, {}).save(str(path))
+    convert_coreml(ConversionContext(model), fmt, quant).save(str(path))
     out = CoreMLReferenceRunner(path).predict([x])[0]
     assert out.shape == ref.shape
     if quant == "fp32":
@@ -79,7 +80,7 @@ def test_fp16_program_is_evaluated_in_fp16(zoo, tmp_path):
     """fp16 activations add error beyond fp16 weights; an evaluator that computed in fp32 would hide it."""
     model, x, ref = zoo
     path = tmp_path / "zoo16.mlpackage"
-    convert_coreml(model, "mlprogram", "fp16", None, None, {}).save(str(path))
+    convert_coreml(ConversionContext(model), "mlprogram", "fp16").save(str(path))
     runner = CoreMLReferenceRunner(path)
     out16 = runner.predict([x])[0]
     for step in runner.program.steps:
@@ -241,7 +242,7 @@ def test_fast_depthwise_equals_the_textbook_sum(size, stride, kernel, pads):
     rng = np.random.default_rng(size)
     x = rng.normal(size=(2, 6, size, size)).astype(np.float32)
     w = rng.normal(size=(6, 1, kernel, kernel)).astype(np.float32)
-    fast = K.conv2d(x, w, None, (stride, stride), pads, (1, 1), groups=6)
+    fast = K.conv2d(x, w, None, K.ConvGeometry((stride, stride), pads, (1, 1), groups=6))
     xp = np.pad(x, [(0, 0), (0, 0), *pads])
     oh = (xp.shape[2] - kernel) // stride + 1
     ow = (xp.shape[3] - kernel) // stride + 1
@@ -278,7 +279,7 @@ def test_stride2_same_padding_is_folded_into_the_conv(tmp_path):
     outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(x))
     model = keras.Model(inputs, outputs)
     path = tmp_path / "pads.mlpackage"
-    convert_coreml(model, "mlprogram", "fp32", None, None, {}).save(str(path))
+    convert_coreml(ConversionContext(model), "mlprogram", "fp32").save(str(path))
     runner = CoreMLReferenceRunner(path)
     block = runner.spec.mlProgram.functions["main"].block_specializations["CoreML5"]
     assert [op.type for op in block.operations].count("pad") == 1  # the converter's explicit pad...

@@ -154,6 +154,13 @@ def load_split(path: Path) -> dict:
     return d
 
 
+def split_part(split_path: Path, part: str, log: Callable[[str], None] = print) -> tuple[ImageDataset, list[int]]:
+    """The dataset a saved split was made from, reloaded, and the indices of its `part` (train, val or test)."""
+    split = load_split(split_path)
+    dataset = load_dataset(source_spec(split["source"]), log)
+    return dataset, split_indices(dataset, split, part)
+
+
 def split_indices(dataset: ImageDataset, split: dict, part: str) -> list[int]:
     """Indices of `dataset` that belong to `part` of a saved split."""
     where = {id_: i for i, id_ in enumerate(dataset.ids)}

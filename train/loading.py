@@ -60,6 +60,18 @@ def size_on_disk(path: Path) -> int:
     return path.stat().st_size
 
 
+def inference_function(model, input_signature=None):
+    """The model's forward pass as a tf.function (training=False), inputs as positional arguments.
+
+    The benchmark's Keras runner calls it; Core ML conversion traces it into a concrete function,
+    the only form of a Keras 3 model coremltools 9 accepts.
+    """
+    import tensorflow as tf
+
+    return tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False),
+                       input_signature=input_signature)
+
+
 def load_keras_model(path: Path, unsafe: bool = False, custom_objects: Sequence[str] = ()):
     """Load a .keras/.h5 model with safe mode on unless `unsafe`.
 

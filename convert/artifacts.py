@@ -1,0 +1,102 @@
+"""One artifact at a time: convert, write into the staging folder, describe for the manifest."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from train.fsutil import atomic_write_bytes
+from train.loading import sha256_file, size_on_disk
+
+from .context import ConversionContext
+from .coreml import SUFFIX, convert_coreml
+from .manifest import Artifact
+from .tflite import convert_tflite, convert_tflite_mixed, describe_tensors
+
+TFLITE_FLOAT_LAYER_REASON = (
+    "these tensors lose most to int8 rounding (lowest worst-channel SQNR against their own rounding, measured "
+    "with LiteRT's QuantizationDebugger on the calibration data); their producer and readers stay float so "
+    "they are never quantized; added most sensitive first until the candidate fit the budget")
+
+
+def tflite_artifact(ctx: ConversionContext, quant: str, float_layers=None, data: bytes | None = None) -> Artifact:
+    """Write one .tflite (converting it unless `data` already holds it) and describe it."""
+    name = f"model_{quant}_mixed" if float_layers else f"model_{quant}"
+    if float_layers:
+        data = convert_tflite_mixed(ctx.model, ctx.calibration, sorted({n for group, _ in float_layers for n in group}))
+    elif data is None:
+        data = convert_tflite(ctx.model, quant, ctx.calibration, ctx.image_input, ctx.config.int8_output)
+    path = ctx.stage / f"{name}.tflite"
+    atomic_write_bytes(path, data)
+    inputs, outputs = describe_tensors(path)
+    notes = _tflite_notes(quant, ctx)
+    if float_layers:
+        notes = {**notes, "weights": "int8 except the float layers", "input": "float32 (quantized inside)",
+                 "output": "float32",
+                 "float_layers": [{"tensor": group[0], "layers": group, "quantization_sqnr_db": round(score, 2)}
+                                  for group, score in float_layers],
+                 "float_layer_reason": TFLITE_FLOAT_LAYER_REASON}
+    return Artifact(name=name, file=path.name, sha256=sha256_file(path), size_bytes=len(data), target="tflite",
+                    format="tflite", quantization=quant, inputs=inputs, outputs=outputs, notes=notes)
+
+
+def coreml_artifact(ctx: ConversionContext, fmt: str, quant: str, keep=None) -> Artifact:
+    """Convert and write one Core ML model; `keep` names weights (with their error) left uncompressed."""
+    mlmodel = convert_coreml(ctx, fmt, quant, tuple(n for n, _ in keep or ()))
+    return save_coreml(ctx, mlmodel, fmt, quant, keep)
+
+
+def save_coreml(ctx: ConversionContext, mlmodel, fmt: str, quant: str, keep=None) -> Artifact:
+    from .coreml_describe import describe_coreml
+
+    name = f"model_{fmt}_{quant}" + ("_mixed" if keep else "")
+    path = ctx.stage / f"{name}{SUFFIX[fmt]}"
+    mlmodel.save(str(path))
+    inputs, outputs, info = describe_coreml(path)
+    notes = {**_COREML_NOTES[quant], **info,
+             "minimum_deployment_target": mlmodel.user_defined_metadata["mobilepack.minimum_deployment_target"]}
+    if keep:
+        notes["float_layers"] = [{"tensor": n, "layers": [n], "relative_weight_error": round(e, 4)} for n, e in keep]
+        notes["float_layer_reason"] = (f"the weights {quant} reproduces worst (relative error ||W'-W||/||W||), "
+                                       "left uncompressed, worst first, until the candidate fit the budget")
+    return Artifact(name=name, file=path.name, sha256=sha256_file(path), size_bytes=size_on_disk(path),
+                    target="coreml", format=fmt, quantization=quant, inputs=inputs, outputs=outputs, notes=notes)
+
+
+def with_tflite_metadata(ctx: ConversionContext, artifact: Artifact) -> Artifact:
+    """Give an image classifier's .tflite standard TFLite metadata (MediaPipe / ML Kit refuse float models without)."""
+    from .tflite_metadata import add_metadata
+
+    if artifact.target != "tflite" or not (ctx.image_input and ctx.labels):
+        return artifact
+    path = ctx.stage / artifact.file
+    sha = ctx.metadata["source_model_sha256"]
+    info = {"name": f"{ctx.model_path.stem} ({artifact.quantization})",
+            "description": f"{len(ctx.labels)}-class image classifier, {artifact.quantization}, converted by "
+                           f"mobilepack from {ctx.model_path.name} (sha256 {sha[:12]})",
+            "version": sha[:12], "author": ctx.metadata.get("author", "mobilepack"),
+            "license": ctx.metadata.get("license", "unspecified")}
+    data = add_metadata(path.read_bytes(), ctx.prep, ctx.labels, info)
+    atomic_write_bytes(path, data)
+    notes = {**artifact.notes, "metadata": "TFLite metadata: normalization, labels.txt packed, author, license"}
+    return dataclasses.replace(artifact, sha256=sha256_file(path), size_bytes=len(data), notes=notes)
+
+
+_COREML_NOTES = {
+    "fp32": {"weights": "float32", "compute_precision": "float32"},
+    "fp16": {"weights": "float16", "compute_precision": "float16 (ML Program) / float32 (NeuralNetwork)"},
+    "int8w": {"weights": "int8 linear symmetric per-channel", "compute_precision": "float32"},
+    "pal6": {"weights": "6-bit k-means palette", "compute_precision": "float32"},
+    "pal4": {"weights": "4-bit k-means palette", "compute_precision": "float32"},
+}
+
+
+def _tflite_notes(quant: str, ctx: ConversionContext) -> dict:
+    if quant == "fp16":
+        return {"weights": "float16", "activations": "float32"}
+    if quant == "dynamic":
+        return {"weights": "int8", "activations": "float32 (int8 kernels where supported)"}
+    if quant == "int8":
+        return {"weights": "int8", "activations": "int8",
+                "input": "uint8 raw pixels" if ctx.image_input else "float32, quantized inside the model",
+                "output": ctx.config.int8_output}
+    return {"weights": "float32", "activations": "float32"}
