@@ -29,7 +29,8 @@ from .measure import FreshProcessMeter
 from .timing import measure_all
 from .recommend import recommend
 from .regression import REGRESSION_LIMITS, check_same_data, compare, load_baseline
-from .report import REPORT_SCHEMA_VERSION, best_p50, write_report
+from .report import REPORT_SCHEMA_VERSION, write_report
+from .summary import best_p50
 from .runners import KerasRunner, artifact_runner, predict_batched
 
 Progress = Callable[[str, int, int], None]

@@ -4,7 +4,7 @@ An artifact passes when every output passes its kind's limits (and every gated u
 --max-metric-drop). Classification outputs are held to top-1 accuracy drop and agreement; regression
 outputs to SQNR and the largest error relative to the reference output's range; embeddings to SQNR
 and mean cosine similarity. The regression and embedding defaults come from
-`python -m benchmarks.parity_figures` (see the README's threshold table for the measured figures).
+`python -m benchmarks.figures.parity` (see the README's threshold table for the measured figures).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class Threshold:
 
 
 # fp32/fp16 should be numerically the reference; int8 variants may lose a little. Regression rows,
-# from `python -m benchmarks.parity_figures` (three trained non-classifier heads, every variant):
+# from `python -m benchmarks.figures.parity` (three trained non-classifier heads, every variant):
 # healthy fp32 >= 125 dB, fp16 65-77 dB, int8/dynamic/pal6 28-52 dB, pal4 31 dB; an int8 box head
 # broken by one outlier channel 21.5 dB. SQNR is the main floor; the relative error (largest |error|
 # over the output's range, a max over every input) only catches gross misses, since healthy int8

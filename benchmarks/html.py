@@ -13,8 +13,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .report import (PLATFORMS, best_p50, crosscheck_lines, metric_lines, output_table, recommendation_lines,
-                     shows_outputs, stability_lines, statistics_lines, table_rows)
+from convert.manifest import PLATFORM_TARGET
+
+from .summary import (best_p50, crosscheck_lines, fmt, metric_lines, output_table, recommendation_lines, shows_outputs,
+                      stability_lines, statistics_lines, table_rows)
 
 COLORS = {"tflite": "#1f77b4", "coreml": "#d62728"}
 THUMB_PX = 96
@@ -160,7 +162,7 @@ def render_html(report: dict, images: Sequence[np.ndarray] | None = None) -> str
         f"({e(d['split'])} split), {e(report['created_at'])}</p>",
         "<h2>Summary</h2><ul>",
         *[f"<li>{e(line[0].upper() + line[1:])}</li>" for line in recommendation_lines(report)],
-        f"<li>Reference (Keras): accuracy {_num(report['reference']['accuracy'], '.4f')}, batch-1 p50 "
+        f"<li>Reference (Keras): accuracy {fmt(report['reference']['accuracy'], '.4f')}, batch-1 p50 "
         f"{report['reference']['latency_ms']['p50']:.3f} ms</li></ul>",
         f'<div class="note"><b>Measured on</b> {e(m["cpu"])}, {m["cores"]} cores '
         f"({e(', '.join(m['vector_extensions']) or 'no vector extensions seen')}), {e(m['os'])}, Python "
@@ -199,7 +201,7 @@ def render_html(report: dict, images: Sequence[np.ndarray] | None = None) -> str
              *[f"<li><b>{e(a['status'].upper())}</b> <code>{e(a['name'])}</code>: {e(a['reason'])}</li>"
                for a in report["artifacts"]], "</ul>",
              f"<p>Machine-readable: <code>report.json</code> (schema_version {report['schema_version']}). "
-             f"Platforms: {', '.join(f'{p} embeds {t}' for p, t in PLATFORMS.items())}.</p>"]
+             f"Platforms: {', '.join(f'{p} embeds {t}' for p, t in PLATFORM_TARGET.items())}.</p>"]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>mobilepack report: {e(g['verdict'])}</title><style>{CSS}</style></head><body>\n"
@@ -215,7 +217,7 @@ def _worst_section(worst: dict | None, images) -> list[str]:
     if worst["output"] is None:
         sqnr = "exact" if worst["sqnr_db"] is None else f"{worst['sqnr_db']:.1f} dB"
         return out + [f"<p>No classification output; lowest SQNR of any output: {e(sqnr)}.</p>"]
-    out.append(f"<p>Output <code>{e(worst['output'])}</code>: accuracy drop {_num(drop, '+.2f')} pp, agreement "
+    out.append(f"<p>Output <code>{e(worst['output'])}</code>: accuracy drop {fmt(drop, '+.2f')} pp, agreement "
                f"{worst['agreement']:.4f}; it gets {worst['missed_count']} input(s) wrong, "
                f"{worst['newly_missed_count']} of them right in the reference.</p>")
     plot = per_class_plot(worst)
@@ -230,10 +232,6 @@ def _worst_section(worst: dict | None, images) -> list[str]:
             out.append(f"<figure>{pic}<figcaption>{e(cap)}</figcaption></figure>")
         out.append("</div>")
     return out
-
-
-def _num(v, spec: str) -> str:
-    return "-" if v is None else format(v, spec)
 
 
 def expected_image_count(report: dict, has_images: bool) -> int:

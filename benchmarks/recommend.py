@@ -8,8 +8,9 @@ loose row cannot pick an artifact that loses more than the user would.
 from __future__ import annotations
 
 from convert.budget import Budget
+from convert.manifest import PLATFORM_TARGET
 
-from .report import PLATFORMS, best_p50
+from .summary import best_p50
 
 
 def recommend(rows: list[dict], budget: Budget) -> dict[str, str | None]:
@@ -17,7 +18,7 @@ def recommend(rows: list[dict], budget: Budget) -> dict[str, str | None]:
     for r in rows:
         r["within_budget"], r["budget_check"] = budget.check(r["outputs"])
     chosen: dict[str, str | None] = {}
-    for platform, target in PLATFORMS.items():
+    for platform, target in PLATFORM_TARGET.items():
         family = [r for r in rows if r["target"] == target]
         eligible = [r for r in family if r["status"] == "passed" and r["within_budget"]]
         eligible.sort(key=lambda r: (r["size_bytes"], _fastest(r)))
