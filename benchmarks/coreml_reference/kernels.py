@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Where a convolution or pooling window goes, per spatial axis (H, W).
+
+    Both file formats describe a window by these four values; building them once
+    at the call site keeps each kernel's argument list to what it computes with.
+    Pooling uses only strides and pads.
+    """
+
+    strides: Sequence[int]
+    pads: Sequence[tuple[int, int]]  # (before, after) per axis, already resolved from 'same' / 'valid'
+    dilations: Sequence[int] = (1, 1)
+    groups: int = 1
 
 
 def same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
@@ -25,8 +43,9 @@ def resolve_pads(pad_type: str, pad, in_hw, kernel, strides, dilations) -> list[
     return [(p[2 * i], p[2 * i + 1]) for i in range(len(kernel))]
 
 
-def _windows(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int) -> np.ndarray:
+def _windows(x: np.ndarray, kernel, strides, dilations=(1, 1)) -> np.ndarray:
     """View (N, C, kh, kw, OH, OW) of an already padded x; no copy."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, strides, dilations
     n, c, h, w = x.shape
     oh = (h - (kh - 1) * dh - 1) // sh + 1
     ow = (w - (kw - 1) * dw - 1) // sw + 1
@@ -49,30 +68,31 @@ def pad_constant(x: np.ndarray, pairs, value: float = 0.0) -> np.ndarray:
     return out
 
 
-def conv2d(x, weight, bias, strides, pads, dilations, groups) -> np.ndarray:
+def conv2d(x, weight, bias, geo: ConvGeometry) -> np.ndarray:
     """Cross-correlation as Core ML and TensorFlow define it; weight is (O, C/groups, kh, kw)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     o, cg, kh, kw = weight.shape
-    sh, sw = strides
-    dh, dw = dilations
+    sh, sw = geo.strides
     n, c = x.shape[:2]
+    groups = geo.groups
     if groups == c and cg == 1:
-        out = _depthwise(x, weight, sh, sw, dh, dw, o // c, pads)  # pads while gathering: one copy fewer
+        out = _depthwise(x, weight, geo, o // c)  # pads while gathering: one copy fewer
     elif groups == 1:
-        x = _pad(x, pads)
+        x = _pad(x, geo.pads)
         if kh == kw == 1 and sh == sw == 1:
             out = np.matmul(weight.reshape(o, c), x.reshape(n, c, -1)).reshape(n, o, *x.shape[2:])
         else:
-            win = _windows(x, kh, kw, sh, sw, dh, dw)
+            win = _windows(x, (kh, kw), geo.strides, geo.dilations)
             oh, ow = win.shape[4:]
             cols = win.reshape(n, c * kh * kw, oh * ow)  # im2col (this reshape copies)
             out = np.matmul(weight.reshape(o, -1), cols).reshape(n, o, oh, ow)
     else:
-        x = _pad(x, pads)
+        x = _pad(x, geo.pads)
         step_in, step_out = c // groups, o // groups
+        one_group = replace(geo, pads=((0, 0), (0, 0)), groups=1)  # x is padded once, for all groups
         out = np.concatenate([
-            conv2d(x[:, g * step_in:(g + 1) * step_in], weight[g * step_out:(g + 1) * step_out], None,
-                   strides, [(0, 0), (0, 0)], dilations, 1) for g in range(groups)], axis=1)
+            conv2d(x[:, g * step_in:(g + 1) * step_in], weight[g * step_out:(g + 1) * step_out], None, one_group)
+            for g in range(groups)], axis=1)
     out = out.astype(np.float32, copy=False)
     if bias is not None:
         out += bias.reshape(1, -1, 1, 1)
@@ -82,7 +102,7 @@ def conv2d(x, weight, bias, strides, pads, dilations, groups) -> np.ndarray:
 DEPTHWISE_BLOCK_BYTES = 1 << 20
 
 
-def _depthwise(x, weight, sh, sw, dh, dw, multiplier, pads=((0, 0), (0, 0))) -> np.ndarray:
+def _depthwise(x, weight, geo: ConvGeometry, multiplier: int) -> np.ndarray:
     """Depthwise convolution as kh*kw shifted multiply-adds over flattened planes.
 
     Each tap is one contiguous run per channel (the row wrap-around lands in
@@ -93,15 +113,16 @@ def _depthwise(x, weight, sh, sw, dh, dw, multiplier, pads=((0, 0), (0, 0))) -> 
         x = np.repeat(x, multiplier, axis=1)
     _, _, kh, kw = weight.shape
     n, c, h, w = x.shape
-    (pt, pb), (pl, pr) = pads
+    (sh, sw), (dh, dw) = geo.strides, geo.dilations
+    (pt, pb), (pl, pr) = geo.pads
     oh = (h + pt + pb - (kh - 1) * dh - 1) // sh + 1
     ow = (w + pl + pr - (kw - 1) * dw - 1) // sw + 1
     if dh != 1 or dw != 1 or sh != sw or sh not in (1, 2):
-        return _depthwise_direct(_pad(x, pads), weight, sh, sw, dh, dw, oh, ow)
+        return _depthwise_direct(_pad(x, geo.pads), weight, geo, (oh, ow))
     s = sh
     reach = (kh - 1) // s + 1, (kw - 1) // s + 1
     rows, cols = oh + reach[0], ow + reach[1]  # one spare row absorbs the last tap's overrun
-    planes = {(a, b): _phase_plane(x, pt, pl, s, a, b, rows, cols).reshape(n, c, rows * cols)
+    planes = {(a, b): _phase_plane(x, (pt, pl), s, (a, b), (rows, cols)).reshape(n, c, rows * cols)
               for a in range(min(s, kh)) for b in range(min(s, kw))}
     size = oh * cols
     out = np.empty((n, c, 1, size), np.float32)
@@ -123,8 +144,12 @@ def _depthwise(x, weight, sh, sw, dh, dw, multiplier, pads=((0, 0), (0, 0))) -> 
     return np.ascontiguousarray(out.reshape(n, c, oh, cols)[..., :ow])
 
 
-def _phase_plane(x, pt: int, pl: int, s: int, a: int, b: int, rows: int, cols: int) -> np.ndarray:
-    """Rows a, a+s, ... and columns b, b+s, ... of x zero-padded by (pt, pl), as a (rows, cols) plane."""
+def _phase_plane(x, top_left, s: int, phase, size) -> np.ndarray:
+    """Rows a, a+s, ... and columns b, b+s, ... of x zero-padded by top_left, as a (rows, cols) plane.
+
+    top_left is (pt, pl), phase is (a, b), size is (rows, cols).
+    """
+    (pt, pl), (a, b), (rows, cols) = top_left, phase, size
     n, c, h, w = x.shape
     plane = np.zeros((n, c, rows, cols), np.float32)
     k0, k1 = max(0, -((a - pt) // s)), min(rows, (h - 1 + pt - a) // s + 1)
@@ -135,7 +160,9 @@ def _phase_plane(x, pt: int, pl: int, s: int, a: int, b: int, rows: int, cols: i
     return plane
 
 
-def _depthwise_direct(x, weight, sh, sw, dh, dw, oh, ow) -> np.ndarray:
+def _depthwise_direct(x, weight, geo: ConvGeometry, out_hw) -> np.ndarray:
+    """x is already padded: geo.pads is not applied again."""
+    (sh, sw), (dh, dw), (oh, ow) = geo.strides, geo.dilations, out_hw
     c = x.shape[1]
     _, _, kh, kw = weight.shape
     out = np.zeros((x.shape[0], c, oh, ow), np.float32)
@@ -146,14 +173,16 @@ def _depthwise_direct(x, weight, sh, sw, dh, dw, oh, ow) -> np.ndarray:
     return out
 
 
-def conv_transpose2d(x, weight, bias, strides, pads, dilations, groups, output_hw=None) -> np.ndarray:
-    """Transposed convolution; weight is (C_in, O/groups, kh, kw) as Core ML stores it."""
-    if groups != 1:
+def conv_transpose2d(x, weight, bias, geo: ConvGeometry, output_hw=None) -> np.ndarray:
+    """Transposed convolution; weight is (C_in, O/groups, kh, kw) as Core ML stores it.
+
+    geo.pads are cropped from the full output, then output_hw (if given) trims or zero-extends it.
+    """
+    if geo.groups != 1:
         raise NotImplementedError("grouped conv_transpose")
     n, c, h, w = x.shape
     _, o, kh, kw = weight.shape
-    sh, sw = strides
-    dh, dw = dilations
+    (sh, sw), (dh, dw) = geo.strides, geo.dilations
     full_h, full_w = (h - 1) * sh + (kh - 1) * dh + 1, (w - 1) * sw + (kw - 1) * dw + 1
     out = np.zeros((n, o, full_h, full_w), np.float32)
     cols = np.tensordot(x, weight, axes=([1], [0]))  # (n, h, w, o, kh, kw)
@@ -161,7 +190,7 @@ def conv_transpose2d(x, weight, bias, strides, pads, dilations, groups, output_h
         for j in range(kw):
             out[:, :, i * dh: i * dh + sh * (h - 1) + 1: sh, j * dw: j * dw + sw * (w - 1) + 1: sw] += \
                 cols[:, :, :, :, i, j].transpose(0, 3, 1, 2)
-    (pt, pb), (pl, pr) = pads
+    (pt, pb), (pl, pr) = geo.pads
     out = out[:, :, pt: full_h - pb, pl: full_w - pr]
     if output_hw is not None:
         out = _fit(out, output_hw)
@@ -178,19 +207,20 @@ def _fit(x, hw):
     return x
 
 
-def pool2d(x, kind: str, kernel, strides, pads, exclude_padding: bool, ceil_mode: bool = False) -> np.ndarray:
+def pool2d(x, kind: str, kernel, geo: ConvGeometry, exclude_padding: bool, ceil_mode: bool = False) -> np.ndarray:
+    """Max or average pooling over windows placed by geo.strides and geo.pads (pooling has no dilation)."""
     kh, kw = kernel
-    sh, sw = strides
+    strides, pads = geo.strides, geo.pads
     if ceil_mode:
         pads = [(a, b + s - 1) for (a, b), s in zip(pads, strides)]
     if kind == "max":
         xp = _pad(x, pads, -np.inf)
-        return _windows(np.ascontiguousarray(xp), kh, kw, sh, sw, 1, 1).max(axis=(2, 3))
+        return _windows(np.ascontiguousarray(xp), kernel, strides).max(axis=(2, 3))
     xp = _pad(x, pads, 0.0)
-    total = _windows(np.ascontiguousarray(xp), kh, kw, sh, sw, 1, 1).sum(axis=(2, 3), dtype=np.float32)
+    total = _windows(np.ascontiguousarray(xp), kernel, strides).sum(axis=(2, 3), dtype=np.float32)
     if exclude_padding and any(a or b for a, b in pads):
         ones = _pad(np.ones((1, 1, *x.shape[2:]), np.float32), pads, 0.0)
-        count = _windows(ones, kh, kw, sh, sw, 1, 1).sum(axis=(2, 3))
+        count = _windows(ones, kernel, strides).sum(axis=(2, 3))
         return total / count
     return total / np.float32(kh * kw)
 

@@ -6,6 +6,8 @@ python scalars and strings as 0-d arrays) and returns one array or a tuple.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import kernels as K
@@ -27,20 +29,47 @@ def _axis(axis, rank: int) -> int:
     return a + rank if a < 0 else a
 
 
-def _conv(x, weight, bias=None, strides=None, pad_type="valid", pad=None, dilations=None, groups=1):
-    kernel = weight.shape[2:]
-    strides = _ints(strides) if strides is not None else [1] * len(kernel)
-    dilations = _ints(dilations) if dilations is not None else [1] * len(kernel)
-    pads = K.resolve_pads(str(_s(pad_type)), pad, x.shape[2:], kernel, strides, dilations)
-    return K.conv2d(x, weight, bias, strides, pads, dilations, int(_s(groups)))
+@dataclass(frozen=True)
+class _PoolWindow:
+    """A pool op's window inputs, under their MIL names and as the program gives them.
+
+    The kernels take these as **window and build this object from it: the op's
+    inputs stay named in one place, and an input the op does not define still
+    raises TypeError, as a misnamed keyword argument would.
+    """
+
+    strides: object = None
+    pad_type: object = "valid"
+    pad: object = None
 
 
-def _conv_transpose(x, weight, bias=None, pad=None, output_shape=None, pad_type="valid", strides=None,
-                    dilations=None, groups=1):
+@dataclass(frozen=True)
+class _ConvWindow(_PoolWindow):
+    """A conv or conv_transpose op's window inputs: a pool's, plus dilations and groups."""
+
+    dilations: object = None
+    groups: object = 1
+
+    def steps(self, rank: int) -> tuple[list[int], list[int]]:
+        """Strides and dilations as ints; 1 along each axis the op leaves out."""
+        strides = _ints(self.strides) if self.strides is not None else [1] * rank
+        dilations = _ints(self.dilations) if self.dilations is not None else [1] * rank
+        return strides, dilations
+
+
+def _conv(x, weight, bias=None, **window):
+    win = _ConvWindow(**window)
     kernel = weight.shape[2:]
-    strides = _ints(strides) if strides is not None else [1] * len(kernel)
-    dilations = _ints(dilations) if dilations is not None else [1] * len(kernel)
-    pad_type = str(_s(pad_type)).lower()
+    strides, dilations = win.steps(len(kernel))
+    pads = K.resolve_pads(str(_s(win.pad_type)), win.pad, x.shape[2:], kernel, strides, dilations)
+    return K.conv2d(x, weight, bias, K.ConvGeometry(strides, pads, dilations, int(_s(win.groups))))
+
+
+def _conv_transpose(x, weight, bias=None, output_shape=None, **window):
+    win = _ConvWindow(**window)
+    kernel = weight.shape[2:]
+    strides, dilations = win.steps(len(kernel))
+    pad_type = str(_s(win.pad_type)).lower()
     out_hw = _ints(output_shape)[-2:] if output_shape is not None else None
     if pad_type == "same":
         full = [(i - 1) * s + (k - 1) * d + 1 for i, s, k, d in zip(x.shape[2:], strides, kernel, dilations)]
@@ -49,18 +78,19 @@ def _conv_transpose(x, weight, bias=None, pad=None, output_shape=None, pad_type=
     elif pad_type == "valid":
         pads = [(0, 0)] * 2
     else:
-        p = _ints(pad)
+        p = _ints(win.pad)
         pads = [(p[0], p[1]), (p[2], p[3])]
-    return K.conv_transpose2d(x, weight, bias, strides, pads, dilations, int(_s(groups)), out_hw)
+    return K.conv_transpose2d(x, weight, bias, K.ConvGeometry(strides, pads, dilations, int(_s(win.groups))), out_hw)
 
 
 def _pool(kind):
-    def run(x, kernel_sizes, strides=None, pad_type="valid", pad=None, ceil_mode=False,
-            exclude_padding_from_average=False):
+    def run(x, kernel_sizes, ceil_mode=False, exclude_padding_from_average=False, **window):
+        win = _PoolWindow(**window)
         kernel = _ints(kernel_sizes)
-        strides = _ints(strides) if strides is not None else kernel
-        pads = K.resolve_pads(str(_s(pad_type)), pad, x.shape[2:], kernel, strides, [1, 1])
-        return K.pool2d(x, kind, kernel, strides, pads, bool(_s(exclude_padding_from_average)), bool(_s(ceil_mode)))
+        strides = _ints(win.strides) if win.strides is not None else kernel  # MIL: strides default to the kernel
+        pads = K.resolve_pads(str(_s(win.pad_type)), win.pad, x.shape[2:], kernel, strides, [1, 1])
+        return K.pool2d(x, kind, kernel, K.ConvGeometry(strides, pads), bool(_s(exclude_padding_from_average)),
+                        bool(_s(ceil_mode)))
     return run
 
 
@@ -71,19 +101,32 @@ def _reduce(fn):
     return run
 
 
-def _slice_by_index(x, begin, end, stride=None, begin_mask=None, end_mask=None, squeeze_mask=None):
-    b, e = _ints(begin), _ints(end)
-    st = _ints(stride) if stride is not None else [1] * x.ndim
-    bm = [bool(v) for v in np.asarray(begin_mask).ravel()] if begin_mask is not None else [False] * x.ndim
-    em = [bool(v) for v in np.asarray(end_mask).ravel()] if end_mask is not None else [False] * x.ndim
-    sq = [bool(v) for v in np.asarray(squeeze_mask).ravel()] if squeeze_mask is not None else [False] * x.ndim
-    index = []
-    for i in range(x.ndim):
-        if sq[i]:
-            index.append(b[i])
-            continue
-        index.append(slice(None if bm[i] else b[i], None if em[i] else e[i], st[i]))
-    return x[tuple(index)]
+@dataclass(frozen=True)
+class _SliceSpec:
+    """slice_by_index's inputs besides x, under their MIL names (built from **spec, as _PoolWindow is)."""
+
+    begin: object
+    end: object
+    stride: object = None
+    begin_mask: object = None
+    end_mask: object = None
+    squeeze_mask: object = None
+
+    def index(self, rank: int) -> tuple:
+        """The numpy index: a mask set on an axis means 'from the start', 'to the end' or 'drop this axis'."""
+        b, e = _ints(self.begin), _ints(self.end)
+        st = _ints(self.stride) if self.stride is not None else [1] * rank
+        bm, em, sq = (_flags(m, rank) for m in (self.begin_mask, self.end_mask, self.squeeze_mask))
+        return tuple(b[i] if sq[i] else slice(None if bm[i] else b[i], None if em[i] else e[i], st[i])
+                     for i in range(rank))
+
+
+def _flags(mask, rank: int) -> list[bool]:
+    return [bool(v) for v in np.asarray(mask).ravel()] if mask is not None else [False] * rank
+
+
+def _slice_by_index(x, **spec):
+    return x[_SliceSpec(**spec).index(x.ndim)]
 
 
 def _pad(x, pad, mode="constant", constant_val=0.0):

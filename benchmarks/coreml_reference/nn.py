@@ -52,7 +52,7 @@ def _conv(p, x):
         else:
             pads = _border(p.valid.paddingAmounts)
         b = weights(p.bias) if p.hasBias else None
-        return _from4d(K.conv_transpose2d(x4, w, b, strides, pads, dil, groups, out_hw), lead)
+        return _from4d(K.conv_transpose2d(x4, w, b, K.ConvGeometry(strides, pads, dil, groups), out_hw), lead)
     w = weights(p.weights, (p.outputChannels, p.kernelChannels, kh, kw))
     if p.WhichOneof("ConvolutionPaddingType") == "same":
         pads = [K.same_pads(s, k, st, d) for s, k, st, d in zip(x4.shape[2:], (kh, kw), strides, dil)]
@@ -61,7 +61,7 @@ def _conv(p, x):
     else:
         pads = _border(p.valid.paddingAmounts)
     b = weights(p.bias) if p.hasBias else None
-    return _from4d(K.conv2d(x4, w, b, strides, pads, dil, groups), lead)
+    return _from4d(K.conv2d(x4, w, b, K.ConvGeometry(strides, pads, dil, groups)), lead)
 
 
 def _border(amounts):
@@ -85,7 +85,7 @@ def _pool(p, x):
         pads = _border(p.valid.paddingAmounts)
     else:
         raise UnsupportedOpError("pooling with includeLastPixel padding is not implemented")
-    return _from4d(K.pool2d(x4, kind, kernel, strides, pads, p.avgPoolExcludePadding), lead)
+    return _from4d(K.pool2d(x4, kind, kernel, K.ConvGeometry(strides, pads), p.avgPoolExcludePadding), lead)
 
 
 def _activation(p, x):
