@@ -25,6 +25,7 @@ system-deps:
 		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver kotlin >/dev/null; }
 
 test: $(STAMP) system-deps
+	$(BIN)/cog --check docs/cli-reference.md
 	$(BIN)/python -m pytest -q
 
 clean:

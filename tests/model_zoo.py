@@ -1,4 +1,4 @@
-"""One seeded Keras model holding every building block issue 3 lists, for the Core ML evaluator tests."""
+"""One seeded Keras model holding every building block the Core ML evaluator must run, for its tests."""
 
 import keras
 from keras import layers as L
