@@ -158,7 +158,7 @@ def main() -> None:
         if "4" in only:
             cost(demo)
         if "5" in only:
-            pinning(work)
+            pinning(work, rounds=2)
         print(f"total {time.perf_counter() - start:.0f} s")
 
 
