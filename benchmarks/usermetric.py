@@ -9,14 +9,13 @@ worse the artifact is than the reference, in the metric's own units.
 
 from __future__ import annotations
 
-import importlib
 import math
-import os
-import sys
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+
+from train.loading import import_user_module
 
 from .errors import BenchDataError, ThresholdError
 
@@ -67,14 +66,11 @@ def load_metric(spec: str | None) -> UserMetric | None:
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise BenchDataError(f"--metric {spec!r}: expected module:function, e.g. --metric my_metrics:box_iou")
-    sys.path.insert(0, os.getcwd())
     try:
-        module = importlib.import_module(module_name)
+        module = import_user_module(module_name)
     except Exception as exc:  # ImportError, or anything the module raises while importing
         raise BenchDataError(f"--metric {spec}: cannot import {module_name!r} ({type(exc).__name__}: "
                              f"{_first_line(exc)}); put {module_name}.py in the current directory or install it") from None
-    finally:
-        sys.path.remove(os.getcwd())
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise BenchDataError(f"--metric {spec}: module {module_name!r} has no function {attr!r}")

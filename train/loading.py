@@ -159,13 +159,24 @@ def import_custom_objects(specs: Sequence[str]) -> dict:
     return objects
 
 
-def _import_user_module(name: str, spec: str):
-    # As `python -m` would: a module in the current directory first, else an installed one;
-    # sys.path is restored so the rest of the run imports nothing from the user's folder.
+def import_user_module(name: str):
+    """Import a user's module as `python -m` would: from the current directory first, else installed.
+
+    sys.path is restored so the rest of the run imports nothing from the user's folder. Whatever the
+    import raises is the caller's to turn into a named error.
+    """
     cwd = os.getcwd()
     sys.path.insert(0, cwd)
     try:
         return importlib.import_module(name)
+    finally:
+        sys.path.remove(cwd)
+
+
+def _import_user_module(name: str, spec: str):
+    cwd = os.getcwd()
+    try:
+        return import_user_module(name)
     except ModuleNotFoundError as exc:
         if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
             raise CustomObjectsError(f"--custom-objects {spec}: no module {name!r} in the current directory ({cwd}) "
@@ -175,8 +186,6 @@ def _import_user_module(name: str, spec: str):
     except Exception as exc:  # user code may raise anything while it is imported
         raise CustomObjectsError(f"--custom-objects {spec}: importing {name!r} raised "
                                  f"{type(exc).__name__}: {_first_line(str(exc))}") from None
-    finally:
-        sys.path.remove(cwd)
 
 
 def _first_line(text: str, limit: int = 200) -> str:
