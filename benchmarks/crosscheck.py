@@ -43,22 +43,27 @@ def google_median_ms(path: Path, threads: int, runs: int, warmup: int, timeout_s
         return float(json.loads(out.read_text())["latency"]["median_ms"])
 
 
-def crosscheck(path: Path, entry: dict, repeat: int = 1) -> dict:
-    """Compare one of mobilepack's latency entries with the tool's median at the same thread count.
+def tool_run(path: Path, ours: dict) -> float:
+    """One process of Google's tool, run right after one of our repetitions, with as many runs as it had."""
+    return google_median_ms(path, ours["threads"], min(max(50, ours["runs"]), MAX_TOOL_RUNS),
+                            max(5, ours.get("warmup_runs", 5)))
 
-    The tool runs `repeat` times (fresh processes, like ours) and its figure is the median of its
-    medians. The two agree when that figure falls inside our p50 interval widened by the 15% limit
-    (and the tool's 0.01 ms rounding): an interval, not a point, because both sides are noisy.
+
+def compare(entry: dict, tool: list[tuple[float, float]], runs: int) -> dict:
+    """Compare one of mobilepack's latency entries with the tool's medians at the same thread count.
+
+    The tool ran once beside each of our repetitions (fresh processes, like ours, and at the same minutes of
+    the machine), and its figure is the median of its medians. The two agree when that figure falls inside
+    our p50 interval widened by the 15% limit (and the tool's 0.01 ms rounding): an interval, not a point,
+    because both sides are noisy.
     """
-    runs = min(max(50, entry["runs"] // max(1, repeat)), MAX_TOOL_RUNS)
-    warmup = max(5, entry["warmup_runs"])
-    medians = [google_median_ms(path, entry["threads"], runs, warmup) for _ in range(repeat)]
+    medians = [m for m, _ in tool]
     google = float(statistics.median(medians))
     lo, hi = entry.get("p50_interval") or (entry["p50"], entry["p50"])
     ours = entry["p50"]
     return {
         "threads": entry["threads"], "p50_ms": ours, "p50_interval": [lo, hi], "google_median_ms": google,
-        "google_medians_ms": medians, "google_runs": runs,
+        "google_medians_ms": medians, "google_started": [t for _, t in tool], "google_runs": runs,
         "difference": (ours - google) / google if google > 0 else None,
         "agrees": lo * (1 - AGREEMENT_LIMIT) - TOOL_RESOLUTION_MS <= google <= hi * (1 + AGREEMENT_LIMIT) + TOOL_RESOLUTION_MS,
     }

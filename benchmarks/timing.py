@@ -1,13 +1,18 @@
 """The latency phase of a bench: every artifact x thread count, `repeat` fresh processes each, interleaved.
 
 Repetitions go A B C, A B C, ... so slow drift of the machine (a neighbour starting, the CPU warming)
-hits every artifact alike instead of whichever happened to be measured last. Latency is never measured
-concurrently: one process at a time.
+hits every artifact alike instead of whichever happened to be measured last. Google's tool, when it
+cross-checks a row, runs right after each of our repetitions of that row, so both harnesses sample the
+same minutes of the machine: on a 2-core host, 2-thread latency flips between two modes (about x2 apart)
+for minutes at a time, whichever harness measures it. Latency is never measured concurrently: one process
+at a time.
 """
 
 from __future__ import annotations
 
-from .crosscheck import crosscheck
+import time
+
+from .crosscheck import compare, tool_run
 from .latency import LatencyProtocol
 from .measure import FreshProcessMeter
 from .repeat import combine
@@ -20,6 +25,7 @@ def measure_all(rows: list[dict], dist, artifacts, config, progress, meter: Fres
     """{artifact name: the row's latency fields} for every artifact, measured `config.repeat` times."""
     plan = [(a, t) for a in artifacts for t in (config.threads if a.target == "tflite" else (None,))]
     reps: dict[tuple[str, int | None], list[dict]] = {(a.name, t): [] for a, t in plan}
+    tool: dict[tuple[str, int | None], list[tuple[float, float]]] = {(a.name, t): [] for a, t in plan}
     for rep in range(config.repeat):
         for a, t in plan:
             label = f"{a.name} latency" + (f" @{t}t" if t else "") + (f" #{rep + 1}" if config.repeat > 1 else "")
@@ -28,6 +34,8 @@ def measure_all(rows: list[dict], dist, artifacts, config, progress, meter: Fres
             reps[(a.name, t)].append(meter.measure(kind, a.path(dist), t, None if t else _evaluator_protocol(config),
                                                    pin=config.pin))
             _step(progress, label, 1)
+            if a.target == "tflite" and config.crosscheck:
+                tool[(a.name, t)].append(_tool_run(a.path(dist), reps[(a.name, t)][-1], label, progress))
     runtime = {r["name"]: r["runtime"] for r in rows}
     out = {}
     for a in artifacts:
@@ -35,7 +43,7 @@ def measure_all(rows: list[dict], dist, artifacts, config, progress, meter: Fres
         if runtime[a.name] == "coreml-reference":
             for e in entries:  # a numerics check on few runs, never a latency verdict: its spread warns of nothing
                 e["unstable"] = False
-        checks = ([_crosscheck(a.name, a.path(dist), e, config.repeat, progress) for e in entries]
+        checks = ([compare(e, tool[(a.name, e["threads"])], reps[(a.name, e["threads"])][0]["runs"]) for e in entries]
                   if a.target == "tflite" and config.crosscheck else [])
         note = None if a.target == "tflite" else (EVALUATOR_NOTE if runtime[a.name] == "coreml-reference"
                                                   else "timed through Core ML on this Mac")
@@ -49,12 +57,14 @@ def _evaluator_protocol(config) -> LatencyProtocol:
                            warmup_seconds=0.0)
 
 
-def _crosscheck(name: str, path, entry: dict, repeat: int, progress) -> dict:
-    label = f"{name} google tool @{entry['threads']}t"
+def _tool_run(path, ours: dict, label: str, progress) -> tuple[float, float]:
+    """(median ms, start time) of one process of Google's tool."""
+    label = label.replace(" latency", " google tool")
     _step(progress, label, 0)
-    result = crosscheck(path, entry, repeat)
+    started = time.time()
+    median = tool_run(path, ours)
     _step(progress, label, 1)
-    return result
+    return median, started
 
 
 def _step(progress, label: str, done: int) -> None:
