@@ -92,6 +92,7 @@ def test_judge_fails_with_numbers_and_a_next_step():
     assert judge(_classifier_row(0.2, 0.99), Threshold(1.0, 0.98), 200)[0] == "passed"
 
 
+@pytest.mark.bad_input("api")
 def test_gate_overrides_are_validated():
     assert parse_gate(["int8.max_drop=0.5"])["int8"].max_drop_pp == 0.5
     assert parse_gate(["int8.min_sqnr=31", "fp16.min_agreement=0.9"])["int8"].min_sqnr_db == 31.0
@@ -103,6 +104,7 @@ def test_gate_overrides_are_validated():
             parse_gate([bad])
 
 
+@pytest.mark.bad_input("api")
 def test_thread_counts_must_be_positive():
     with pytest.raises(ThresholdError, match=">= 1"):
         BenchConfig(threads=(0,))
@@ -118,12 +120,14 @@ def test_npz_without_labels_gives_agreement_only(tiny_dist, tmp_path, fast_laten
     assert all(a["accuracy"] is None and a["accuracy_drop_pp"] is None for a in r["artifacts"])
 
 
+@pytest.mark.bad_input("loader")
 def test_npz_of_wrong_shape_is_refused(tiny_dist, tmp_path):
     np.savez(tmp_path / "x.npz", x=np.zeros((4, 8, 8, 3), np.float32))
     with pytest.raises(BenchDataError, match=r"shape \(8, 8, 3\).*\(16, 16, 3\)"):
         run_bench(tiny_dist, BenchConfig(repeat=1, data=str(tmp_path / "x.npz")), log=quiet)
 
 
+@pytest.mark.bad_input("loader")
 def test_missing_artifact_is_refused(tiny_dist, tmp_path):
     import shutil
 

@@ -30,6 +30,7 @@ def one_line(result, code, fragment):
     assert len(lines) == 1 and fragment in lines[0], result.stderr
 
 
+@pytest.mark.bad_input("cli")
 def test_budget_must_be_a_positive_number(tiny_run, tmp_path):
     for bad in (-1.0, 0.0):
         with pytest.raises(UsageError, match="greater than 0"):
@@ -40,6 +41,7 @@ def test_budget_must_be_a_positive_number(tiny_run, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.bad_input("cli")
 def test_validation_split_must_resolve_the_budget(tiny_run, tmp_path):
     assert min_validation_images(0.5) == 200 and min_validation_images(1.0) == 100
     with pytest.raises(UsageError, match="has 359 images.*0.2 pp budget needs at least 500"):
@@ -47,6 +49,7 @@ def test_validation_split_must_resolve_the_budget(tiny_run, tmp_path):
     one_line(run("convert", tiny_run, "--max-drop", "0.2", "--out", tmp_path / "o"), 2, "needs at least 500")
 
 
+@pytest.mark.bad_input("cli")
 def test_budget_needs_a_run_dir(tensor_model, tmp_path):
     one_line(run("convert", tensor_model, "--max-drop", "1", "--out", tmp_path / "o"), 2, "needs a run dir")
     one_line(run("convert", tensor_model, "--validation", "v.npz", "--out", tmp_path / "o"), 2, "add --max-drop")
@@ -90,6 +93,7 @@ def test_search_recovers_an_int8_model_that_plain_int8_breaks(outlier_run, tmp_p
     assert "1 tensor(s) kept float" in md and "tried int8 " in md
 
 
+@pytest.mark.bad_input("api")
 def test_no_candidate_within_budget_lists_them_all(tiny_run, tmp_path):
     pessimist = lambda path, target: [loses(5.0)]  # noqa: E731  every candidate loses 5 pp
     with pytest.raises(BudgetNotMetError) as info:

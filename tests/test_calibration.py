@@ -63,6 +63,7 @@ def _nan_and_inf():
     (samples(120).astype(np.complex64), ["input features is complex64, not numbers"]),
     (np.zeros((120, 3), np.float32), ["input features has samples of shape (3,), the model takes (8,)"]),
 ], ids=["zero", "nan", "nan-and-inf", "strings", "bool", "complex", "shape"])
+@pytest.mark.bad_input("cli")
 def test_unusable_calibration_is_refused(tensor_model, tmp_path, array, fragments):
     path = tmp_path / "bad.npy"
     np.save(path, array)
@@ -71,6 +72,7 @@ def test_unusable_calibration_is_refused(tensor_model, tmp_path, array, fragment
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.bad_input("cli")
 def test_object_array_is_refused(tensor_model, tmp_path):
     path = tmp_path / "objects.npy"
     np.save(path, np.array([[1.0] * 8, None], dtype=object), allow_pickle=True)

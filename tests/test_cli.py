@@ -31,16 +31,19 @@ def test_python_m_convert_is_the_convert_command():
     assert options(out.stdout) == options(run("convert", "--help").output)
 
 
+@pytest.mark.bad_input("cli")
 def test_missing_model(tmp_path):
     assert_one_line_error(run("convert", tmp_path / "nope.keras", "--out", tmp_path / "o"), 2, "no such file")
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.bad_input("cli")
 def test_not_a_model(tmp_path):
     (tmp_path / "m.txt").write_text("x")
     assert_one_line_error(run("convert", tmp_path / "m.txt", "--out", tmp_path / "o"), 2, "not a Keras model")
 
 
+@pytest.mark.bad_input("cli")
 def test_truncated_model(tensor_model, tmp_path):
     cut = tmp_path / "cut.keras"
     cut.write_bytes(tensor_model.read_bytes()[:300])
@@ -48,27 +51,32 @@ def test_truncated_model(tensor_model, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.bad_input("cli")
 def test_lambda_names_unsafe_flag(lambda_model, tmp_path):
     assert_one_line_error(run("convert", lambda_model, "--out", tmp_path / "o"), 2, "--unsafe-load")
 
 
+@pytest.mark.bad_input("cli")
 def test_bad_quant_lists_valid(tiny_run, tmp_path):
     assert_one_line_error(run("convert", tiny_run, "--quant", "fp32,int3", "--out", tmp_path / "o"), 2,
                           "int3", "valid: fp32, fp16, dynamic, int8")
 
 
+@pytest.mark.bad_input("cli")
 def test_calibration_size_must_be_positive(tiny_run, tmp_path):
     assert_one_line_error(run("convert", tiny_run, "--calibration-size", "0", "--out", tmp_path / "o"), 2,
                           "--calibration-size must be positive")
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.bad_input("cli")
 def test_int8_on_tensor_model_needs_calibration(tensor_model, tmp_path):
     assert_one_line_error(run("convert", tensor_model, "--quant", "int8", "--out", tmp_path / "o"), 2,
                           "--calibration FILE.npy")
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.bad_input("cli")
 def test_unwritable_output(tiny_run, tmp_path):
     if os.geteuid() == 0:
         target = "/sys/mobilepack-out"  # root writes through chmod; sysfs refuses even root
@@ -84,6 +92,7 @@ def test_debug_shows_the_exception(tmp_path):
     assert result.exit_code != 0 and type(result.exception).__name__ == "ModelLoadError"
 
 
+@pytest.mark.bad_input("cli")
 def test_train_rejects_bad_folders(tmp_path):
     (tmp_path / "empty").mkdir()
     assert_one_line_error(run("train", "--data", tmp_path / "empty", "--out", tmp_path / "r"), 2, "no class sub-folders")
@@ -96,11 +105,13 @@ def test_train_rejects_bad_folders(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.bad_input("cli")
 def test_bench_threads_must_be_positive(tiny_dist):
     assert_one_line_error(run("bench", tiny_dist, "--threads", "0"), 2, "--threads")
     assert_one_line_error(run("bench", tiny_dist, "--threads", "1,-1"), 2, "--threads")
 
 
+@pytest.mark.bad_input("cli")
 def test_bench_max_drop_must_be_a_number(tiny_dist):
     assert_one_line_error(run("bench", tiny_dist, "--max-drop", "lots"), 2, "not a number")
     assert_one_line_error(run("bench", tiny_dist, "--max-drop", "0"), 2, "greater than 0")
@@ -128,6 +139,7 @@ def test_real_process_prints_one_line_without_native_noise(lambda_model, tmp_pat
     assert len(lines) == 1 and "--unsafe-load" in lines[0], proc.stderr
 
 
+@pytest.mark.bad_input("cli")
 def test_usage_errors_are_one_line(tiny_dist):
     assert_one_line_error(run("bench", tiny_dist, "--runs", "1"), 2, "'--runs': 1 is not in the range",
                           "bench --help")

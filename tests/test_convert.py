@@ -69,6 +69,7 @@ def test_non_image_model_converts_float_variants(tensor_model, tmp_path):
     assert m.artifact("model_fp32").inputs[0]["shape"] == [1, 8]
 
 
+@pytest.mark.bad_input("api")
 def test_non_image_int8_without_calibration_is_refused(tensor_model, tmp_path):
     with pytest.raises(CalibrationDataError, match="--calibration FILE.npy"):
         convert(tensor_model, tmp_path / "o", ConvertConfig(quantizations=("int8",)), log=quiet)
@@ -82,6 +83,7 @@ def test_non_image_int8_with_npy_calibration(tensor_model, features_npy, tmp_pat
     assert a.inputs[0]["dtype"] == "float32" and m.calibration["count"] == 120
 
 
+@pytest.mark.bad_input("loader")
 def test_calibration_of_wrong_shape(tensor_model, tmp_path):
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros((150, 3), np.float32))
@@ -89,6 +91,7 @@ def test_calibration_of_wrong_shape(tensor_model, tmp_path):
         convert(tensor_model, tmp_path / "o", ConvertConfig(quantizations=("int8",), calibration=str(bad)), log=quiet)
 
 
+@pytest.mark.bad_input("api")
 def test_option_values_are_checked_before_any_work():
     with pytest.raises(UsageError, match="--calibration-size must be positive, got 0"):
         ConvertConfig(calibration_size=0)
@@ -96,11 +99,13 @@ def test_option_values_are_checked_before_any_work():
         ConvertConfig(int8_output="int4")
 
 
+@pytest.mark.bad_input("api")
 def test_unknown_quant_lists_valid_ones():
     with pytest.raises(UsageError, match="valid: fp32, fp16, dynamic, int8"):
         ConvertConfig(quantizations=("int4",))
 
 
+@pytest.mark.bad_input("loader")
 def test_manifest_refuses_unknown_schema_and_missing_fields(tiny_dist):
     d = json.loads((tiny_dist / "manifest.json").read_text())
     with pytest.raises(ManifestError, match="schema_version 7"):
@@ -111,6 +116,7 @@ def test_manifest_refuses_unknown_schema_and_missing_fields(tiny_dist):
         manifest_from_dict(broken)
 
 
+@pytest.mark.bad_input("loader")
 def test_altered_artifact_is_named(tiny_dist, tmp_path):
     import shutil
 

@@ -143,6 +143,7 @@ def test_bench_reports_coreml_rows(coreml_dist, fast_latency):
     jsonschema.validate(json.loads((coreml_dist / "report.json").read_text()), schema)
 
 
+@pytest.mark.bad_input("loader")
 def test_not_a_core_ml_file(tmp_path):
     bad = tmp_path / "model.mlmodel"
     bad.write_bytes(b"\x00\x01 this is not a protobuf of a model")
@@ -153,6 +154,7 @@ def test_not_a_core_ml_file(tmp_path):
         CoreMLReferenceRunner(tmp_path / "notes.txt")
 
 
+@pytest.mark.bad_input("loader")
 def test_truncated_mlpackage(coreml_dist, tmp_path):
     pkg = tmp_path / "cut.mlpackage"
     shutil.copytree(coreml_dist / "model_mlprogram_fp32.mlpackage", pkg)
@@ -165,6 +167,7 @@ def test_truncated_mlpackage(coreml_dist, tmp_path):
         CoreMLReferenceRunner(pkg)
 
 
+@pytest.mark.bad_input("api")
 def test_unknown_op_is_named(coreml_dist, tmp_path):
     pkg = tmp_path / "odd.mlpackage"
     shutil.copytree(coreml_dist / "model_mlprogram_fp32.mlpackage", pkg)
@@ -180,12 +183,14 @@ def test_unknown_op_is_named(coreml_dist, tmp_path):
         CoreMLReferenceRunner(pkg)
 
 
+@pytest.mark.bad_input("api")
 def test_input_shape_mismatch(coreml_dist):
     runner = CoreMLReferenceRunner(coreml_dist / "model_neuralnetwork_fp32.mlmodel")
     with pytest.raises(InputMismatchError, match=r"\(16, 16, 3\).*\(20, 20, 3\)"):
         runner.predict([np.zeros((2, 20, 20, 3), np.float32)])
 
 
+@pytest.mark.bad_input("api")
 def test_layer_core_ml_cannot_take_is_named_and_nothing_written(tmp_path):
     import keras
 

@@ -117,6 +117,7 @@ def test_custom_objects_convert_and_match_keras(request, tmp_path, fixture, name
 
 
 @pytest.mark.parametrize("fixture, name", [("custom_layer_model", "MyLayer"), ("subclassed_model", "Classifier")])
+@pytest.mark.bad_input("cli")
 def test_missing_class_names_it_and_the_flag(request, tmp_path, fixture, name):
     path = request.getfixturevalue(fixture)
     result = run("convert", path, "--quant", "fp32", "--out", tmp_path / "o")
@@ -131,6 +132,7 @@ def test_missing_class_names_it_and_the_flag(request, tmp_path, fixture, name):
     ("mymod:Nope", ["--custom-objects mymod:Nope", "has no attribute 'Nope'", "it defines: Classifier, MyLayer"]),
     ("broken:X", ["--custom-objects broken:X", "importing 'broken' raised SyntaxError"]),
 ], ids=["no-colon", "bad-name", "no-module", "no-attribute", "syntax-error"])
+@pytest.mark.bad_input("cli")
 def test_bad_custom_objects_one_line_each(custom_layer_model, tmp_path, value, fragments):
     (tmp_path / "broken.py").write_text("def oops(:\n")
     result = run("convert", custom_layer_model, "--quant", "fp32", "--custom-objects", value, "--out", tmp_path / "o")
@@ -158,6 +160,7 @@ def _calibration(tmp_path, shape):
     return path
 
 
+@pytest.mark.bad_input("cli")
 def test_none_size_error_names_the_flag_with_an_example(sequence_model, tmp_path):
     result = run("convert", sequence_model, "--quant", "fp32", "--out", tmp_path / "o")
     assert_one_line_error(result, 2, "(None, None, 8)", "--input-shape seq=1x32x8")
@@ -173,18 +176,21 @@ def test_none_size_error_names_the_flag_with_an_example(sequence_model, tmp_path
     ("seq=4x20x8", ["the first number is the batch", "give 1x20x8"]),
     ("1x20x8", ["give NAME=DIMS", "--input-shape NAME=1x20x8"]),
 ], ids=["unknown-name", "rank", "contradicts", "zero", "negative", "fraction", "batch", "no-name"])
+@pytest.mark.bad_input("cli")
 def test_bad_input_shape_one_line_each(sequence_model, tmp_path, value, fragments):
     result = run("convert", sequence_model, "--quant", "fp32", "--input-shape", value, "--out", tmp_path / "o")
     assert_one_line_error(result, 2, "--input-shape ", *fragments)
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.bad_input("cli")
 def test_input_shape_given_twice(sequence_model, tmp_path):
     result = run("convert", sequence_model, "--input-shape", "seq=1x20x8", "--input-shape", "seq=1x30x8",
                  "--out", tmp_path / "o")
     assert_one_line_error(result, 2, "--input-shape seq is given twice")
 
 
+@pytest.mark.bad_input("cli")
 def test_bench_loads_the_reference_with_custom_objects(subclassed_model, tmp_path):
     dist = tmp_path / "o"
     assert run("convert", subclassed_model, "--quant", "fp32", "--custom-objects", "mymod:Classifier",

@@ -44,22 +44,26 @@ def test_folder_skips_corrupt_images_with_a_count(tmp_path):
     assert any("skipped 4 unreadable" in m for m in messages)
 
 
+@pytest.mark.bad_input("loader")
 def test_all_corrupt_is_an_error(tmp_path):
     with pytest.raises(DataError, match="all 4 images are unreadable"):
         load_folder_dataset(_folder(tmp_path, n=0, corrupt=2), log=lambda m: None)
 
 
+@pytest.mark.bad_input("loader")
 def test_empty_folder_is_an_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no class sub-folders"):
         load_folder_dataset(tmp_path / "empty")
 
 
+@pytest.mark.bad_input("loader")
 def test_one_class_is_an_error(tmp_path):
     with pytest.raises(DataError, match="only one class"):
         load_folder_dataset(_folder(tmp_path, classes=("cat",)))
 
 
+@pytest.mark.bad_input("loader")
 def test_too_few_images_per_class_for_a_split():
     with pytest.raises(DataError, match="at least 3"):
         stratified_split(np.array([0, 0, 1, 1, 1]), 0.2, 0.2, 0)

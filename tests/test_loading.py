@@ -4,11 +4,13 @@ from train.errors import ModelLoadError, UnsafeModelError
 from train.loading import load_keras_model
 
 
+@pytest.mark.bad_input("loader")
 def test_missing_path(tmp_path):
     with pytest.raises(ModelLoadError, match="no such file"):
         load_keras_model(tmp_path / "nope.keras")
 
 
+@pytest.mark.bad_input("loader")
 def test_not_a_keras_model(tmp_path):
     p = tmp_path / "notes.txt"
     p.write_text("hello")
@@ -16,6 +18,7 @@ def test_not_a_keras_model(tmp_path):
         load_keras_model(p)
 
 
+@pytest.mark.bad_input("loader")
 def test_text_file_named_keras(tmp_path):
     p = tmp_path / "fake.keras"
     p.write_text("hello")
@@ -23,6 +26,7 @@ def test_text_file_named_keras(tmp_path):
         load_keras_model(p)
 
 
+@pytest.mark.bad_input("loader")
 def test_truncated_keras(tensor_model, tmp_path):
     p = tmp_path / "cut.keras"
     data = tensor_model.read_bytes()
@@ -31,6 +35,7 @@ def test_truncated_keras(tensor_model, tmp_path):
         load_keras_model(p)
 
 
+@pytest.mark.bad_input("loader")
 def test_lambda_refused_in_safe_mode_names_the_flag(lambda_model):
     with pytest.raises(UnsafeModelError, match="--unsafe-load"):
         load_keras_model(lambda_model)
@@ -56,6 +61,7 @@ def test_long_messages_are_cut_at_a_word_boundary():
     assert _first_line("short one\nmore") == "short one"
 
 
+@pytest.mark.bad_input("loader")
 def test_custom_objects_spec_errors_are_named():
     from train.errors import CustomObjectsError
     from train.loading import import_custom_objects

@@ -118,6 +118,7 @@ def test_y_labels_the_first_classification_output(detector, tmp_path, fast_laten
     ({"y_box": "flat"}, "targets for regression output 'box' must be numbers of shape (160, 4)"),
     ({"y_class": "big"}, "label 7 outside 0..2 of output 'class'"),
 ])
+@pytest.mark.bad_input("cli")
 def test_bad_labels_are_one_line(detector, tmp_path, arrays, fragment):
     src = np.load(detector / "eval.npz")
     make = {"box": src["y_box"], "short": src["y_class"][:50], "flat": src["y_box"][:, 0],
@@ -135,6 +136,7 @@ def test_bad_labels_are_one_line(detector, tmp_path, arrays, fragment):
     (["--min-sqnr", "box=lots"], "expected DB or OUTPUT=DB"),
     (["--max-metric-drop", "iou=0.1"], "no --metric given"),
 ])
+@pytest.mark.bad_input("cli")
 def test_bad_bench_flags_are_one_line(detector, args, fragment):
     one_line(run("bench", detector / "dist", "--data", detector / "eval.npz", "--no-crosscheck", *args), 2, fragment)
 
@@ -183,6 +185,7 @@ def not_a_number(inputs, outputs, labels):
 '''
 
 
+@pytest.mark.bad_input("cli")
 def test_user_metric_is_computed_and_gated(detector, tmp_path, monkeypatch):
     (tmp_path / "my_metrics.py").write_text(METRIC)
     monkeypatch.chdir(tmp_path)
@@ -265,6 +268,7 @@ def test_broken_int8_regressor_fails_on_sqnr_and_the_sqnr_budget_recovers(sequen
     (["--min-sqnr", "speed=30"], "--min-sqnr speed=...: the model has no output of that name"),
     (["--min-sqnr", "=30"], "the output name is empty"),
 ])
+@pytest.mark.bad_input("cli")
 def test_budget_on_unlabelled_regression_data_is_refused_clearly(sequence, tmp_path, args, fragment):
     np.savez(tmp_path / "x.npz", x=np.load(sequence / "val.npz")["x"])
     one_line(run("convert", sequence / "model.keras", "--calibration", sequence / "calib.npz", "--validation",

@@ -12,6 +12,7 @@ def test_json_roundtrip(tmp_path):
     assert Preprocessing.load(tmp_path / "p.json") == p
 
 
+@pytest.mark.bad_input("loader")
 def test_missing_field_is_named(tmp_path):
     d = Preprocessing(image_size=(8, 8)).to_dict()
     del d["resize"]
@@ -19,6 +20,7 @@ def test_missing_field_is_named(tmp_path):
         Preprocessing.from_dict(d)
 
 
+@pytest.mark.bad_input("loader")
 def test_unknown_schema_version_refused():
     d = Preprocessing(image_size=(8, 8)).to_dict() | {"schema_version": 99}
     with pytest.raises(PreprocessingError, match="schema_version 99"):

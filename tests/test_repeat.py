@@ -57,6 +57,7 @@ def test_a_point_ratio_over_the_limit_is_not_enough():
     assert result["ratio"] > 1.15 and not result["regressed"] and result["ratio_lower_95"] < 1.15
 
 
+@pytest.mark.bad_input("cli")
 def test_repeat_must_be_a_positive_whole_number(tiny_dist):
     with pytest.raises(ThresholdError, match="--repeat 0"):
         BenchConfig(repeat=0)

@@ -3,7 +3,7 @@
     python -m benchmarks.figures [--quick] [--demo-dist DIST] [--work DIR] [--only NAME,...]
 
 In the README's order: foundation, budget, harness_overhead, coreml, parity, fidelity, latency,
-serve_load (each also runs alone as `python -m benchmarks.figures.NAME`; see its --help). fidelity,
+serve_load, reliability (each also runs alone as `python -m benchmarks.figures.NAME`; see its --help). fidelity,
 latency and serve_load work on a dist as `make demo` writes it: a copy of --demo-dist or, without
 it, one trained and converted here first. The full run is long: it converts MobileNetV2 at 224 px
 and five more Keras applications, and latency benches each dist dozens of times.
@@ -29,7 +29,8 @@ from pathlib import Path
 from benchmarks.figures.common import demo_dist
 from .common import figure_parser, work_dir
 
-ORDER = ("foundation", "budget", "harness_overhead", "coreml", "parity", "fidelity", "latency", "serve_load")
+ORDER = ("foundation", "budget", "harness_overhead", "coreml", "parity", "fidelity", "latency", "serve_load",
+         "reliability")
 NEEDS_DIST = {"fidelity", "latency", "serve_load"}
 
 
