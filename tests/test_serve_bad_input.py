@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import requests
 
+from cli_helpers import record_bad_input
 from mobilepack.serve import MAX_UPLOAD_BYTES, create_app
 from serve_helpers import blank_png, frames, live_server, png
 
@@ -119,6 +120,7 @@ def _assert_json_error(response, status: int, needle: str) -> None:
     message = response.json()["error"]
     assert needle in message and "\n" not in message and "Traceback" not in response.text, message
     assert requests.get("/".join(server) + "/healthz", timeout=10).json()["status"] == "ok"
+    record_bad_input("http", f"{status} {message[:110]}")
 
 
 def _serve(*args, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -133,6 +135,7 @@ def _one_line(result: subprocess.CompletedProcess, *needles: str) -> str:
     assert "Traceback" not in result.stderr + result.stdout and "serving" not in result.stdout
     for needle in needles:
         assert needle in lines[0], lines[0]
+    record_bad_input("cli", lines[0][:120])
     return lines[0]
 
 
