@@ -50,10 +50,13 @@ class LiteRTRunner:
 
     runtime = "litert"
 
-    def __init__(self, path: Path, num_threads: int | None = None, input_names: list[str] | None = None):
+    def __init__(self, path: Path | None, num_threads: int | None = None, input_names: list[str] | None = None,
+                 *, content: bytes | None = None):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        # content: the model's bytes already in memory (`serve` runs exactly the bytes whose sha256 it checked)
+        source = {"model_content": content} if content is not None else {"model_path": str(path)}
+        self.interpreter = Interpreter(**source, num_threads=num_threads)
         self.inputs, self.outputs = _keras_order(self.interpreter, input_names)
         self._batch: int | None = None
 

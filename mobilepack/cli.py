@@ -430,15 +430,20 @@ def ship_cmd(dist, android, ios, artifacts, force, samples, ui):
 @click.argument("dist", type=click.Path(path_type=Path))
 @click.option("--artifact", default=None, metavar="NAME", help="Default artifact for /predict (default: the float one).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind; 0.0.0.0 exposes it.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="TCP port; 0 takes a free one and prints it, e.g. --port 0.")
 @click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True,
               help="Worker threads of the waitress server (each keeps its own interpreters).")
+@click.option("--max-pixels", type=int, default=None, metavar="N",
+              help="Largest image decoded, in pixels (default 4194304 = 2048x2048); larger get 413, "
+                   "e.g. --max-pixels 12000000 for 12-megapixel photos.")
 @command_options
-def serve_cmd(dist, artifact, host, port, workers, ui):
-    """Serve DIST's .tflite artifacts over HTTP: POST /predict, GET /healthz, /v1/models, and a test page at /.
+def serve_cmd(dist, artifact, host, port, workers, max_pixels, ui):
+    """Serve DIST's .tflite artifacts over HTTP: /predict, /healthz, /v1/models, /openapi.json and a test page.
 
     POST /predict takes JSON {"input": [...]} in the model's input shape or a multipart image
     upload (field 'image', preprocessed as the benchmark does); ?artifact=NAME picks the artifact.
+    The artifacts' bytes are read and sha256-checked once at start and served from memory.
 
     Example:
 
@@ -446,7 +451,7 @@ def serve_cmd(dist, artifact, host, port, workers, ui):
     """
     from mobilepack.serve import serve
 
-    serve(dist, artifact, host, port, workers, log=click.echo)
+    serve(dist, artifact, host, port, workers, log=click.echo, max_pixels=max_pixels)
 
 
 def _budget(values) -> float | None:

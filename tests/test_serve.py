@@ -1,21 +1,28 @@
-"""`mobilepack serve`: every endpoint and bad request, a real server under concurrency, and the page in Chromium."""
+"""`mobilepack serve`: every endpoint, a real server under concurrency, what it serves once the dist is
+replaced, and the page in Chromium. Bad requests: test_serve_bad_input.py; the contract: test_serve_contract.py."""
 
+import hashlib
 import io
 import json
-import threading
+import os
+import shutil
+import signal
+import subprocess
+import sys
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from PIL import Image
+import requests
 
 from benchmarks.runners import LiteRTRunner
 from convert.manifest import load_manifest
-from mobilepack.cli import cli, serve_cmd
+from mobilepack.cli import serve_cmd
 from mobilepack.serve import create_app
+from mobilepack.serve_input import MAX_PIXELS
+from serve_helpers import blank_png, live_server as serving, png
 from train.data import load_dataset
 from train.preprocessing import Preprocessing
 
@@ -41,21 +48,11 @@ def expected(tiny_dist, image, name="model_fp32"):
     return int(np.argmax(out)), prep
 
 
-def png(image) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(image, np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def assert_error(response, status, needle):
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert needle in body["error"] and "Traceback" not in response.get_data(as_text=True)
-
-
 def test_healthz_and_models(client, tiny_dist):
     health = client.get("/healthz").get_json()
     assert health["status"] == "ok" and health["artifacts"] == 4 and health["default"] == "model_fp32"
+    on_disk = {p.stem: hashlib.sha256(p.read_bytes()).hexdigest() for p in tiny_dist.glob("*.tflite")}
+    assert health["sha256"] == on_disk
     models = client.get("/v1/models").get_json()
     manifest = load_manifest(tiny_dist)
     assert [m["name"] for m in models["models"]] == [a.name for a in manifest.artifacts if a.target == "tflite"]
@@ -84,26 +81,45 @@ def test_image_upload_is_preprocessed_as_the_benchmark(client, tiny_dist, digits
         assert r.status_code == 200 and r.get_json()["prediction"] == want
 
 
-def test_bad_requests_get_4xx_json(client, tiny_dist):
-    shape = "[16, 16, 3]"
-    assert_error(client.post("/predict", data="{not json", content_type="application/json"), 400, "not valid JSON")
-    assert_error(client.post("/predict", json=[1, 2]), 400, '"input"')
-    assert_error(client.post("/predict", json={"input": [[1, 2], [3]]}), 400, "ragged")
-    assert_error(client.post("/predict", json={"input": np.zeros((8, 8, 3)).tolist()}), 400, shape)
-    assert_error(client.post("/predict", json={"input": [["a"] * 3] * 16}), 400, "numbers only")
-    assert_error(client.post("/predict", json={"input": np.full((16, 16, 3), np.nan).tolist()}), 400, "NaN")
-    assert_error(client.post("/predict", data={"image": (io.BytesIO(b"GIF89a not really"), "x.gif")}), 400,
-                 "not an image")
-    assert_error(client.post("/predict?artifact=model_mlprogram_fp32", json={"input": []}), 404, "unknown artifact")
-    assert_error(client.get("/predict"), 405, "not allowed")
-    assert_error(client.get("/nope"), 404, "not found")
+def test_an_image_at_the_pixel_cap_is_decoded(client):
+    r = client.post("/predict", data={"image": (io.BytesIO(blank_png(2048, 2048)), "cap.png")})
+    assert 2048 * 2048 == MAX_PIXELS and r.status_code == 200, r.get_data(as_text=True)
 
 
-def test_upload_over_the_limit_is_413(tiny_dist, digits):
-    small = create_app(tiny_dist, max_upload_bytes=1024).test_client()
-    big = png(np.random.default_rng(0).integers(0, 256, (64, 64, 3)))
-    assert len(big) > 1024
-    assert_error(small.post("/predict", data={"image": (io.BytesIO(big), "big.png")}), 413, "limit")
+def _probabilities(answer) -> dict[int, np.float32]:
+    return {p["index"]: np.float32(p["probability"]) for p in answer["probabilities"]}
+
+
+def test_replaced_dist_changes_nothing_until_restart(tiny_dist, digits, tmp_path):
+    dist = tmp_path / "dist"
+    shutil.copytree(tiny_dist, dist)
+    names = sorted(p.stem for p in dist.glob("*.tflite"))
+    original = {n: (dist / f"{n}.tflite").read_bytes() for n in names}
+    prep = Preprocessing.from_dict(load_manifest(dist).preprocessing)
+    x = prep.apply(digits.images[7])
+    # each artifact's own answer, from its checked bytes, and what the bytes replacing it would answer
+    want = {n: LiteRTRunner(None, num_threads=1, content=original[n]).predict([x[None]])[0][0] for n in names}
+    swap = dict(zip(names, names[1:] + names[:1]))  # each file gets another variant's bytes
+    assert all(not np.array_equal(want[n], want[swap[n]]) for n in names)  # else this test could not fail
+
+    app = create_app(dist)  # checks the sha256s; no interpreter of a worker thread exists yet
+    with serving(app) as url:
+        for n in names:  # replaced after the check, before any request: os.replace, as convert's staging does
+            (dist / f"{n}.new").write_bytes(original[swap[n]])
+            os.replace(dist / f"{n}.new", dist / f"{n}.tflite")
+        body = json.dumps({"input": x.tolist()}).encode()
+        for n in names:  # a worker thread builds its interpreter on its first request: after the replacement
+            req = urllib.request.Request(f"{url}/predict?artifact={n}", data=body,
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=30) as r:
+                answer = json.loads(r.read())
+            got = _probabilities(answer)
+            assert got == {i: want[n][i] for i in got}, n
+            assert answer["sha256"] == hashlib.sha256(original[n]).hexdigest()
+        with urllib.request.urlopen(f"{url}/healthz", timeout=10) as r:
+            health = json.loads(r.read())
+    assert health["sha256"] == {n: hashlib.sha256(original[n]).hexdigest() for n in names}
+    assert all(hashlib.sha256((dist / f"{n}.tflite").read_bytes()).hexdigest() != health["sha256"][n] for n in names)
 
 
 def test_page_offers_the_float_and_the_quantized_artifact(client):
@@ -111,24 +127,30 @@ def test_page_offers_the_float_and_the_quantized_artifact(client):
     assert '["model_fp32", "model_int8"]' in page and 'type="file"' in page
 
 
-def test_serve_binds_loopback_by_default_and_refuses_unknown_artifacts(tiny_dist):
+def test_serve_binds_loopback_by_default_and_documents_the_pixel_cap():
     assert next(p.default for p in serve_cmd.params if p.name == "host") == "127.0.0.1"
-    result = CliRunner().invoke(cli, ["serve", str(tiny_dist), "--artifact", "nope"])
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert result.exit_code == 2 and len(lines) == 1 and "--artifact nope" in lines[0]
+    assert str(MAX_PIXELS) in next(p.help for p in serve_cmd.params if p.name == "max_pixels")
+
+
+def test_cli_takes_a_free_port_and_a_larger_pixel_cap_and_stops_on_ctrl_c(tiny_dist):
+    command = [sys.executable, "-m", "mobilepack", "serve", str(tiny_dist), "--port", "0", "--max-pixels", "5000000"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "images up to 5000000 pixels" in line, line + proc.stderr.read()
+        url = "http://" + line.split("http://", 1)[1].split()[0]
+        big = requests.post(f"{url}/predict", files={"image": ("big.png", blank_png(2049, 2048))}, timeout=30)
+        assert big.status_code == 200, big.text  # over the default cap, under this one
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+    assert code == 0
 
 
 @pytest.fixture()
 def live_server(app):
-    """The app under waitress on a free loopback port, as `mobilepack serve` runs it."""
-    from waitress import create_server
-
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
-    thread.join(timeout=5)
+    with serving(app) as url:
+        yield url
 
 
 def test_real_server_under_concurrent_requests(live_server, tiny_dist, digits):
