@@ -121,6 +121,8 @@ def check_header(probe, limits: ImageLimits) -> None:
     if min(w, h) < 1 or max(w, h) > limits.max_aspect * min(w, h):
         raise BadRequest(400, f"image is {w}x{h}: aspect ratio over {limits.max_aspect:g}:1; crop it to the "
                               "subject first")
-    # is_animated looks for a second frame only; n_frames would walk (and for GIF decode) every frame
-    if getattr(probe, "is_animated", False):
+    # is_animated looks for a second frame only; n_frames would walk (and for GIF decode) every frame.
+    # MPO is how many phones save a JPEG photo: the primary image first, then a preview or depth map.
+    # Its first frame is the photo any viewer shows, and the one decoded here.
+    if getattr(probe, "is_animated", False) and probe.format != "MPO":
         raise BadRequest(400, f"image is animated or has several frames ({probe.format}); send one still image")

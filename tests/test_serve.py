@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 import pytest
 import requests
 
@@ -79,6 +80,18 @@ def test_image_upload_is_preprocessed_as_the_benchmark(client, tiny_dist, digits
         want, _ = expected(tiny_dist, digits.images[i])
         r = client.post("/predict", data={"image": (io.BytesIO(png(digits.images[i])), "digit.png")})
         assert r.status_code == 200 and r.get_json()["prediction"] == want
+
+
+def test_a_phone_jpeg_with_a_second_picture_is_its_primary_photo(client, digits):
+    """MPO (a JPEG with a preview or depth map after it, as many phones save) is a still photo, not animation."""
+    photo = Image.fromarray(digits.images[9]).resize((64, 64))
+    mpo, jpeg = io.BytesIO(), io.BytesIO()
+    photo.save(mpo, "MPO", save_all=True, append_images=[Image.new("RGB", (16, 16), (255, 0, 0))])
+    photo.save(jpeg, "JPEG")
+    assert Image.open(io.BytesIO(mpo.getvalue())).is_animated
+    answers = [client.post("/predict", data={"image": (io.BytesIO(b.getvalue()), "photo.jpg")}) for b in (mpo, jpeg)]
+    assert [a.status_code for a in answers] == [200, 200], answers[0].get_data(as_text=True)
+    assert answers[0].get_json()["probabilities"] == answers[1].get_json()["probabilities"]
 
 
 def test_an_image_at_the_pixel_cap_is_decoded(client):
