@@ -1,6 +1,6 @@
 """Named errors of the benchmark stage."""
 
-from train.errors import MobilepackError
+from train.errors import DocumentError, MobilepackError
 
 
 class BenchDataError(MobilepackError):
@@ -13,3 +13,7 @@ class ThresholdError(MobilepackError):
 
 class MeasurementError(MobilepackError):
     """A latency/memory measurement process or the cross-check tool failed."""
+
+
+class BaselineError(BenchDataError, DocumentError):
+    """The --baseline report is missing, damaged or of another schema version."""

@@ -12,12 +12,11 @@ is refused, so no comparison is ever made without its samples.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from .errors import BenchDataError
+from .errors import BaselineError, BenchDataError
 from .repeat import slower_than
-from .report import REPORT_SCHEMA_VERSION
+from .report import load_report
 
 # An artifact regresses when it loses more accuracy, gets slower, bigger or hungrier than this.
 # Memory must grow by both the ratio and the bytes: a few MiB of allocator noise is not a regression.
@@ -26,22 +25,12 @@ REGRESSION_LIMITS = {"accuracy_pp": 0.5, "p50_ratio": 1.15, "size_ratio": 1.05,
 
 
 def load_baseline(path: Path) -> dict:
-    """Read a previous report.json, refusing another schema version before any slow work."""
-    path = Path(path)
+    """Read a previous report.json, refusing another schema version or a damaged file before any slow work."""
+    fix = "give a report.json that `mobilepack bench` wrote (re-run the old bench with this version to compare)"
     try:
-        old = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BenchDataError(f"--baseline {path}: no such report") from None
-    except OSError as exc:
-        raise BenchDataError(f"--baseline {path}: cannot read ({exc.strerror}); give the old report.json file") from None
-    except json.JSONDecodeError as exc:
-        raise BenchDataError(f"--baseline {path}: not valid JSON ({exc.msg})") from None
-    if old.get("schema_version") != REPORT_SCHEMA_VERSION:
-        raise BenchDataError(
-            f"--baseline {path}: report schema_version {old.get('schema_version')!r}, this mobilepack writes "
-            f"{REPORT_SCHEMA_VERSION}; re-run the old bench with this version to compare"
-        )
-    return old
+        return load_report(Path(path), fix, BaselineError)
+    except BaselineError as exc:
+        raise BaselineError(f"--baseline {exc}") from None
 
 
 def check_same_data(path: Path, old: dict, current: dict) -> None:

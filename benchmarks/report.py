@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from convert.manifest import PLATFORM_TARGET
+from train.documents import NUMBER, Array, AtLeast, Maybe, load_document, shown
+from train.errors import DocumentError, MobilepackError
 from train.fsutil import atomic_write_json, atomic_write_text
 
 from .html import render_html
@@ -14,6 +17,25 @@ from .summary import (crosscheck_lines, fmt, metric_lines, output_table, recomme
 # 3: per-output figures and gates by kind, 95% intervals, underpowered rows, user metrics, budget.
 # 4: latency from repeated processes: repetitions with their samples, p50 interval, spread, unstable.
 REPORT_SCHEMA_VERSION = 4
+
+# What `ship` and `bench --baseline` index in a report read back (report.schema.json is the whole contract).
+_REPETITION = {"runs": AtLeast(int, 1), "samples": Array(NUMBER, length=101), "rss_delta_bytes?": Maybe(int)}
+_LATENCY = {"threads": Maybe(int), "p50": NUMBER, "repetitions": Array(_REPETITION, min_length=1)}
+_ROW = {"name": str, "target": str, "sha256": str, "status": str, "reason": Maybe(str), "runtime": str,
+        "size_bytes": AtLeast(int, 1), "accuracy": Maybe(NUMBER), "latency_ms": Maybe([_LATENCY]),
+        "memory": Maybe({"rss_delta_bytes?": Maybe(int)})}
+REPORT_SPEC = {"schema_version": int, "machine": {"cpu": str}, "dataset": {"name": str, "split": str, "count": int},
+               "recommended": {"android": Maybe(str), "ios": Maybe(str)}, "artifacts": [_ROW]}
+
+
+def load_report(path: Path, fix: str, error: type[MobilepackError] = DocumentError) -> dict:
+    """A report.json read back, every field `ship` and `bench --baseline` index checked; any fault is `error`."""
+    report = load_document(path, REPORT_SPEC, fix, REPORT_SCHEMA_VERSION, error)
+    for platform, target in PLATFORM_TARGET.items():
+        name = report["recommended"][platform]
+        if name is not None and not any(r["name"] == name and r["target"] == target for r in report["artifacts"]):
+            raise error(f"{path}: recommended.{platform} names {shown(name)}, which is no {target} row of artifacts; {fix}")
+    return report
 
 
 def _aligned(head: list[str], rows: list[list[str]], left: int = 1) -> list[str]:

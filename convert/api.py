@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from train.data import load_split
 from train.fsutil import atomic_write_json, check_writable_dir, staged_directory
 from train.loading import load_keras_model, resolve_model_path, sha256_file
 from train.preprocessing import Preprocessing
@@ -52,9 +53,13 @@ def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str],
 def _context(model, model_path: Path, run_dir: Path | None, config: ConvertConfig, stage: Path, log) -> ConversionContext:
     """Everything the conversion steps share: what the run dir says of the model, and int8 calibration."""
     prep = Preprocessing.load(run_dir / "preprocessing.json") if run_dir else None
-    labels = read_labels(run_dir / "labels.txt") if run_dir and (run_dir / "labels.txt").is_file() else None
     input_shapes = [tuple(t.shape)[1:] for t in model.inputs]
     image_input = prep is not None and len(input_shapes) == 1 and tuple(input_shapes[0]) == prep.input_shape
+    # labels.txt names the classes of a single-output classifier: one line per class, or the apps show wrong names
+    classes = model.outputs[0].shape[-1] if image_input and len(model.outputs) == 1 else None
+    labels = read_labels(run_dir / "labels.txt", classes) if run_dir and (run_dir / "labels.txt").is_file() else None
+    if _split_file(run_dir):
+        load_split(_split_file(run_dir))  # checked before the dist keeps a copy that bench and ship will read
     calibration = None
     if any(q == "int8" for _, _, q in config.jobs()):
         request = CalibrationRequest(config.calibration, config.calibration_size, config.seed, input_shapes,

@@ -1,6 +1,6 @@
 """Named errors of the convert stage."""
 
-from train.errors import MobilepackError
+from train.errors import DocumentError, MobilepackError
 
 
 class ConversionError(MobilepackError):
@@ -15,7 +15,7 @@ class CalibrationDataError(MobilepackError):
     """int8 calibration data is missing, too small, or of the wrong shape."""
 
 
-class ManifestError(MobilepackError):
+class ManifestError(DocumentError):
     """manifest.json is missing, of an unknown schema, or lacks a field."""
 
 

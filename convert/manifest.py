@@ -8,18 +8,30 @@ an app or a benchmark.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from train.documents import NUMBER, Array, Maybe, check_document, read_json, shown
 from train.loading import sha256_file, size_on_disk
+from train.preprocessing import Preprocessing
 
 from .errors import ManifestError
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 PLATFORM_TARGET = {"android": "tflite", "ios": "coreml"}  # the artifact target each platform's app embeds
-_TENSOR_FIELDS = ("name", "shape", "dtype", "quantization")
+# Everything bench, ship, serve and the runners index, with its JSON type (train.documents describes the notation).
+_TENSOR = {"name": str, "signature_name?": Maybe(str), "shape": Maybe([int]), "dtype": Maybe(str),
+           "quantization": Maybe({"scale": NUMBER, "zero_point": int})}
+_NOTES = {"budget?": Maybe({"max_drop_pp?": Maybe(NUMBER), "min_sqnr_db?": Maybe(NUMBER),
+                            "min_sqnr_by_output?": Maybe(dict)}),
+          "budget_pp?": Maybe(NUMBER), "probabilities_output?": Maybe(str), "search?": list, "float_layers?": list}
+_ARTIFACT = {"name": str, "file": str, "sha256": str, "size_bytes": int, "target": str, "format": str,
+             "quantization": str, "inputs": [_TENSOR], "outputs": [_TENSOR], "notes": _NOTES}
+SPEC = {"schema_version": int, "created_at": str, "task": str,
+        "source": {"model_file": str, "model_sha256": str, "original_path?": str, "split_file?": Maybe(str)},
+        "preprocessing": Maybe(dict), "labels": Maybe(Array(str, min_length=1)), "labels_file": Maybe(str),
+        "calibration": Maybe(dict), "tools": dict, "artifacts": [_ARTIFACT]}
 
 
 @dataclass(frozen=True)
@@ -67,42 +79,32 @@ class Manifest:
         atomic_write_json(Path(dist) / MANIFEST_NAME, self.to_dict())
 
 
-def _require(d: dict, fields, where: str) -> None:
-    missing = [f for f in fields if f not in d]
-    if missing:
-        raise ManifestError(f"{where}: missing field(s) {', '.join(missing)}; re-run `mobilepack convert`")
+def regenerate(where) -> str:
+    """What to run to rebuild the dist a manifest at `where` belongs to."""
+    return f"re-run `mobilepack convert MODEL_OR_RUN_DIR --out {Path(str(where)).parent}`"
 
 
 def manifest_from_dict(d: dict, where: str = MANIFEST_NAME) -> Manifest:
-    if not isinstance(d, dict):
-        raise ManifestError(f"{where}: not a JSON object")
-    _require(d, ["schema_version"], where)
-    if d["schema_version"] != SCHEMA_VERSION:
-        raise ManifestError(
-            f"{where}: schema_version {d['schema_version']!r} is not supported (this mobilepack reads "
-            f"{SCHEMA_VERSION}); re-run `mobilepack convert` with this version"
-        )
-    fields = [f.name for f in dataclasses.fields(Manifest)]
-    _require(d, fields, where)
-    arts = []
+    """A parsed manifest, every field its consumers index checked; any fault is a ManifestError."""
+    fix = regenerate(where)
+    check_document(d, SPEC, where, fix, SCHEMA_VERSION, ManifestError)
+    if d["preprocessing"] is not None:
+        Preprocessing.from_dict(d["preprocessing"], f"{where}: preprocessing", fix, ManifestError)
+    if (d["labels"] is None) != (d["labels_file"] is None):
+        raise ManifestError(f"{where}: labels and labels_file must both be set or both null; {fix}")
     for i, a in enumerate(d["artifacts"]):
-        aw = f"{where}: artifacts[{i}]"
-        _require(a, [f.name for f in dataclasses.fields(Artifact)], aw)
-        for j, t in enumerate(a["inputs"] + a["outputs"]):
-            _require(t, _TENSOR_FIELDS, f"{aw} tensor {j}")
-        arts.append(Artifact(**{f.name: a[f.name] for f in dataclasses.fields(Artifact)}))
-    return Manifest(**{**{f: d[f] for f in fields}, "artifacts": arts})
+        if a["target"] not in PLATFORM_TARGET.values():
+            raise ManifestError(f"{where}: artifacts[{i}].target {shown(a['target'])} is neither tflite nor coreml; "
+                                f"{fix}")
+    arts = [Artifact(**{f.name: a[f.name] for f in dataclasses.fields(Artifact)}) for a in d["artifacts"]]
+    return Manifest(**{**{f.name: d[f.name] for f in dataclasses.fields(Manifest)}, "artifacts": arts})
 
 
 def load_manifest(dist: Path) -> Manifest:
     path = Path(dist) / MANIFEST_NAME if Path(dist).is_dir() else Path(dist)
     if not path.exists():
         raise ManifestError(f"{path}: not found; point at the --out folder of `mobilepack convert`")
-    try:
-        d = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    return manifest_from_dict(d, str(path))
+    return manifest_from_dict(read_json(path, regenerate(path), ManifestError), str(path))
 
 
 def verify_artifacts(manifest: Manifest, dist: Path) -> None:

@@ -14,7 +14,6 @@ folder its assets live in. That folder is rebuilt beside itself and swapped in a
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +21,15 @@ from typing import Callable
 
 import numpy as np
 
+from benchmarks.report import load_report
 from convert.manifest import MANIFEST_NAME, PLATFORM_TARGET, load_manifest, verify_artifacts
-from train.errors import MobilepackError
+from train.documents import load_document, shown
+from train.errors import DocumentError, MobilepackError
 from train.fsutil import atomic_write_json, staged_directory
 from train.preprocessing import Preprocessing
 
 MARKER = "mobilepack-app.json"
+MARKER_SPEC = {"platform": str, "assets": str}
 
 
 class ShipError(MobilepackError):
@@ -52,7 +54,7 @@ def ship(dist: Path, config: ShipConfig, log: Callable[[str], None] = print) -> 
                         "labels (convert a run dir made by `mobilepack train`)")
     prep = Preprocessing.from_dict(manifest.preprocessing, f"{dist / MANIFEST_NAME} preprocessing")
     report = _load_report(dist, manifest)
-    targets = {platform: _app_assets(Path(app), platform) for platform, app in config.apps.items()}
+    targets = {platform: app_assets(Path(app), platform) for platform, app in config.apps.items()}
     shipped = {}
     for platform, assets in targets.items():
         row = _choose(platform, report, config)
@@ -75,8 +77,8 @@ def _load_report(dist: Path, manifest) -> dict:
     path = dist / "report.json"
     if not path.is_file():
         raise ShipError(f"{dist}: no report.json, so no gate verdict; run `mobilepack bench {dist}` first")
-    report = json.loads(path.read_text())
-    rows = {r["name"]: r for r in report.get("artifacts", [])}
+    report = load_report(path, f"re-run `mobilepack bench {dist}`")
+    rows = {r["name"]: r for r in report["artifacts"]}
     stale = [a.name for a in manifest.artifacts if a.name not in rows or rows[a.name]["sha256"] != a.sha256]
     if stale:
         raise ShipError(f"{path}: does not describe {', '.join(stale)} as they are now (re-converted?); "
@@ -84,16 +86,23 @@ def _load_report(dist: Path, manifest) -> dict:
     return report
 
 
-def _app_assets(app: Path, platform: str) -> Path:
+def app_assets(app: Path, platform: str) -> Path:
     marker = app / MARKER
     if not marker.is_file():
         raise ShipError(f"{app}: not a mobilepack demo app (no {MARKER}); give this repository's "
                         f"{platform}_demo folder")
-    spec = json.loads(marker.read_text())
-    if spec.get("platform") != platform:
-        raise ShipError(f"{app}: {MARKER} says platform {spec.get('platform')!r}; --{platform} needs the "
+    fix = f"restore it from this repository's {platform}_demo/{MARKER} (`git checkout -- {platform}_demo/{MARKER}`)"
+    spec = load_document(marker, MARKER_SPEC, fix)
+    if spec["platform"] not in PLATFORM_TARGET:
+        raise DocumentError(f"{marker}: platform {shown(spec['platform'])} is neither android nor ios; {fix}")
+    if spec["platform"] != platform:  # a sound marker of the other app
+        raise ShipError(f"{app}: {MARKER} says platform {shown(spec['platform'])}; --{platform} needs the "
                         f"{platform}_demo folder")
-    return app / spec["assets"]
+    assets = Path(spec["assets"])
+    if assets.is_absolute() or ".." in assets.parts or not assets.parts or "\0" in spec["assets"]:
+        # ship replaces this folder whole: never one outside the app, nor the app itself
+        raise DocumentError(f"{marker}: assets {shown(spec['assets'])} is not a folder inside the app; {fix}")
+    return app / assets
 
 
 def _choose(platform: str, report: dict, config: ShipConfig) -> dict:

@@ -56,6 +56,19 @@ def tiny_dist(tiny_run, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_benched(tiny_dist, fast_latency, tmp_path_factory):
+    """A copy of tiny_dist with the report.json `bench` writes for it (one repetition, one thread). Read only."""
+    import shutil
+
+    from benchmarks.bench import BenchConfig, run_bench
+
+    dist = tmp_path_factory.mktemp("benched") / "dist"
+    shutil.copytree(tiny_dist, dist)
+    run_bench(dist, BenchConfig(threads=(1,), latency=fast_latency, crosscheck=False, repeat=1), log=lambda m: None)
+    return dist
+
+
+@pytest.fixture(scope="session")
 def tensor_model(tmp_path_factory):
     """A non-image model: 8 features -> 4 classes, random seeded weights."""
     import keras

@@ -6,7 +6,6 @@ them into model input, so training, calibration and benchmarks share one path.
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +14,14 @@ from typing import Callable
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import DataError
+from .documents import load_document, shown
+from .errors import DataError, DocumentError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 SPLIT_SCHEMA_VERSION = 1
+# What split.json must hold for split_indices and source_spec; image ids are strings.
+SPLIT_SPEC = {"schema_version": int, "source": {"kind": str, "root?": str}, "seed": int, "class_names": [str],
+              "train": [str], "val": [str], "test": [str]}
 
 
 @dataclass
@@ -142,15 +145,18 @@ def save_split(path: Path, dataset: ImageDataset, split: dict, seed: int) -> Non
 
 
 def load_split(path: Path) -> dict:
-    try:
-        d = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path}: split file not found; re-run `mobilepack train`") from None
-    for key in ("schema_version", "source", "train", "val", "test"):
-        if key not in d:
-            raise DataError(f"{path}: missing field {key!r}; re-run `mobilepack train`")
-    if d["schema_version"] != SPLIT_SCHEMA_VERSION:
-        raise DataError(f"{path}: split schema_version {d['schema_version']} is not supported")
+    """A saved split.json: a run dir's, or the copy a dist keeps in reference/; any fault is a DocumentError."""
+    path = Path(path)
+    if path.parent.name == "reference" and (path.parent.parent / "manifest.json").is_file():
+        fix = f"re-run `mobilepack convert RUN_DIR --out {path.parent.parent}` (it copies the run's split.json)"
+    else:
+        fix = f"re-run `mobilepack train --out {path.parent}`"
+    d = load_document(path, SPLIT_SPEC, fix, SPLIT_SCHEMA_VERSION)
+    kind = d["source"]["kind"]
+    if kind not in ("digits", "folder"):
+        raise DocumentError(f"{path}: source.kind {shown(kind)} is neither 'digits' nor 'folder'; {fix}")
+    if kind == "folder" and "root" not in d["source"]:
+        raise DocumentError(f"{path}: source: missing field(s) root (the data folder); {fix}")
     return d
 
 

@@ -23,11 +23,18 @@ class CustomObjectsError(ModelLoadError):
     """--custom-objects names a module or attribute that cannot be imported."""
 
 
+class DocumentError(MobilepackError):
+    """A file mobilepack reads back (manifest, report, split, labels, ...) is missing or damaged.
+
+    The message is one line: the path, what is wrong, and what to run to regenerate the file.
+    """
+
+
 class DataError(MobilepackError):
     """A dataset is missing, empty, or unusable."""
 
 
-class PreprocessingError(MobilepackError):
+class PreprocessingError(DocumentError):
     """A preprocessing.json is missing a field or has a bad value."""
 
 

@@ -9,17 +9,22 @@ model does internally and apps feed raw RGB pixels 0-255.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .errors import DataError, PreprocessingError
+from .documents import NUMBER, Array, check_document, read_json
+from .errors import DataError, MobilepackError, PreprocessingError
 
 SCHEMA_VERSION = 1
 _RESIZE = {"bilinear": Image.BILINEAR, "nearest": Image.NEAREST, "bicubic": Image.BICUBIC}
+# What preprocessing.json (and a manifest's "preprocessing") must hold; values are checked by __post_init__.
+SPEC = {"image_size": Array(int, length=2), "channels": int, "channel_order": str, "layout": str, "resize": str,
+        "input_dtype": str, "value_range": Array(NUMBER, length=2), "normalization_in_model": bool,
+        "mean": [NUMBER], "std": [NUMBER], "schema_version": int}
+REGENERATE = "regenerate it with `mobilepack train`"
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,10 @@ class Preprocessing:
             raise PreprocessingError(f"layout {self.layout!r} must be NHWC or NCHW")
         if len(self.mean) != self.channels or len(self.std) != self.channels:
             raise PreprocessingError(f"mean and std need {self.channels} values each")
+        if min(self.image_size) < 1 or self.channels < 1:
+            raise PreprocessingError(f"image_size {list(self.image_size)} and channels {self.channels} must be >= 1")
+        if 0 in self.std:  # the model divides by std; Core ML's scale is 1/std
+            raise PreprocessingError(f"std {list(self.std)} holds a 0")
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -64,19 +73,15 @@ class Preprocessing:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
-    def from_dict(cls, d: dict, source: str = "preprocessing") -> "Preprocessing":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        missing = sorted(fields - set(d))
-        if missing:
-            raise PreprocessingError(
-                f"{source}: missing field(s) {', '.join(missing)}; regenerate it with `mobilepack train`"
-            )
-        if d["schema_version"] != SCHEMA_VERSION:
-            raise PreprocessingError(
-                f"{source}: schema_version {d['schema_version']} is not supported (expected {SCHEMA_VERSION})"
-            )
-        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in fields}
-        return cls(**kw)
+    def from_dict(cls, d: dict, source: str = "preprocessing", fix: str = REGENERATE,
+                  error: type[MobilepackError] = PreprocessingError) -> "Preprocessing":
+        """From a parsed preprocessing.json (or a manifest's copy at `source`); any fault is `error`."""
+        check_document(d, SPEC, source, fix, SCHEMA_VERSION, error)
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in SPEC}
+        try:
+            return cls(**kw)
+        except PreprocessingError as exc:
+            raise error(f"{source}: {exc}; {fix}") from None
 
     def save(self, path: Path) -> None:
         from .fsutil import atomic_write_json
@@ -85,13 +90,9 @@ class Preprocessing:
 
     @classmethod
     def load(cls, path: Path) -> "Preprocessing":
-        try:
-            d = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise PreprocessingError(f"{path}: not found; a run dir from `mobilepack train` has one") from None
-        except json.JSONDecodeError as exc:
-            raise PreprocessingError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-        return cls.from_dict(d, source=str(path))
+        """A run dir's preprocessing.json."""
+        fix = f"regenerate it with `mobilepack train --out {Path(path).parent}`"
+        return cls.from_dict(read_json(path, fix, PreprocessingError), str(path), fix)
 
     def resized(self, image: np.ndarray) -> np.ndarray:
         """uint8 HxWx3 RGB image of any size -> the same at the model's size (RGB, HWC, not normalized)."""

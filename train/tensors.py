@@ -6,9 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .documents import shown, unreadable
+from .errors import DocumentError, MobilepackError
+
+SAVE_HINT = "save a numeric array, batch first, e.g. np.savez(path, x=x.astype('float32'))"
+
 
 def load_tensor_file(path: Path, input_shapes: list[tuple], input_names: list[str],
-                     error: type[Exception]) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+                     error: type[MobilepackError] = DocumentError) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
     """Batch-first arrays, one per model input, plus every array in the file by name.
 
     A .npy holds the single input; a .npz holds 'x' (single input) or one array
@@ -16,29 +21,57 @@ def load_tensor_file(path: Path, input_shapes: list[tuple], input_names: list[st
     with the path and the numbers.
     """
     path = Path(path)
-    if not path.is_file():
-        raise error(f"{path}: no such file")
-    try:
-        # allow_pickle=False: data files may come from anywhere; never unpickle them.
-        loaded = np.load(path, allow_pickle=False)
-        named = {"x": loaded} if isinstance(loaded, np.ndarray) else {k: loaded[k] for k in loaded.keys()}
-    except (OSError, ValueError) as exc:
-        if "allow_pickle" in str(exc):  # an object array: Python objects, not numbers
-            raise error(f"{path}: holds Python objects (dtype object), not numbers; "
-                        "save a numeric array, e.g. np.save(path, np.asarray(x, dtype='float32'))") from None
-        raise error(f"{path}: cannot read as .npy/.npz ({exc})") from None
+    named = read_arrays(path, error)
     if len(input_names) == 1 and "x" in named:
         arrays = [named["x"]]
     elif all(n in named for n in input_names):
         arrays = [named[n] for n in input_names]
     else:
-        raise error(f"{path}: needs an array 'x' (or one per input: {input_names}); it has {sorted(named)}")
+        raise error(f"{path}: needs an array 'x' (or one per input: {input_names}); it has "
+                    f"{shown(sorted(named), 80)}; {SAVE_HINT}")
     for a, shape, name in zip(arrays, input_shapes, input_names):
         if a.dtype.kind not in "fiu":  # strings, bool, complex, dates: no faithful float32 value
             raise error(f"{path}: input {name} is {a.dtype}, not numbers; the model takes float32 samples: "
-                        "save a numeric array, e.g. x.astype('float32')")
-        if tuple(a.shape[1:]) != tuple(shape):
-            raise error(f"{path}: input {name} has samples of shape {tuple(a.shape[1:])}, the model takes {tuple(shape)}")
+                        f"{SAVE_HINT}")
+        if a.ndim == 0 or tuple(a.shape[1:]) != tuple(shape):
+            raise error(f"{path}: input {name} has samples of shape {tuple(a.shape[1:])}, the model takes "
+                        f"{tuple(shape)}; {SAVE_HINT}")
     if len({len(a) for a in arrays}) != 1:
-        raise error(f"{path}: inputs have different sample counts")
+        raise error(f"{path}: inputs have different sample counts ({sorted({len(a) for a in arrays})}); {SAVE_HINT}")
     return [a.astype(np.float32) for a in arrays], named
+
+
+def read_arrays(path: Path, error: type[MobilepackError] = DocumentError) -> dict[str, np.ndarray]:
+    """Every array of a .npy ('x') or .npz, read whole; never unpickled; any damage is `error`."""
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+    except OSError as exc:
+        raise unreadable(path, exc, SAVE_HINT, error) from None
+    if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):  # np.load would try it as a pickle
+        raise error(f"{path}: not a .npy/.npz file (a pickle, text or another format); {SAVE_HINT}")
+    try:
+        # allow_pickle=False: data files may come from anywhere; never unpickle them.
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            return {"x": loaded}
+        with loaded:
+            named = {k: loaded[k] for k in loaded.files}
+    except Exception as exc:  # noqa: BLE001 - see below
+        # The bytes may come from anywhere, and numpy's and zipfile's parsers raise what they meet: OSError,
+        # ValueError, EOFError, BadZipFile, zlib.error, SyntaxError and tokenize.TokenError from the .npy
+        # header, MemoryError for a header that claims too much, ... (tests/test_loaders.py flips bytes).
+        # Only np.load and its lazy member reads run in this block.
+        if "allow_pickle" in str(exc):  # an object array: Python objects, not numbers
+            raise error(f"{path}: holds Python objects (dtype object), not numbers; "
+                        "save a numeric array, e.g. np.save(path, np.asarray(x, dtype='float32'))") from None
+        raise error(f"{path}: not a readable .npy/.npz, damaged or truncated ({_reason(exc)}); {SAVE_HINT}") from None
+    foreign = [k for k, v in named.items() if not isinstance(v, np.ndarray)]
+    if foreign:  # a zip member that is not a .npy: np.load hands back its raw bytes
+        raise error(f"{path}: member {shown(foreign[0])} is not a .npy array; {SAVE_HINT}")
+    return named
+
+
+def _reason(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:100] if lines else type(exc).__name__

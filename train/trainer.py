@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -11,7 +10,8 @@ from typing import Callable
 import numpy as np
 
 from .data import load_dataset, save_split, stratified_split
-from .errors import MobilepackError
+from .documents import NUMBER, load_document, read_text
+from .errors import DocumentError, MobilepackError
 from .fsutil import atomic_write_json, staged_directory
 from .models import ARCHS, build_model, normalization_of
 from .preprocessing import Preprocessing
@@ -101,9 +101,23 @@ def _accuracy(model, x, y) -> float:
     return float(np.mean(np.argmax(probs, axis=-1) == y))
 
 
-def read_labels(path: Path) -> list[str]:
-    return [line for line in Path(path).read_text().splitlines() if line.strip()]
+def read_labels(path: Path, classes: int | None = None) -> list[str]:
+    """A run dir's labels.txt: one class name per line, in output order; `classes`: the count the model has."""
+    path = Path(path)
+    fix = f"regenerate it with `mobilepack train --out {path.parent}`"
+    labels = [line for line in read_text(path, fix).splitlines() if line.strip()]
+    if not labels:
+        raise DocumentError(f"{path}: holds no labels (one class name per line); {fix}")
+    if classes is not None and len(labels) != classes:
+        raise DocumentError(f"{path}: {len(labels)} labels, but the model's output has {classes} classes; "
+                            f"give one line per class, or {fix}")
+    return labels
+
+
+_JSON_TYPE = {"str": str, "int": int, "float": NUMBER}
+TRAIN_CONFIG_SPEC = {f.name: _JSON_TYPE[f.type] for f in dataclasses.fields(TrainConfig)}
 
 
 def read_train_config(run_dir: Path) -> dict:
-    return json.loads((Path(run_dir) / "train_config.json").read_text())
+    path = Path(run_dir) / "train_config.json"
+    return load_document(path, TRAIN_CONFIG_SPEC, f"regenerate it with `mobilepack train --out {run_dir}`")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from train.documents import check, check_document, read_json, shown
+
 from .errors import CoreMLFormatError, InputMismatchError, UnsupportedOpError
 from .values import BlobFile
+
+_PACKAGE_MANIFEST = {"itemInfoEntries": dict, "rootModelIdentifier": str}  # what names the model spec inside Data/
 
 
 def load_spec(path: Path):
@@ -27,12 +30,7 @@ def load_spec(path: Path):
         manifest = path / "Manifest.json"
         if not manifest.is_file():
             raise CoreMLFormatError(f"{path}: not an .mlpackage (no Manifest.json); truncated copy?")
-        try:
-            info = json.loads(manifest.read_text())
-            root = info["itemInfoEntries"][info["rootModelIdentifier"]]["path"]
-        except (json.JSONDecodeError, KeyError) as exc:
-            raise CoreMLFormatError(f"{path}: damaged Manifest.json ({exc})") from None
-        spec_file = path / "Data" / root
+        spec_file = path / "Data" / _root_model(path, manifest)
         weights = spec_file.parent / "weights"
     elif path.suffix == ".mlmodel":
         spec_file = path
@@ -48,6 +46,18 @@ def load_spec(path: Path):
     if spec.WhichOneof("Type") is None:
         raise CoreMLFormatError(f"{path}: not a Core ML model (empty spec)")
     return spec, weights
+
+
+def _root_model(package: Path, manifest: Path) -> str:
+    """The model spec's path inside Data/, as the package's Manifest.json names it."""
+    fix = "re-run `mobilepack convert` (a copied .mlpackage needs every file)"
+    source = f"{package}: damaged Manifest.json"
+    info = check_document(read_json(manifest, fix, CoreMLFormatError), _PACKAGE_MANIFEST, source, fix,
+                          error=CoreMLFormatError)
+    root = info["rootModelIdentifier"]
+    entry = info["itemInfoEntries"].get(root)
+    check(entry, {"path": str}, source, fix, f"itemInfoEntries[{shown(root)}]", CoreMLFormatError)
+    return entry["path"]
 
 
 def classifier_labels(spec) -> list[str] | None:
