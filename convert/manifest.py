@@ -92,12 +92,24 @@ def manifest_from_dict(d: dict, where: str = MANIFEST_NAME) -> Manifest:
         Preprocessing.from_dict(d["preprocessing"], f"{where}: preprocessing", fix, ManifestError)
     if (d["labels"] is None) != (d["labels_file"] is None):
         raise ManifestError(f"{where}: labels and labels_file must both be set or both null; {fix}")
+    inside = [("labels_file", d["labels_file"]), ("source.model_file", d["source"]["model_file"]),
+              ("source.split_file", d["source"].get("split_file"))]
+    for key, name in inside + [(f"artifacts[{i}].file", a["file"]) for i, a in enumerate(d["artifacts"])]:
+        # bench, ship and serve open these relative to the dist; a path that leaves it could read (or, for
+        # ship, copy) any file on the machine
+        if name is not None and not _inside_dist(name):
+            raise ManifestError(f"{where}: {key} {shown(name)} is not a file name inside the dist; {fix}")
     for i, a in enumerate(d["artifacts"]):
         if a["target"] not in PLATFORM_TARGET.values():
             raise ManifestError(f"{where}: artifacts[{i}].target {shown(a['target'])} is neither tflite nor coreml; "
                                 f"{fix}")
     arts = [Artifact(**{f.name: a[f.name] for f in dataclasses.fields(Artifact)}) for a in d["artifacts"]]
     return Manifest(**{**{f.name: d[f.name] for f in dataclasses.fields(Manifest)}, "artifacts": arts})
+
+
+def _inside_dist(name: str) -> bool:
+    parts = Path(name).parts
+    return bool(parts) and not Path(name).is_absolute() and ".." not in parts and "\\" not in name
 
 
 def load_manifest(dist: Path) -> Manifest:
