@@ -14,6 +14,7 @@ import pytest
 
 from convert.api import ConvertConfig, convert
 from convert.manifest import load_manifest, verify_artifacts
+from fs_helpers import digest, staging_left
 
 
 def _state(out):
@@ -145,3 +146,72 @@ def test_a_run_killed_between_the_fallback_renames_gets_its_old_folder_back(tmp_
             raise RuntimeError("this run fails too")
     assert (out / "manifest.json").read_text() == "old"
     assert sorted(os.listdir(tmp_path)) == ["dist"]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_bench_reports_leaves_one_whole_set(benched_fp32, tmp_path):
+    """bench swaps its three reports in as one set: after a kill they are all old or all new."""
+    from benchmarks.report import markdown
+    from train.fsutil import replace_files
+
+    dist = tmp_path / "dist"
+    shutil.copytree(benched_fp32, dist)
+    before = digest(dist)
+    proc = subprocess.Popen([sys.executable, "-m", "mobilepack", "bench", str(dist), "--runs", "2", "--repeat", "1",
+                             "--threads", "1", "--no-crosscheck", "--no-gate", "-q"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _kill_once_staging_appears(proc, tmp_path, ".dist.mobilepack-staging-", delay=0.03)
+    after = digest(dist)
+    reports = ("report.json", "report.md", "report.html")
+    assert {k: v for k, v in after.items() if k not in reports} == {k: v for k, v in before.items() if k not in reports}
+    report = json.loads((dist / "report.json").read_text())
+    if any(after[r] != before[r] for r in reports):  # the new set: every file from the same run, complete
+        assert all(after[r] != before[r] for r in reports)
+        assert (dist / "report.md").read_text() == markdown(report)
+        page = (dist / "report.html").read_text()
+        assert report["created_at"] in page and page.rstrip().endswith("</html>")
+    manifest = load_manifest(dist)
+    assert {r["name"]: r["sha256"] for r in report["artifacts"]} == {a.name: a.sha256 for a in manifest.artifacts}
+    verify_artifacts(manifest, dist)
+    replace_files(dist, {"report.json": (dist / "report.json").read_bytes()})  # the next write clears what was left
+    assert staging_left(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_sigkill_mid_ship_leaves_the_old_or_the_new_assets(benched_fp32, tmp_path):
+    from click.testing import CliRunner
+
+    from mobilepack.cli import cli
+
+    apps = {}
+    for name, samples in (("old", 2), ("new", 6)):  # shipped whole, to know both states the kill may leave
+        apps[name] = tmp_path / name / "android_demo"
+        shutil.copytree(ROOT / "android_demo", apps[name], ignore=shutil.ignore_patterns("mobilepack"))
+        result = CliRunner().invoke(cli, ["ship", str(benched_fp32), "--android", str(apps[name]), "--samples",
+                                          str(samples), "-q"])
+        assert result.exit_code == 0, result.output
+    apps["killed"] = tmp_path / "killed" / "android_demo"
+    shutil.copytree(apps["old"], apps["killed"])
+    assets = Path("app/src/main/assets/mobilepack")
+    old, new = digest(apps["old"] / assets), digest(apps["new"] / assets)
+    assert old != new
+    proc = subprocess.Popen([sys.executable, "-m", "mobilepack", "ship", str(benched_fp32), "--android",
+                             str(apps["killed"]), "--samples", "6", "-q"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _kill_once_staging_appears(proc, apps["killed"] / assets.parent, ".mobilepack.mobilepack-staging-", delay=0.02)
+    state = digest(apps["killed"] / assets)
+    assert state in (old, new)
+    manifest = load_manifest(apps["killed"] / assets)
+    verify_artifacts(manifest, apps["killed"] / assets)  # the model file matches the sha256 its manifest gives
+
+
+def _kill_once_staging_appears(proc, parent: Path, prefix: str, delay: float) -> None:
+    """SIGKILL `proc` `delay` s after its staging folder appears in `parent`: while it writes."""
+    deadline = time.time() + 120
+    while proc.poll() is None and time.time() < deadline and not any(
+            n.startswith(prefix) and "probe" not in n for n in os.listdir(parent)):
+        time.sleep(0.002)
+    time.sleep(delay)
+    assert proc.poll() is None, "it finished before it could be killed; the test proves nothing"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
