@@ -1,4 +1,4 @@
-"""The CLI boundary under real faults: a read-only output, a full disk, an unreadable input.
+"""The CLI boundary under real faults: a read-only output, a full disk, an unreadable input, a converter crash.
 
 Each case is one line (what, where, the fix), exit 2, no traceback, and the previous output
 exactly as it was (every file's sha256), with no staging folder left beside it.
@@ -97,3 +97,41 @@ def test_unreadable_input_names_the_file(case, tiny_run, benched_fp32, tmp_path)
         result = run("convert", model, "--out", out)
     assert_one_line_error(result, 2, f"{model}: Permission denied", "chmod")
     assert digest(out) == before
+
+
+@pytest.fixture(scope="module")
+def rnn_model(tmp_path_factory):
+    """An LSTM: coremltools 9 fails on every Keras RNN with a bare IndexError inside its TF frontend."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6, 4), name="sequence")
+    outputs = keras.layers.Dense(2)(keras.layers.LSTM(3, name="encoder")(inputs))
+    path = tmp_path_factory.mktemp("rnn") / "rnn.keras"
+    keras.Model(inputs, outputs).save(path)
+    return path
+
+
+@pytest.mark.bad_input("cli")
+@pytest.mark.parametrize("fmt", [pytest.param("mlprogram", id="coreml-rnn-indexerror")])
+def test_converter_error_mobilepack_does_not_know_is_one_line(fmt, rnn_model, benched_fp32, tmp_path):
+    out = tmp_path / "dist"
+    shutil.copytree(benched_fp32, out)
+    before = digest(out)
+    result = run("convert", rnn_model, "--target", "coreml", "--coreml-format", fmt, "--out", out)
+    assert_one_line_error(result, 2, f"Core ML {fmt}: conversion failed at TensorFlow op Less of layer 'encoder' "
+                                     "(LSTM): IndexError: list index out of range", "--target tflite", "--debug")
+    assert digest(out) == before and staging_left(tmp_path) == []
+
+
+def test_debug_shows_the_converters_own_error(rnn_model, tmp_path):
+    result = run("--debug", "convert", rnn_model, "--target", "coreml", "--out", tmp_path / "dist")
+    assert type(result.exception).__name__ == "ConversionError"
+    cause = result.exception.__cause__
+    assert isinstance(cause, IndexError)
+    frames = []
+    tb = cause.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    assert "coremltools" in frames[-1]  # raised inside coremltools, and --debug shows where
