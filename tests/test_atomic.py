@@ -64,8 +64,12 @@ def test_writes_are_synced_file_rename_folder_in_that_order(tmp_path):
             "    with staged_directory(out) as s:\n"
             "        (s / 'sub').mkdir(); atomic_write_bytes(s / 'sub' / 'f.txt', text.encode())\n")
     log = tmp_path / "strace.log"
-    subprocess.run(["strace", "-f", "-qq", "-o", log, "-e", "trace=openat,fsync,rename,renameat2,unlink,unlinkat",
-                    sys.executable, "-c", code, tmp_path / "out"], cwd=ROOT, check=True, capture_output=True)
+    traced = subprocess.run(["strace", "-f", "-qq", "-o", log, "-e",
+                             "trace=openat,fsync,rename,renameat2,unlink,unlinkat", sys.executable, "-c", code,
+                             tmp_path / "out"], cwd=ROOT, capture_output=True, text=True)
+    if traced.returncode != 0 and "ptrace" in traced.stderr:
+        pytest.skip(f"strace cannot trace here: {traced.stderr.strip()[:200]}")
+    assert traced.returncode == 0, traced.stderr
     calls = _calls(log.read_text(), str(tmp_path))
     one, parent, staging = str(tmp_path / "one.bin"), ("fsync", str(tmp_path)), f"{tmp_path}/STAGING"
     assert calls[:3] == [("fsync", one + ".tmp"), ("rename", one), parent]
