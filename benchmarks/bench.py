@@ -12,6 +12,7 @@ import numpy as np
 
 from convert.budget import Budget
 from convert.manifest import load_manifest, verify_artifacts
+from train.fsutil import check_replaceable
 from train.loading import load_keras_model, sha256_file
 
 from . import metrics
@@ -77,6 +78,8 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
     baseline = load_baseline(config.baseline) if config.baseline else None
     manifest = load_manifest(dist)
     verify_artifacts(manifest, dist)
+    check_replaceable(dist, f"bench writes its reports beside the manifest: make it writable or copy {dist} "
+                            "somewhere writable and bench the copy")  # before the slow part
     ref_path = dist / manifest.source["model_file"]
     if not ref_path.is_file() or sha256_file(ref_path) != manifest.source["model_sha256"]:
         raise BenchDataError(f"{ref_path}: reference model missing or altered; re-run `mobilepack convert`")

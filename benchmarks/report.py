@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from convert.manifest import PLATFORM_TARGET
 from train.documents import NUMBER, Array, AtLeast, Maybe, load_document, shown
 from train.errors import DocumentError, MobilepackError
-from train.fsutil import atomic_write_json, atomic_write_text
+from train.fsutil import replace_files
 
 from .html import render_html
 from .summary import (crosscheck_lines, fmt, metric_lines, output_table, recommendation_lines, shows_outputs,
@@ -128,10 +129,14 @@ def _drop_text(drop) -> str:
 
 
 def write_report(report: dict, out_dir: Path, images=None) -> dict[str, Path]:
-    """report.json, report.md and report.html, each written to a temp name and renamed into place."""
+    """report.json, report.md and report.html, replaced as one set (see fsutil.replace_files).
+
+    All three are rendered before anything is written, so the set is on disk only briefly.
+    report.json comes last: where the folder cannot be swapped and the files go one by one,
+    the machine contract is never newer than the pages beside it.
+    """
     out_dir = Path(out_dir)
-    paths = {"json": out_dir / "report.json", "md": out_dir / "report.md", "html": out_dir / "report.html"}
-    atomic_write_json(paths["json"], report)
-    atomic_write_text(paths["md"], markdown(report))
-    atomic_write_text(paths["html"], render_html(report, images))
-    return paths
+    texts = {"report.md": markdown(report), "report.html": render_html(report, images),
+             "report.json": json.dumps(report, indent=2, sort_keys=False) + "\n"}
+    replace_files(out_dir, {name: text.encode("utf-8") for name, text in texts.items()})
+    return {"json": out_dir / "report.json", "md": out_dir / "report.md", "html": out_dir / "report.html"}

@@ -15,10 +15,11 @@ import warnings
 
 import numpy as np
 
+from train.errors import MobilepackError
 from train.loading import inference_function
 from train.preprocessing import Preprocessing
 
-from .errors import ConversionError, UnsupportedLayerError
+from .errors import ConversionError, UnsupportedLayerError, tool_error
 
 COREML_QUANTS = {
     "mlprogram": ("fp32", "fp16", "int8w", "pal6", "pal4"),
@@ -104,8 +105,10 @@ def convert_coreml(ctx, fmt: str, quant: str, keep_float: tuple[str, ...] = ()):
                 target = "iOS14"
                 mlmodel = ct.convert([concrete], minimum_deployment_target=ct.target.iOS14, **kwargs)
             mlmodel = _compress(ct, mlmodel, fmt, quant, keep_float)
-    except (NotImplementedError, ValueError, RuntimeError, TypeError, KeyError) as exc:
-        raise _error(exc, fmt, model) from None
+    except (OSError, MobilepackError):
+        raise  # a full disk or a forbidden path: the command line names the path and the fix
+    except Exception as exc:  # coremltools raises anything: IndexError for every Keras RNN, AssertionError, ...
+        raise _error(exc, fmt, model) from exc  # chained: --debug shows coremltools' own error
     _set_metadata(mlmodel, ctx.metadata, quant, target)
     return mlmodel
 
@@ -177,12 +180,29 @@ def _error(exc: Exception, fmt: str, model) -> ConversionError:
     other = "neuralnetwork" if fmt == "mlprogram" else "mlprogram"
     if op:
         layer = _layer_of(node.group(1) if node else "", model)
-        return UnsupportedLayerError(
+        return UnsupportedLayerError(  # recognised: the op and its layer are the whole story
             f"Core ML {fmt}: layer {layer} uses TensorFlow op {op.group(1)}, which coremltools cannot convert; "
             f"replace it (for GELU use approximate=True) or use --target tflite"
         )
-    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)[:300]
-    return ConversionError(f"Core ML {fmt}: conversion failed: {first}; try --coreml-format {other} or --target tflite")
+    failing = _failing_node(exc)
+    where = f"TensorFlow op {failing.op} of layer {_layer_of(failing.name, model)}" if failing else ""
+    return tool_error(f"Core ML {fmt}", exc, where, f"try --coreml-format {other} or --target tflite")
+
+
+def _failing_node(exc: BaseException):
+    """The TF graph node coremltools was translating when it failed (innermost), if it got that far.
+
+    Its TF frontend converts one node per call, with the node in a local named `node`; when
+    the error itself names nothing (an IndexError from a Keras RNN's loop), that node does.
+    """
+    found, tb = None, exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        node = frame.f_locals.get("node") if "coremltools" in frame.f_code.co_filename else None
+        if isinstance(getattr(node, "op", None), str) and isinstance(getattr(node, "name", None), str):
+            found = node
+        tb = tb.tb_next
+    return found
 
 
 def _layer_of(node: str, model) -> str:

@@ -21,3 +21,17 @@ class ManifestError(DocumentError):
 
 class UsageError(MobilepackError):
     """A bad option value or combination."""
+
+
+def tool_error(tool: str, exc: BaseException, where: str = "", hint: str = "") -> ConversionError:
+    """One line for an error a converter raised that mobilepack does not recognise.
+
+    The failing layer or op when known (`where`), the tool's own message (its first line, which
+    is where converters put the cause), the next step, and where the rest is: --debug re-raises
+    with the tool's exception chained, its whole message and traceback.
+    """
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    said = f"{type(exc).__name__}: {lines[0][:300]}" if lines else type(exc).__name__
+    place = f" at {where}" if where else ""
+    return ConversionError(f"{tool}: conversion failed{place}: {said}; {hint + '; ' if hint else ''}"
+                           "run with --debug for the full error")

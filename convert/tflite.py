@@ -9,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from train.errors import MobilepackError
+
 from .calibration import CalibrationSet
-from .errors import ConversionError, UnsupportedLayerError
+from .errors import ConversionError, UnsupportedLayerError, tool_error
 from .shapes import example_shape
 
 TFLITE_QUANTS = ("fp32", "fp16", "dynamic", "int8")
@@ -67,8 +69,10 @@ def _converting(quant: str):
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
+    except (OSError, MobilepackError):
+        raise  # a full disk or a forbidden path: the command line names the path and the fix
     except Exception as exc:
-        raise _conversion_error(exc, quant) from None
+        raise _conversion_error(exc, quant) from exc  # chained: --debug shows the converter's own error
 
 
 def _representative(calibration: CalibrationSet):
@@ -80,12 +84,14 @@ def _representative(calibration: CalibrationSet):
 
 
 def _conversion_error(exc: Exception, quant: str) -> ConversionError:
-    text = str(exc)
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    """An op the converter names as unsupported, or else the converter's own first line."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     ops = [ln for ln in lines if "op" in ln.lower() and ("not supported" in ln.lower() or "failed to legalize" in ln.lower())]
-    detail = (ops or lines or [type(exc).__name__])[0][:300]
-    hint = " try --quant fp32,fp16,dynamic" if quant == "int8" else ""
-    return UnsupportedLayerError(f"TFLite {quant}: converter failed: {detail};{hint or ' see --debug for the full log'}")
+    hint = "try --quant fp32,fp16,dynamic" if quant == "int8" else ""
+    if ops:
+        return UnsupportedLayerError(f"TFLite {quant}: converter failed: {ops[0][:300]}; "
+                                     f"{hint + '; ' if hint else ''}run with --debug for the full log")
+    return tool_error(f"TFLite {quant}", exc, hint=hint)
 
 
 def describe_tensors(path: Path) -> tuple[list[dict], list[dict]]:

@@ -1,7 +1,8 @@
 """The `mobilepack` command. Each command parses, calls one library function, prints.
 
-Library errors (MobilepackError) become one line on stderr and their exit code;
---debug shows the traceback instead.
+Library errors (MobilepackError) become one line on stderr and their exit code, and so
+does any OSError (the path, what the OS said, what to do; exit 2); --debug shows the
+traceback instead.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def command_options(fn):
     @functools.wraps(fn)
     def wrapper(*args, debug: bool, quiet: bool, **kwargs):
         debug = debug or bool((click.get_current_context().find_root().obj or {}).get("debug"))
-        from train.errors import MobilepackError
+        from train.errors import MobilepackError, os_error_message
 
         ui = ProgressLine(quiet)
         try:
@@ -53,6 +54,11 @@ def command_options(fn):
                 raise
             click.echo(f"Error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except OSError as exc:  # full disk, read-only or forbidden path, busy port: the user's to fix, so exit 2
+            if debug:
+                raise
+            click.echo(f"Error: {os_error_message(exc)}", err=True)
+            sys.exit(2)
         except KeyboardInterrupt:
             click.echo("Interrupted; nothing was left half-written.", err=True)
             sys.exit(130)

@@ -25,11 +25,12 @@ from benchmarks.report import load_report
 from convert.manifest import MANIFEST_NAME, PLATFORM_TARGET, load_manifest, verify_artifacts
 from train.documents import load_document, shown
 from train.errors import DocumentError, MobilepackError
-from train.fsutil import atomic_write_json, staged_directory
+from train.fsutil import atomic_write_json, check_writable_dir, staged_directory
 from train.preprocessing import Preprocessing
 
 MARKER = "mobilepack-app.json"
 MARKER_SPEC = {"platform": str, "assets": str}
+WRITABLE_HINT = "ship replaces the app's assets folder: make the app folder writable or ship into a copy of the app"
 
 
 class ShipError(MobilepackError):
@@ -55,11 +56,13 @@ def ship(dist: Path, config: ShipConfig, log: Callable[[str], None] = print) -> 
     prep = Preprocessing.from_dict(manifest.preprocessing, f"{dist / MANIFEST_NAME} preprocessing")
     report = _load_report(dist, manifest)
     targets = {platform: app_assets(Path(app), platform) for platform, app in config.apps.items()}
+    for assets in targets.values():  # every app before any, so a refused one leaves none half-shipped
+        check_writable_dir(assets, WRITABLE_HINT)
     shipped = {}
     for platform, assets in targets.items():
         row = _choose(platform, report, config)
         artifact = next(a for a in manifest.artifacts if a.name == row["name"])
-        with staged_directory(assets) as stage:
+        with staged_directory(assets, WRITABLE_HINT) as stage:
             _copy_model(dist / artifact.file, stage / artifact.file)
             shutil.copy2(dist / manifest.labels_file, stage / "labels.txt")
             atomic_write_json(stage / "preprocessing.json", prep.to_dict())

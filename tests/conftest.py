@@ -69,6 +69,22 @@ def tiny_benched(tiny_dist, fast_latency, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def benched_fp32(tiny_run, tmp_path_factory):
+    """One fp32 .tflite, converted and benched (report.json/md/html): a previous output to break. Copy it."""
+    from click.testing import CliRunner
+
+    from convert.api import ConvertConfig, convert
+    from mobilepack.cli import cli
+
+    dist = tmp_path_factory.mktemp("benched") / "dist"
+    convert(tiny_run, dist, ConvertConfig(quantizations=("fp32",)), log=lambda m: None)
+    result = CliRunner().invoke(cli, ["bench", str(dist), "--runs", "2", "--repeat", "1", "--threads", "1",
+                                      "--no-crosscheck", "--no-gate", "-q"])
+    assert result.exit_code == 0, result.output
+    return dist
+
+
+@pytest.fixture(scope="session")
 def tensor_model(tmp_path_factory):
     """A non-image model: 8 features -> 4 classes, random seeded weights."""
     import keras

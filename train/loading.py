@@ -78,6 +78,8 @@ def load_keras_model(path: Path, unsafe: bool = False, custom_objects: Sequence[
     `custom_objects` are --custom-objects specs (module:name); only they are imported.
     """
     path = resolve_model_path(path)
+    with open(path, "rb"):  # unreadable is not damaged: its OSError (Permission denied) names the file
+        pass
     if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
         raise ModelLoadError(f"{path}: not a valid .keras archive (truncated or not a Keras model); re-save the model")
     objects = import_custom_objects(custom_objects) if custom_objects else None

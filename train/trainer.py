@@ -12,7 +12,7 @@ import numpy as np
 from .data import load_dataset, save_split, stratified_split
 from .documents import NUMBER, load_document, read_text
 from .errors import DocumentError, MobilepackError
-from .fsutil import atomic_write_json, staged_directory
+from .fsutil import atomic_write_json, check_writable_dir, staged_directory
 from .models import ARCHS, build_model, normalization_of
 from .preprocessing import Preprocessing
 
@@ -59,6 +59,7 @@ def train(config: TrainConfig, out: Path, log: Callable[[str], None] = print, ve
     import keras
     import tensorflow as tf
 
+    check_writable_dir(Path(out))  # before the slow part, not after training
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
     dataset = load_dataset(config.data, log)
