@@ -76,6 +76,7 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
     dist = Path(dist)
     config, threads_note = _cap_threads(config)
     baseline = load_baseline(config.baseline) if config.baseline else None
+    manifest_sha256 = sha256_file(dist / "manifest.json") if (dist / "manifest.json").is_file() else None
     manifest = load_manifest(dist)
     verify_artifacts(manifest, dist)
     check_replaceable(dist, f"bench writes its reports beside the manifest: make it writable or copy {dist} "
@@ -136,7 +137,7 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
         comparisons = compare(report, baseline)
         report["baseline"] = {"path": str(config.baseline), "limits": REGRESSION_LIMITS, "comparisons": comparisons,
                               "regressed": [c["name"] for c in comparisons if c["regressed"]]}
-    write_report(report, dist, data.images)
+    write_report(report, dist, data.images, manifest_sha256)  # not over a dist a convert replaced meanwhile
     return report
 
 

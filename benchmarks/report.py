@@ -128,15 +128,17 @@ def _drop_text(drop) -> str:
     return "no labels" if drop is None else f"{drop:.2f} pp"
 
 
-def write_report(report: dict, out_dir: Path, images=None) -> dict[str, Path]:
+def write_report(report: dict, out_dir: Path, images=None, manifest_sha256: str | None = None) -> dict[str, Path]:
     """report.json, report.md and report.html, replaced as one set (see fsutil.replace_files).
 
     All three are rendered before anything is written, so the set is on disk only briefly.
     report.json comes last: where the folder cannot be swapped and the files go one by one,
-    the machine contract is never newer than the pages beside it.
+    the machine contract is never newer than the pages beside it. With `manifest_sha256` (the
+    manifest the report measured), a dist that a convert replaced meanwhile is left alone.
     """
     out_dir = Path(out_dir)
     texts = {"report.md": markdown(report), "report.html": render_html(report, images),
              "report.json": json.dumps(report, indent=2, sort_keys=False) + "\n"}
-    replace_files(out_dir, {name: text.encode("utf-8") for name, text in texts.items()})
+    replace_files(out_dir, {name: text.encode("utf-8") for name, text in texts.items()},
+                  unchanged={"manifest.json": manifest_sha256} if manifest_sha256 else None)
     return {"json": out_dir / "report.json", "md": out_dir / "report.md", "html": out_dir / "report.html"}

@@ -1,6 +1,7 @@
 """Durability: a killed convert, bench or ship leaves the old output or the new one, complete; writes are
 fsynced file, rename, folder, in that order; modes come from the umask without touching it."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -219,3 +220,26 @@ def _kill_once_staging_appears(proc, parent: Path, prefix: str, delay: float) ->
     assert proc.poll() is None, "it finished before it could be killed; the test proves nothing"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+
+
+def test_reports_are_not_swapped_over_a_dist_a_convert_replaced_meanwhile(tmp_path):
+    """bench rebuilds the dist to add its reports; it must not swap back the artifacts a convert just wrote."""
+    from train.errors import OutputError
+    from train.fsutil import replace_files, staged_directory, swap_lock
+
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "manifest.json").write_text('{"old": true}')
+    (dist / "model.tflite").write_bytes(b"old model")
+    measured = hashlib.sha256((dist / "manifest.json").read_bytes()).hexdigest()
+    with staged_directory(dist) as stage:  # a convert finishing while bench evaluated
+        (stage / "manifest.json").write_text('{"new": true}')
+        (stage / "model.tflite").write_bytes(b"new model")
+    with pytest.raises(OutputError, match="manifest.json: replaced while this command ran"):
+        replace_files(dist, {"report.json": b"{}"}, unchanged={"manifest.json": measured})
+    assert (dist / "model.tflite").read_bytes() == b"new model" and not (dist / "report.json").exists()
+    replace_files(dist, {"report.json": b"{}"}, unchanged={"manifest.json": hashlib.sha256(b'{"new": true}').hexdigest()})
+    assert (dist / "report.json").read_bytes() == b"{}" and (dist / "model.tflite").read_bytes() == b"new model"
+    # the swap lock is one per folder and reentrant in a process, so replace_files can hold it across its swap
+    with swap_lock(dist), swap_lock(dist):
+        pass

@@ -26,6 +26,7 @@ import ctypes
 import ctypes.util
 import errno
 import functools
+import hashlib
 import json
 import os
 import secrets
@@ -214,7 +215,42 @@ def _in_terms_of(exc: BaseException, staging: Path, out: Path) -> BaseException:
     return plain
 
 
+_HELD: set[Path] = set()  # swap locks this process holds (flock is per open file: never take one twice)
+
+
+@contextlib.contextmanager
+def swap_lock(out: Path) -> Iterator[None]:
+    """Exclusive with every other mobilepack swapping a folder beside `out`: an advisory flock on
+    the parent folder itself, so no lock file is left in (say) an app's source tree.
+
+    Without it, bench rebuilding a dist to add its reports could swap back the old artifacts over a
+    convert that finished a moment earlier. Where flock is missing (not POSIX), no lock is taken.
+    """
+    parent = Path(out).absolute().parent
+    if parent in _HELD:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _HELD.add(parent)
+        yield
+    finally:
+        _HELD.discard(parent)
+        os.close(fd)  # closing releases the lock
+
+
 def _swap_in(staging: Path, out: Path) -> None:
+    with swap_lock(out):
+        _swap_in_locked(staging, out)
+
+
+def _swap_in_locked(staging: Path, out: Path) -> None:
     parent = out.parent
     if not os.path.lexists(out):
         os.replace(staging, out)
@@ -249,23 +285,37 @@ def _fsync_tree(root: Path) -> None:
         fsync_dir(folder)
 
 
-def replace_files(folder: Path, files: dict[str, bytes]) -> None:
+def replace_files(folder: Path, files: dict[str, bytes], unchanged: dict[str, str] | None = None) -> None:
     """Write `files` (name -> bytes) into the existing `folder` as one set.
 
     The folder is rebuilt beside itself, hard links to everything else in it (no data is copied)
     plus the new files, and swapped in: a reader or a crash sees every file old or every file new.
     A folder that cannot be swapped (a mount point, or its parent is read-only) gets the files one
     by one in the given order, each whole; the caller lists the file readers trust last.
+    `unchanged` (name -> sha256) are files the new ones describe: if another command replaced one
+    since, nothing is written (checked under the swap lock, so no swap can slip in between).
     """
     folder = Path(folder).resolve()
-    if not _swappable(folder):
-        for name, data in files.items():
-            atomic_write_bytes(folder / name, data)
-        return
-    with staged_directory(folder) as stage:
-        _link_tree(folder, stage, skip=set(files))
-        for name, data in files.items():
-            atomic_write_bytes(stage / name, data)
+    with swap_lock(folder):
+        for name, digest in (unchanged or {}).items():
+            if _sha256_or_none(folder / name) != digest:
+                raise OutputError(f"{folder / name}: replaced while this command ran (another command wrote "
+                                  f"{folder}); nothing was written; run it again on the new folder")
+        if not _swappable(folder):
+            for name, data in files.items():
+                atomic_write_bytes(folder / name, data)
+            return
+        with staged_directory(folder) as stage:
+            _link_tree(folder, stage, skip=set(files))
+            for name, data in files.items():
+                atomic_write_bytes(stage / name, data)
+
+
+def _sha256_or_none(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def check_replaceable(folder: Path, hint: str) -> None:
