@@ -25,7 +25,7 @@ def bench_report(tiny_dist, tmp_path_factory):
 
     dist = tmp_path_factory.mktemp("contract") / "dist"
     shutil.copytree(tiny_dist, dist)
-    result = run("bench", dist, "--threads", "1", "--runs", "5", "-q")
+    result = run("bench", dist, "--threads", "1", "--runs", "5", "--repeat", "2", "-q")  # repetitions: tests/test_repeat.py
     assert result.exit_code == 0, result.stderr
     return dist, json.loads((dist / "report.json").read_text())
 
@@ -61,7 +61,7 @@ def test_unchanged_artifacts_do_not_regress(bench_report, tmp_path):
             scale_latency(s, 10)
 
     old = _baseline(report, tmp_path, slower_before)
-    result = run("bench", dist, "--threads", "1", "--no-crosscheck", "--runs", "5", "-q", "--baseline", old, "--junit", tmp_path / "j.xml")
+    result = run("bench", dist, "--threads", "1", "--no-crosscheck", "--runs", "5", "--repeat", "1", "-q", "--baseline", old, "--junit", tmp_path / "j.xml")
     assert result.exit_code == 0, result.stderr
     new = json.loads((dist / "report.json").read_text())
     jsonschema.validate(new, SCHEMA)
@@ -128,7 +128,7 @@ def test_cli_exits_1_on_regression(bench_report, tmp_path):
             scale_latency(s, 10)
 
     old = _baseline(report, tmp_path, smaller_before)
-    result = run("bench", dist, "--threads", "1", "--no-crosscheck", "--runs", "5", "-q", "--baseline", old, "--junit", tmp_path / "j.xml")
+    result = run("bench", dist, "--threads", "1", "--no-crosscheck", "--runs", "5", "--repeat", "1", "-q", "--baseline", old, "--junit", tmp_path / "j.xml")
     assert result.exit_code == 1
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "regression against" in lines[0] and "size" in lines[0]
@@ -152,7 +152,7 @@ def test_baseline_of_another_schema_or_dataset_is_refused(bench_report, tmp_path
     other = copy.deepcopy(report)
     other["dataset"]["count"] = 17
     old.write_text(json.dumps(other))
-    result = run("bench", dist, "--threads", "1", "--no-crosscheck", "--runs", "5", "-q", "--baseline", old)
+    result = run("bench", dist, "--threads", "1", "--no-crosscheck", "--runs", "5", "--repeat", "1", "-q", "--baseline", old)
     assert result.exit_code == 2 and "17 inputs" in result.stderr and "same data" in result.stderr
 
 
@@ -183,7 +183,7 @@ def test_junit_marks_failed_gates(tiny_dist, noise_npz, tmp_path):
 
     dist = tmp_path / "d"
     shutil.copytree(tiny_dist, dist)
-    result = run("bench", dist, "--data", noise_npz, "--threads", "1", "--no-crosscheck", "--runs", "5", "-q", "--junit", tmp_path / "j.xml")
+    result = run("bench", dist, "--data", noise_npz, "--threads", "1", "--no-crosscheck", "--runs", "5", "--repeat", "1", "-q", "--junit", tmp_path / "j.xml")
     assert result.exit_code == 1
     suite = ET.parse(tmp_path / "j.xml").getroot()
     failed = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]
