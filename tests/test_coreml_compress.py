@@ -186,6 +186,15 @@ def test_default_variants_follow_the_ios_target():
     assert quants() == ["fp32", "fp16", "int8w", "pal6", "pal4"]
     assert quants(ios_target=18) == ["fp32", "fp16", "int8w", "pal6", "pal4", "int4b", "pal4g"]
     assert quants(quantizations=("pal4-fp32", "int8w")) == ["int8w", "pal4-fp32"]
+    from convert.budget import COREML_LADDER
+
+    def ladder(**kw):
+        config = ConvertConfig(targets=("coreml",), max_drop_pp=1.0, **kw)
+        return [q for q in COREML_LADDER["mlprogram"] if config.allows("coreml", "mlprogram", q)]
+
+    assert ladder() == ["pal4", "pal6", "int8w", "fp16"]
+    assert ladder(ios_target=18) == ["pal4", "pal4g", "int4b", "pal6", "int8w", "fp16"]
+    assert ladder(ios_target=18, quantizations=("int8w-fp32", "int4b")) == ["int4b", "int8w-fp32"]
 
 
 @pytest.mark.bad_input("cli")
@@ -223,3 +232,26 @@ def test_ios_recommendation_prefers_the_neural_engine_unless_told_not_to():
     only_fp32 = [_row("pal4-fp32", 60_000, CPU_GPU), _row("fp32", 380_000, CPU_GPU)]
     assert recommend(only_fp32, Budget(max_drop_pp=1.0))["ios"] == "pal4-fp32"
     assert only_fp32[0]["recommendation_reason"].endswith("none of them can use the Neural Engine")
+
+
+@pytest.mark.parametrize("quant", ["int4b", "pal4g"])
+def test_a_weight_coremltools_cannot_compress_is_recorded_not_dropped(quant):
+    """A weight read as matmul's y by one op and as its x by another has no single channel axis: coremltools
+    skips it with a log line only; the artifact must say so."""
+    from convert.coreml import import_coremltools
+    from convert.coreml_compress import compress, recorded_fallbacks
+
+    ct = import_coremltools()
+    from coremltools.converters.mil import Builder as mb
+
+    w_val = np.random.default_rng(0).normal(size=(64, 64)).astype(np.float32)
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(64, 64))], opset_version=ct.target.iOS18)
+    def prog(x):
+        w = mb.const(val=w_val, name="shared")
+        return mb.add(x=mb.matmul(x=x, y=w), y=mb.matmul(x=w, y=x))
+
+    mlmodel = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS18,
+                         compute_precision=ct.precision.FLOAT16)
+    [record] = recorded_fallbacks(compress(mlmodel, quant))
+    assert record["uncompressed"] is True and record["shape"] == [64, 64] and "channel axes" in record["reason"]
