@@ -59,7 +59,7 @@ class BenchConfig:
     budget: Budget = field(default_factory=lambda: Budget(max_drop_pp=1.0))  # what the recommendation must stay within
     repeat: int = 3  # fresh processes per artifact x thread count, interleaved across artifacts
     pin: bool = False  # keep each measuring process to one CPU per thread
-    prefer_neural_engine: bool = True  # iOS: recommend one that can use the Neural Engine over a smaller one that cannot
+    prefer_neural_engine: bool = True  # iOS: one that can use the Neural Engine before a smaller one that cannot
 
     def __post_init__(self):
         bad = [t for t in self.threads if t < 1]

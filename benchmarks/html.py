@@ -171,7 +171,8 @@ def render_html(report: dict, images: Sequence[np.ndarray] | None = None) -> str
         f"{e(m['python'])}.<br>{e(m['note'])}</div>",
         "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>",
         *[f'<tr class="{e(r[-1])}">' + "".join(
-            f'<td class="{"num" if i >= text_columns and i < len(r) - 1 else ""}">{e(c)}</td>' for i, c in enumerate(r)) + "</tr>"
+            f'<td class="{"num" if text_columns <= i < len(r) - 1 else ""}">{e(c)}</td>' for i, c in enumerate(r))
+          + "</tr>"
           for r in rows],
         "</table>",
         *[f'<div class="note"><b>{e(line)}</b></div>' for line in stability_lines(report)],

@@ -255,3 +255,22 @@ def test_a_weight_coremltools_cannot_compress_is_recorded_not_dropped(quant):
                          compute_precision=ct.precision.FLOAT16)
     [record] = recorded_fallbacks(compress(mlmodel, quant))
     assert record["uncompressed"] is True and record["shape"] == [64, 64] and "channel axes" in record["reason"]
+
+
+def test_fallbacks_reach_the_manifest_and_the_report_lines(tmp_path):
+    """convert -> manifest notes -> bench row -> report.md line, for a layer int4b could not block by 32."""
+    from benchmarks.bench import _coreml_fields
+    from benchmarks.summary import compute_unit_lines
+    from convert.api import ConvertConfig, convert
+    from convert.manifest import load_manifest
+
+    _fallback_model().save(tmp_path / "m.keras")
+    convert(tmp_path / "m.keras", tmp_path / "dist", ConvertConfig(targets=("coreml",), quantizations=("int4b",),
+                                                                    ios_target=18), log=lambda m: None)
+    [artifact] = load_manifest(tmp_path / "dist").artifacts
+    assert artifact.notes["minimum_deployment_target"] == "iOS18" and artifact.notes["compute_precision"] == "float16"
+    assert len(artifact.notes["compression_fallbacks"]) == 3
+    row = {"name": artifact.name, **_coreml_fields(artifact, artifact.path(tmp_path / "dist"))}
+    lines = compute_unit_lines({"artifacts": [row]})
+    assert lines[0] == "`model_mlprogram_int4b`: CPU, GPU, Neural Engine (float16-typed ML Program)"
+    assert any("[40, 48, 3, 3]: block size 24, 48 input channels are not a multiple of 32" in ln for ln in lines[1:])
