@@ -22,6 +22,7 @@ from .gate import DEFAULT_THRESHOLDS, Threshold, judge, statistics, threshold_di
 from .outputs import OutputSpec, artifact_output_names, describe_outputs, first_classification, resolve_labels
 from .parity import headline, output_figures, reference_figures
 from .usermetric import check_metric_limits, load_metric, metric_entry
+from .compute_units import compute_units
 from .crosscheck import AGREEMENT_LIMIT, GOOGLE_TOOL
 from .latency import LatencyProtocol, runner_latency
 from .machine import machine_info
@@ -59,6 +60,7 @@ class BenchConfig:
     budget: Budget = field(default_factory=lambda: Budget(max_drop_pp=1.0))  # what the recommendation must stay within
     repeat: int = 3  # fresh processes per artifact x thread count, interleaved across artifacts
     pin: bool = False  # keep each measuring process to one CPU per thread
+    prefer_neural_engine: bool = True  # iOS: one that can use the Neural Engine before a smaller one that cannot
 
     def __post_init__(self):
         bad = [t for t in self.threads if t < 1]
@@ -107,7 +109,7 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
     first = first_classification(specs)
     class_labels = labels.get(first.name) if first else None
     failed = [r["name"] for r in rows if r["status"] == "failed"]
-    recommended = recommend(rows, config.budget)
+    recommended = recommend(rows, config.budget, config.prefer_neural_engine)
     report = {
         "schema_version": REPORT_SCHEMA_VERSION,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -191,6 +193,7 @@ def _artifact_row(artifact, dist: Path, ctx: _Context, progress) -> dict:
         "outputs": outputs,
         "metrics": _user_metrics(ctx, out, artifact.name),
         **_search_fields(artifact),
+        **_coreml_fields(artifact, path),
     }
     threshold = _threshold(artifact, config)
     row["status"], row["reason"] = judge(row, threshold, ctx.data.count, config.metric_limits)
@@ -282,6 +285,16 @@ def _work(artifact, path, row: dict) -> dict:
     macs = tflite_macs(path)
     best = best_p50(row)
     return {"macs": macs, "gmacs_per_s": round(macs / (best / 1e3) / 1e9, 3) if macs and best > 0 else None}
+
+
+def _coreml_fields(artifact, path: Path) -> dict:
+    """The compute units a Core ML artifact can use, and any layer compressed otherwise than its variant says."""
+    if artifact.target != "coreml":
+        return {"compute_units": None, "compute_units_note": None}
+    fields = compute_units(path)
+    if artifact.notes.get("compression_fallbacks"):
+        fields["compression_fallbacks"] = artifact.notes["compression_fallbacks"]
+    return fields
 
 
 def _search_fields(artifact) -> dict:

@@ -35,10 +35,16 @@ DEFAULT_THRESHOLDS: dict[str, Threshold] = {
     "fp16": Threshold(0.1, 0.99, 40.0, 0.01, 0.999),
     "dynamic": Threshold(1.0, 0.98, 25.0, 0.15, 0.99),
     "int8": Threshold(1.0, 0.98, 25.0, 0.15, 0.99),
-    # Core ML weight compression (compute stays float).
+    # Core ML weight compression, on float16 compute (the -fp32 names: float32 compute, same rows).
     "int8w": Threshold(0.5, 0.98, 30.0, 0.10, 0.995),
     "pal6": Threshold(1.0, 0.98, 25.0, 0.15, 0.99),
     "pal4": Threshold(3.0, 0.95, 18.0, 0.20, 0.98),
+    # iOS 18: 4 bits like pal4, with a scale per 32 input channels or a palette per 16 output channels.
+    "int4b": Threshold(3.0, 0.95, 18.0, 0.20, 0.98),
+    "pal4g": Threshold(3.0, 0.95, 18.0, 0.20, 0.98),
+    "int8w-fp32": Threshold(0.5, 0.98, 30.0, 0.10, 0.995),
+    "pal6-fp32": Threshold(1.0, 0.98, 25.0, 0.15, 0.99),
+    "pal4-fp32": Threshold(3.0, 0.95, 18.0, 0.20, 0.98),
 }
 
 # --gate QUANT.FIELD=VALUE: the field names users type, with their Threshold attribute and range.
@@ -58,6 +64,11 @@ SUGGESTION = {
     "int8w": "try --quant fp16",
     "pal6": "try --quant int8w",
     "pal4": "try --quant pal6 or int8w",
+    "int4b": "try --quant pal4g, pal6 or int8w",
+    "pal4g": "try --quant int4b, pal6 or int8w",
+    "int8w-fp32": "try --quant fp32",
+    "pal6-fp32": "try --quant int8w-fp32",
+    "pal4-fp32": "try --quant pal6-fp32 or int8w-fp32",
 }
 
 

@@ -15,8 +15,9 @@ import numpy as np
 
 from convert.manifest import PLATFORM_TARGET
 
-from .summary import (best_p50, crosscheck_lines, fmt, metric_lines, output_table, recommendation_lines, shows_outputs,
-                      stability_lines, statistics_lines, table_rows)
+from .summary import (best_p50, compute_unit_lines, crosscheck_lines, fmt, metric_lines, output_table,
+                      recommendation_lines, shows_outputs, stability_lines, statistics_lines, table_rows,
+                      with_compute_units)
 
 COLORS = {"tflite": "#1f77b4", "coreml": "#d62728"}
 THUMB_PX = 96
@@ -154,7 +155,8 @@ def render_html(report: dict, images: Sequence[np.ndarray] | None = None) -> str
     e = html.escape
     m, d, g = report["machine"], report["dataset"], report["gate"]
     verdict_cls = {"passed": "passed", "failed": "failed"}.get(g["verdict"], "notgated")
-    head, rows = table_rows(report)
+    head, rows = with_compute_units(*table_rows(report), report)
+    text_columns = 4 if "compute units" in head else 3
     body = [
         "<h1>mobilepack benchmark report</h1>",
         f'<p><span class="verdict {verdict_cls}">Gate: {e(g["verdict"].upper())}</span> '
@@ -169,7 +171,8 @@ def render_html(report: dict, images: Sequence[np.ndarray] | None = None) -> str
         f"{e(m['python'])}.<br>{e(m['note'])}</div>",
         "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>",
         *[f'<tr class="{e(r[-1])}">' + "".join(
-            f'<td class="{"num" if i >= 3 and i < len(r) - 1 else ""}">{e(c)}</td>' for i, c in enumerate(r)) + "</tr>"
+            f'<td class="{"num" if text_columns <= i < len(r) - 1 else ""}">{e(c)}</td>' for i, c in enumerate(r))
+          + "</tr>"
           for r in rows],
         "</table>",
         *[f'<div class="note"><b>{e(line)}</b></div>' for line in stability_lines(report)],
@@ -186,6 +189,7 @@ def render_html(report: dict, images: Sequence[np.ndarray] | None = None) -> str
                  + "".join(f"<th>{e(h)}</th>" for h in ohead) + "</tr>",
                  *[f'<tr class="{e(r[-1])}">' + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in orows],
                  "</table>"]
+    body += _units_section(report)
     if report.get("metric"):
         body += ["<h2>Task metric</h2><ul>", *[f"<li>{e(line)}</li>" for line in metric_lines(report)], "</ul>"]
     body += ["<h2>Statistics</h2><p>95% intervals: Wilson for accuracy and agreement, Newcombe's paired interval "
@@ -206,6 +210,14 @@ def render_html(report: dict, images: Sequence[np.ndarray] | None = None) -> str
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>mobilepack report: {e(g['verdict'])}</title><style>{CSS}</style></head><body>\n"
             + "\n".join(body) + "\n</body></html>\n")
+
+
+def _units_section(report: dict) -> list[str]:
+    units = compute_unit_lines(report)
+    if not units:
+        return []
+    return ["<h2>Core ML compute units</h2><p>Judged from each artifact's precision and ops, not measured on a "
+            "device.</p><ul>", *[f"<li>{html.escape(line.replace('`', ''))}</li>" for line in units], "</ul>"]
 
 
 def _worst_section(worst: dict | None, images) -> list[str]:

@@ -51,6 +51,28 @@ def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
+def with_compute_units(head: list[str], rows: list[list[str]], report: dict) -> tuple[list[str], list[list[str]]]:
+    """The table with a 'compute units' column after 'quant' when it has Core ML rows (report.md, report.html)."""
+    if not any(a.get("compute_units") for a in report["artifacts"]):
+        return head, rows
+    at = head.index("quant") + 1
+    cells = [a.get("compute_units") or "-" for a in report["artifacts"]]
+    return head[:at] + ["compute units"] + head[at:], [r[:at] + [c] + r[at:] for r, c in zip(rows, cells)]
+
+
+def compute_unit_lines(report: dict) -> list[str]:
+    """Why each Core ML row can use the units it can, and every layer compressed otherwise than its variant says."""
+    lines = []
+    for a in report["artifacts"]:
+        if a.get("compute_units"):
+            lines.append(f"`{a['name']}`: {a['compute_units']} ({a['compute_units_note']})")
+        for f in a.get("compression_fallbacks") or []:
+            how = ("left uncompressed" if f.get("uncompressed") else
+                   f"block size {f['block_size']}" if "block_size" in f else f"group size {f['group_size']}")
+            lines.append(f"`{a['name']}`: weight `{f['weight']}` {list(f['shape'])}: {how}, {f['reason']}")
+    return lines
+
+
 def status_cell(row: dict) -> str:
     """passed / failed / skipped, marked when the inputs are too few to resolve the gate."""
     return row["status"] + (" (underpowered)" if row.get("statistics", {}).get("underpowered") else "")

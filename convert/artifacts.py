@@ -9,6 +9,8 @@ from train.loading import sha256_file, size_on_disk
 
 from .context import ConversionContext
 from .coreml import SUFFIX, convert_coreml
+from .coreml_compress import recorded_fallbacks
+from .coreml_variants import VARIANTS
 from .manifest import Artifact
 from .tflite import convert_tflite, convert_tflite_mixed, describe_tensors
 
@@ -52,8 +54,11 @@ def save_coreml(ctx: ConversionContext, mlmodel, fmt: str, quant: str, keep=None
     path = ctx.stage / f"{name}{SUFFIX[fmt]}"
     mlmodel.save(str(path))
     inputs, outputs, info = describe_coreml(path)
-    notes = {**_COREML_NOTES[quant], **info,
+    notes = {**_coreml_notes(fmt, quant), **info,
              "minimum_deployment_target": mlmodel.user_defined_metadata["mobilepack.minimum_deployment_target"]}
+    fallbacks = recorded_fallbacks(mlmodel)
+    if fallbacks:
+        notes["compression_fallbacks"] = fallbacks
     if keep:
         notes["float_layers"] = [{"tensor": n, "layers": [n], "relative_weight_error": round(e, 4)} for n, e in keep]
         notes["float_layer_reason"] = (f"the weights {quant} reproduces worst (relative error ||W'-W||/||W||), "
@@ -81,13 +86,12 @@ def with_tflite_metadata(ctx: ConversionContext, artifact: Artifact) -> Artifact
     return dataclasses.replace(artifact, sha256=sha256_file(path), size_bytes=len(data), notes=notes)
 
 
-_COREML_NOTES = {
-    "fp32": {"weights": "float32", "compute_precision": "float32"},
-    "fp16": {"weights": "float16", "compute_precision": "float16 (ML Program) / float32 (NeuralNetwork)"},
-    "int8w": {"weights": "int8 linear symmetric per-channel", "compute_precision": "float32"},
-    "pal6": {"weights": "6-bit k-means palette", "compute_precision": "float32"},
-    "pal4": {"weights": "4-bit k-means palette", "compute_precision": "float32"},
-}
+def _coreml_notes(fmt: str, quant: str) -> dict:
+    variant = VARIANTS[quant]
+    compute = variant.compute
+    if fmt == "neuralnetwork":  # no typed precision: each compute unit uses its own (coremltools, Typed Execution)
+        compute = "float32 on the CPU, float16 on the GPU and Neural Engine"
+    return {"weights": variant.weights, "compute_precision": compute}
 
 
 def _tflite_notes(quant: str, ctx: ConversionContext) -> dict:

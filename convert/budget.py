@@ -20,13 +20,19 @@ from train.errors import MobilepackError
 from .artifacts import coreml_artifact, save_coreml, tflite_artifact
 from .context import ConversionContext
 from .coreml import convert_coreml, weight_errors
+from .coreml_variants import VARIANTS
 from .errors import UsageError
 from .manifest import Artifact
 from .tflite import convert_tflite, layer_sensitivity
 
 Evaluator = Callable[[Path, str], list]
 TFLITE_LADDER = ("int8", "dynamic", "fp16")
-COREML_LADDER = {"mlprogram": ("pal4", "pal6", "int8w", "fp16"), "neuralnetwork": ("fp16",)}
+# Smallest first, as measured on digits (python -m benchmarks.figures.coreml_compress: pal4 63.0 KiB, pal4g 63.3,
+# int4b 63.5, pal4-fp32 66.5, pal6 85.7, pal6-fp32 89.4, int8w 108.7, int8w-fp32 112.6, fp16 197.8). Rungs the
+# --ios-target or --quant does not allow are skipped: the iOS 18 ones need --ios-target 18, the -fp32 ones --quant.
+COREML_LADDER = {"mlprogram": ("pal4", "pal4g", "int4b", "pal4-fp32", "pal6", "pal6-fp32", "int8w", "int8w-fp32",
+                               "fp16"),
+                 "neuralnetwork": ("fp16",)}
 
 
 class BudgetNotMetError(MobilepackError):
@@ -110,15 +116,14 @@ def budgeted(ctx: ConversionContext, evaluate: Evaluator | None, log: Callable[[
     if evaluate is None:
         raise UsageError("a budget needs validation data to evaluate candidates; convert a run dir or give --validation")
     config = ctx.config
-    allowed = lambda q: not config.quantizations or q in config.quantizations  # noqa: E731
     budget = config.budget()
     chosen = []
     for target, fmt, _ in config.families():
         log(f"searching {fmt} within {budget.describe()}")
         if target == "tflite":
-            rungs = tflite_rungs(ctx, [q for q in TFLITE_LADDER if allowed(q)])
+            rungs = tflite_rungs(ctx, [q for q in TFLITE_LADDER if config.allows(target, fmt, q)])
         else:
-            rungs = coreml_rungs(ctx, fmt, [q for q in COREML_LADDER[fmt] if allowed(q)])
+            rungs = coreml_rungs(ctx, fmt, [q for q in COREML_LADDER[fmt] if config.allows(target, fmt, q)])
         chosen.append(choose(fmt, rungs, ctx.stage, budget, evaluate, log))
     return chosen
 
@@ -139,14 +144,15 @@ def tflite_rungs(ctx: ConversionContext, quants):
 
 def coreml_rungs(ctx: ConversionContext, fmt: str, quants):
     """Each compression, then the same with its worst-reproduced weights left uncompressed, then the next."""
-    reference = None  # the fp32 weights, converted once and only if a compression misses the budget
+    references = {}  # compute precision -> the uncompressed weights, converted only if a compression misses
     for quant in quants:
         mlmodel = convert_coreml(ctx, fmt, quant)
         yield quant, lambda q=quant, m=mlmodel: save_coreml(ctx, m, fmt, q)
-        if quant in ("pal4", "pal6", "int8w"):
-            if reference is None:
-                reference = convert_coreml(ctx, fmt, "fp32")
-            ranked = weight_errors(mlmodel, reference)
+        if VARIANTS[quant].compressed:
+            compute = VARIANTS[quant].compute
+            if compute not in references:  # the same precision: the weights have the same names
+                references[compute] = convert_coreml(ctx, fmt, "fp16" if compute == "float16" else "fp32")
+            ranked = weight_errors(mlmodel, references[compute])
             for k in float_layer_counts(len(ranked)):
                 yield (f"{quant} with {k} weight(s) uncompressed",
                        lambda q=quant, k=k: coreml_artifact(ctx, fmt, q, ranked[:k]))

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .coreml import COREML_QUANTS
+from .coreml_variants import DEFAULT_IOS_TARGET, check_ios_target, default_quants, refuse_newer
 from .errors import UsageError
 from .shapes import parse_input_shapes
 from .tflite import TFLITE_QUANTS
 
 TARGETS = ("tflite", "coreml")
 COREML_FORMATS = tuple(COREML_QUANTS)
-ALL_QUANTS = ("fp32", "fp16", "dynamic", "int8", "int8w", "pal6", "pal4")
+ALL_QUANTS = ("fp32", "fp16", "dynamic", "int8", *COREML_QUANTS["mlprogram"][2:])
 INT8_OUTPUTS = ("float32", "uint8")
 
 
@@ -32,6 +33,7 @@ class ConvertConfig:
     max_drop_pp: float | None = None  # accuracy budget: keep one artifact per family, the most compressed within it
     min_sqnr_db: float | None = None  # SQNR budget for outputs without labels (every output)
     min_sqnr_by_output: tuple[tuple[str, float], ...] = ()  # ... or per output name
+    ios_target: int = DEFAULT_IOS_TARGET  # the oldest iOS the app supports: Core ML variants needing more are refused
 
     def __post_init__(self):
         if self.max_drop_pp is not None and not self.max_drop_pp > 0:
@@ -49,6 +51,10 @@ class ConvertConfig:
         for q in self.quantizations:
             if q not in valid:
                 raise UsageError(f"unknown --quant {q!r} for --target {','.join(self.targets)}; valid: {', '.join(valid)}")
+        check_ios_target(self.ios_target)
+        for target, fmt, qs in self.families():
+            if target == "coreml":
+                refuse_newer(self.ios_target, fmt, [q for q in self.quantizations if q in qs])
         if self.int8_output not in INT8_OUTPUTS:
             raise UsageError(f"--int8-output {self.int8_output!r}; valid: {', '.join(INT8_OUTPUTS)}")
         if self.calibration_size < 1:
@@ -71,6 +77,11 @@ class ConvertConfig:
 
         return Budget(self.max_drop_pp, self.min_sqnr_db, tuple(self.min_sqnr_by_output))
 
+    def allows(self, target: str, fmt: str, quant: str) -> bool:
+        """Asked for with --quant, or (without it) in the default set of the format and --ios-target."""
+        if self.quantizations:
+            return quant in self.quantizations
+        return target == "tflite" or quant in default_quants(fmt, self.ios_target)
+
     def jobs(self) -> list[tuple[str, str, str]]:
-        return [(t, f, q) for t, f, qs in self.families() for q in qs
-                if not self.quantizations or q in self.quantizations]
+        return [(t, f, q) for t, f, qs in self.families() for q in qs if self.allows(t, f, q)]

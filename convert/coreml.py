@@ -19,16 +19,12 @@ from train.errors import MobilepackError
 from train.loading import inference_function
 from train.preprocessing import Preprocessing
 
+from .coreml_compress import compress
+from .coreml_variants import FORMAT_IOS, VARIANTS, coreml_quants
 from .errors import ConversionError, UnsupportedLayerError, tool_error
 
-COREML_QUANTS = {
-    "mlprogram": ("fp32", "fp16", "int8w", "pal6", "pal4"),
-    "neuralnetwork": ("fp32", "fp16"),
-}
+COREML_QUANTS = {fmt: coreml_quants(fmt) for fmt in FORMAT_IOS}
 SUFFIX = {"mlprogram": ".mlpackage", "neuralnetwork": ".mlmodel"}
-# Compressed weights (constexpr ops) need iOS 16; plain ML Programs run from iOS 15.
-DEPLOYMENT = {"mlprogram": "iOS15", "neuralnetwork": "iOS13"}
-COMPRESSED_DEPLOYMENT = "iOS16"
 
 
 def imagetype_scale_bias(prep: Preprocessing) -> tuple[float, list[float]]:
@@ -71,29 +67,13 @@ def convert_coreml(ctx, fmt: str, quant: str, keep_float: tuple[str, ...] = ()):
     An image input described by the context's preprocessing becomes an ImageType (with the labels, a
     classifier); keep_float names weight consts that compression must leave as they are.
     """
-    import tensorflow as tf
-
-    model, prep, labels = ctx.model, ctx.image_prep, ctx.labels
     ct = import_coremltools()
     if quant not in COREML_QUANTS[fmt]:
         valid = ", ".join(COREML_QUANTS[fmt])
         raise ConversionError(f"Core ML {fmt} has no quantization {quant!r}; valid: {valid}")
-    specs = [tf.TensorSpec((1, *tuple(t.shape)[1:]), tf.float32, name=_clean(t.name)) for t in model.inputs]
-    concrete = inference_function(model, input_signature=specs).get_concrete_function()
-    image = prep is not None and len(specs) == 1
-    if image:
-        scale, bias = imagetype_scale_bias(prep)
-        layout = ct.colorlayout.RGB if prep.channel_order == "RGB" else ct.colorlayout.BGR
-        inputs = [ct.ImageType(name=specs[0].name, shape=tuple(specs[0].shape), scale=scale, bias=bias,
-                               color_layout=layout)]
-    else:
-        inputs = [ct.TensorType(name=s.name, shape=tuple(s.shape)) for s in specs]
-    compressed = quant in ("int8w", "pal6", "pal4")
-    target = COMPRESSED_DEPLOYMENT if compressed else DEPLOYMENT[fmt]
-    kwargs = {"convert_to": fmt, "inputs": inputs, "source": "tensorflow",
-              "classifier_config": ct.ClassifierConfig(labels) if image and labels else None}
-    if fmt == "mlprogram":
-        kwargs["compute_precision"] = ct.precision.FLOAT16 if quant == "fp16" else ct.precision.FLOAT32
+    variant = VARIANTS[quant]
+    concrete, kwargs = _convert_arguments(ct, ctx, fmt, variant.compute)
+    target = f"iOS{variant.needs_ios(fmt)}"
     try:
         with _quiet():
             try:
@@ -104,53 +84,67 @@ def convert_coreml(ctx, fmt: str, quant: str, keep_float: tuple[str, ...] = ()):
                     raise
                 target = "iOS14"
                 mlmodel = ct.convert([concrete], minimum_deployment_target=ct.target.iOS14, **kwargs)
-            mlmodel = _compress(ct, mlmodel, fmt, quant, keep_float)
+            mlmodel = _neuralnetwork_fp16(mlmodel) if fmt == "neuralnetwork" and quant == "fp16" \
+                else compress(mlmodel, quant, keep_float)
     except (OSError, MobilepackError):
         raise  # a full disk or a forbidden path: the command line names the path and the fix
     except Exception as exc:  # coremltools raises anything: IndexError for every Keras RNN, AssertionError, ...
-        raise _error(exc, fmt, model) from exc  # chained: --debug shows coremltools' own error
+        raise _error(exc, fmt, ctx.model) from exc  # chained: --debug shows coremltools' own error
     _set_metadata(mlmodel, ctx.metadata, quant, target)
     return mlmodel
 
 
-def _compress(ct, mlmodel, fmt: str, quant: str, keep_float: tuple[str, ...] = ()):
-    if fmt == "neuralnetwork" and quant == "fp16":
-        from coremltools.models.neural_network import quantization_utils
+def _convert_arguments(ct, ctx, fmt: str, compute: str):
+    """The traced function and ct.convert's keyword arguments: inputs, outputs, classifier, precision."""
+    import tensorflow as tf
 
-        return quantization_utils.quantize_weights(mlmodel, nbits=16)
-    from coremltools.optimize import coreml as cto
+    model, prep, labels = ctx.model, ctx.image_prep, ctx.labels
+    specs = [tf.TensorSpec((1, *tuple(t.shape)[1:]), tf.float32, name=_clean(t.name)) for t in model.inputs]
+    concrete = inference_function(model, input_signature=specs).get_concrete_function()
+    image = prep is not None and len(specs) == 1
+    classifier = image and bool(labels)
+    if image:
+        scale, bias = imagetype_scale_bias(prep)
+        layout = ct.colorlayout.RGB if prep.channel_order == "RGB" else ct.colorlayout.BGR
+        inputs = [ct.ImageType(name=specs[0].name, shape=tuple(specs[0].shape), scale=scale, bias=bias,
+                               color_layout=layout)]
+    else:
+        # float32 in and out whatever the compute: from iOS 16 coremltools would otherwise type an fp16
+        # program's tensors float16, changing the contract the manifest and the apps rely on.
+        inputs = [ct.TensorType(name=s.name, shape=tuple(s.shape), dtype=np.float32) for s in specs]
+    kwargs = {"convert_to": fmt, "inputs": inputs, "source": "tensorflow",
+              "classifier_config": ct.ClassifierConfig(labels) if classifier else None}
+    if fmt == "mlprogram":
+        kwargs["compute_precision"] = ct.precision.FLOAT16 if compute == "float16" else ct.precision.FLOAT32
+        if not classifier:
+            kwargs["outputs"] = [ct.TensorType(dtype=np.float32) for _ in model.outputs]
+    return concrete, kwargs
 
-    skip = {name: None for name in keep_float}
-    if quant == "int8w":
-        config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(
-            mode="linear_symmetric", dtype="int8", granularity="per_channel"), op_name_configs=skip)
-        return cto.linear_quantize_weights(mlmodel, config)
-    if quant in ("pal6", "pal4"):
-        config = cto.OptimizationConfig(global_config=cto.OpPalettizerConfig(mode="kmeans", nbits=int(quant[3:])),
-                                        op_name_configs=skip)
-        return cto.palettize_weights(mlmodel, config)
-    return mlmodel
+
+def _neuralnetwork_fp16(mlmodel):
+    from coremltools.models.neural_network import quantization_utils
+
+    return quantization_utils.quantize_weights(mlmodel, nbits=16)
 
 
 def weight_errors(compressed, original) -> list[tuple[str, float]]:
     """Compressed weight consts, worst reproduced first: ||W' - W|| / ||W|| per tensor.
 
-    Both are in-memory MLModels from convert_coreml (compressed, and the same
-    model in fp32); the expansion uses coremltools' own decompress of each op.
+    Both are in-memory MLModels from convert_coreml (compressed, and the same model uncompressed
+    in the same compute precision, so the weights have the same names); the expansion is
+    coremltools' own decompression of each op.
     """
     originals = {op.name: op.val.val for op in original._mil_program.functions["main"].operations
                  if op.op_type == "const"}
     errors = []
     for op in compressed._mil_program.functions["main"].operations:
-        if op.op_type == "constexpr_lut_to_dense":
-            dense = type(op).decompress(op.lut.val, op.indices.val, op.shape.val)
-        elif op.op_type == "constexpr_affine_dequantize":
-            dense = type(op).decompress(op.quantized_data.val, op.zero_point.val, op.scale.val, op.axis.val)
-        else:
+        if not op.op_type.startswith("constexpr_") or op.op_type == "constexpr_cast":
             continue
+        dense = np.asarray(op.materialized_val_inference(), np.float32)
         name = re.sub(r"_(palettized|quantized)$", "", op.name)
         w = originals.get(name)
         if w is not None and w.shape == dense.shape:
+            w = np.asarray(w, np.float32)
             errors.append((name, float(np.linalg.norm(dense - w) / max(np.linalg.norm(w), 1e-30))))
     return sorted(errors, key=lambda e: -e[1])
 

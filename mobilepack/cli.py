@@ -148,7 +148,12 @@ def train_cmd(data, arch, img_size, epochs, batch_size, alpha, seed, out, ui):
               help="Comma list: mlprogram (.mlpackage, iOS 15+), neuralnetwork (.mlmodel, iOS 13+).")
 @click.option("--quant", default=None,
               help="Comma list. TFLite: fp32, fp16, dynamic, int8. Core ML: fp32, fp16, and for mlprogram "
-                   "int8w, pal6, pal4. Default: all the targets support.")
+                   "int8w, pal6, pal4 (float16 compute), int4b, pal4g (iOS 18), int8w-fp32, pal6-fp32, pal4-fp32 "
+                   "(float32 compute: no Neural Engine). Default: all the targets support but the -fp32 ones and "
+                   "those newer than --ios-target.")
+@click.option("--ios-target", type=click.Choice(["16", "17", "18"]), default="16", show_default=True,
+              help="The oldest iOS your app supports: a Core ML variant that needs a newer one is refused (int4b "
+                   "and pal4g need 18), e.g. --ios-target 18 --quant int4b,pal4g.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("dist"), show_default=True,
               help="Output folder (replaced atomically).")
 @click.option("--calibration", default=None,
@@ -175,8 +180,8 @@ def train_cmd(data, arch, img_size, epochs, batch_size, alpha, seed, out, ui):
 @click.option("--output-kind", multiple=True, metavar="NAME=KIND",
               help="Judge output NAME as classification, regression or embedding during the budget search.")
 @command_options
-def convert_cmd(model, target, coreml_format, quant, out, calibration, calibration_size, int8_output, unsafe_load,
-                custom_objects, input_shapes, seed, max_drop, min_sqnr, validation, output_kind, ui):
+def convert_cmd(model, target, coreml_format, quant, ios_target, out, calibration, calibration_size, int8_output,
+                unsafe_load, custom_objects, input_shapes, seed, max_drop, min_sqnr, validation, output_kind, ui):
     """Convert a Keras model or run dir to TFLite / Core ML artifacts and manifest.json.
 
     Example:
@@ -204,7 +209,8 @@ def convert_cmd(model, target, coreml_format, quant, out, calibration, calibrati
                            coreml_formats=_split_list(coreml_format), calibration=calibration,
                            calibration_size=calibration_size, int8_output=int8_output, unsafe_load=unsafe_load,
                            custom_objects=_split_list(custom_objects), input_shapes=input_shapes,
-                           seed=seed, max_drop_pp=max_drop, min_sqnr_db=sqnr, min_sqnr_by_output=sqnr_by_output)
+                           seed=seed, max_drop_pp=max_drop, min_sqnr_db=sqnr, min_sqnr_by_output=sqnr_by_output,
+                           ios_target=int(ios_target))
     if validation and not config.budgeted:
         raise UsageError(f"--validation {validation}: it feeds the budget search; add --max-drop PP or --min-sqnr DB")
     manifest = convert(model, out, config, log=ui.log, evaluate=_evaluator(model, config, validation, output_kind, ui),
@@ -248,7 +254,8 @@ def _bench_config(opts: dict, unsafe_load=False, dist=None, baseline=None):
                        baseline=baseline, crosscheck=not opts["no_crosscheck"],
                        output_kinds=parse_output_kinds(opts["output_kind"]), metric=opts["metric"],
                        metric_limits=parse_metric_limits(opts["max_metric_drop"]), budget=budget,
-                       repeat=opts["repeat"], pin=opts["pin"], **kwargs)
+                       repeat=opts["repeat"], pin=opts["pin"], prefer_neural_engine=opts["prefer_neural_engine"],
+                       **kwargs)
 
 
 def _refuse_old_gate_spellings(opts: dict) -> None:
@@ -326,6 +333,9 @@ bench_options = [
                  help="Keep each measuring process to one CPU per thread (os.sched_setaffinity)."),
     click.option("--no-crosscheck", is_flag=True,
                  help="Skip timing each .tflite again with Google's benchmark_litert_model.py (faster)."),
+    click.option("--prefer-neural-engine/--smallest-ios", default=True, show_default=True,
+                 help="iOS recommendation: an artifact that can use the Neural Engine before a smaller one that "
+                      "cannot (a float32-compute ML Program), or just the smallest, e.g. --smallest-ios."),
 ]
 def _apply(options):
     def deco(fn):

@@ -134,6 +134,14 @@ def test_bench_reports_coreml_rows(coreml_dist, fast_latency):
         assert rows[name]["agreement"] == 1.0 and rows[name]["max_abs_error"] < 1e-4
     assert rows["model_mlprogram_fp16"]["agreement"] >= 0.99 and rows["model_mlprogram_fp16"]["sqnr_db"] >= 30
     assert "coreml-reference" in (coreml_dist / "report.md").read_text()
+    # fp32-typed ML Program: no Neural Engine; fp16-typed and compressed on fp16, and NeuralNetwork: all three.
+    assert {n: a["compute_units"] for n, a in rows.items()} == {
+        "model_mlprogram_fp32": "CPU, GPU", "model_mlprogram_fp16": "CPU, GPU, Neural Engine",
+        "model_mlprogram_pal6": "CPU, GPU, Neural Engine", "model_neuralnetwork_fp32": "CPU, GPU, Neural Engine",
+        "model_neuralnetwork_fp16": "CPU, GPU, Neural Engine"}
+    md = (coreml_dist / "report.md").read_text()
+    assert "| artifact | runtime | quant | compute units |" in md and "## Core ML compute units" in md
+    assert "`model_mlprogram_fp32`: CPU, GPU (float32-typed ML Program: Core ML bars the Neural Engine)" in md
     passing = [a for a in rows.values() if a["status"] == "passed"]
     assert r["recommended"]["ios"] == min(passing, key=lambda a: a["size_bytes"])["name"]
     assert r["recommended"]["android"] is None

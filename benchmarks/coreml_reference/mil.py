@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import CoreMLFormatError, UnsupportedOpError
-from .mil_ops import CONSTEXPR_OPS, MIL_OPS
+from .constexpr_ops import CONSTEXPR_OPS
+from .mil_ops import MIL_OPS
 from .values import FLOAT16, BlobFile, parse_value, tensor_shape
 
 _CAST = {"fp16": np.float16, "fp32": np.float32, "int32": np.int32, "int16": np.int16, "bool": np.bool_,
@@ -47,21 +48,25 @@ class MILProgram:
                 "the model cannot be checked on this machine (run the bench on a Mac, or use the other Core ML format)"
             )
         self.values: dict[str, object] = {}
+        self._stored: dict[str, object] = {}  # consts in their stored dtypes, for the constexpr ops (load only)
         self.steps: list[_Step] = []
         for op in block.operations:
             self._load(op, blobs)
+        del self._stored
         self._fold_zero_pads()
         self._mark_in_place()
 
     def _load(self, op, blobs: BlobFile) -> None:
         out_names = [o.name for o in op.outputs]
         if op.type == "const":
-            self.values[out_names[0]] = _as_compute(parse_value(op.attributes["val"], blobs))
+            self._stored[out_names[0]] = parse_value(op.attributes["val"], blobs)
+            self.values[out_names[0]] = _as_compute(self._stored[out_names[0]])
             return
         if op.type in CONSTEXPR_OPS:
             args = {k: parse_value(v, blobs) for k, v in op.attributes.items() if k != "name"}
-            args.update({k: self._const_arg(a) for k, a in op.inputs.items()})
-            self.values[out_names[0]] = _as_compute(CONSTEXPR_OPS[op.type](**args))
+            args.update({k: self._const_arg(a, blobs) for k, a in op.inputs.items()})
+            self._stored[out_names[0]] = CONSTEXPR_OPS[op.type](**args)
+            self.values[out_names[0]] = _as_compute(self._stored[out_names[0]])
             return
         refs, consts = {}, {}
         for param, arg in op.inputs.items():
@@ -123,11 +128,10 @@ class MILProgram:
                     and x not in self.outputs and x not in self.input_shapes:
                 st.kernel = _IN_PLACE[st.op_type]
 
-    def _const_arg(self, arg):
+    def _const_arg(self, arg, blobs: BlobFile):
+        """A constexpr input in its stored dtype: a const or constexpr output, or a value of its own (iOS 18)."""
         b = arg.arguments[0]
-        if b.name:
-            return self.values[b.name]
-        raise CoreMLFormatError("constexpr op with an immediate input is not supported")
+        return self._stored[b.name] if b.name else parse_value(b.value, blobs)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         env = dict(self.values)
