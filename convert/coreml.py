@@ -117,7 +117,8 @@ def _convert_arguments(ct, ctx, fmt: str, compute: str):
     if fmt == "mlprogram":
         kwargs["compute_precision"] = ct.precision.FLOAT16 if compute == "float16" else ct.precision.FLOAT32
         if not classifier:
-            kwargs["outputs"] = [ct.TensorType(dtype=np.float32) for _ in model.outputs]
+            # named as in the traced graph (Identity, Identity_1, ...): coremltools needs names for >1 output
+            kwargs["outputs"] = [ct.TensorType(name=t.name.split(":")[0], dtype=np.float32) for t in concrete.outputs]
     return concrete, kwargs
 
 
