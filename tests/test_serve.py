@@ -147,7 +147,10 @@ def test_serve_binds_loopback_by_default_and_documents_the_pixel_cap():
 
 def test_cli_takes_a_free_port_and_a_larger_pixel_cap_and_stops_on_ctrl_c(tiny_dist):
     command = [sys.executable, "-m", "mobilepack", "serve", str(tiny_dist), "--port", "0", "--max-pixels", "5000000"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell starts background jobs with SIGINT ignored, and Python keeps an inherited SIG_IGN: give the
+    # server the default, as a terminal's Ctrl-C finds it, or a suite run in the background hangs here.
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = proc.stdout.readline()
         assert "images up to 5000000 pixels" in line, line + proc.stderr.read()
