@@ -177,7 +177,7 @@ def fp16_crosscheck(name: str, n: int) -> None:
           f"TensorFlow float16 compute {sqnr_db(out16, ref):.1f} dB", flush=True)
 
 
-def _models(value: str) -> list[str]:
+def model_names(value: str) -> list[str]:
     names = value.split(",")
     unknown = [n for n in names if n not in MODELS]
     if unknown:
@@ -187,7 +187,7 @@ def _models(value: str) -> list[str]:
 
 def main() -> None:
     ap = figure_parser("coreml", __doc__)
-    ap.add_argument("--models", type=_models, default=list(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
+    ap.add_argument("--models", type=model_names, default=list(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
     ap.add_argument("--inputs", type=int, default=50, help="inputs for fp16 and compressed variants")
     ap.add_argument("--fp32-inputs", type=int, default=10)
     ap.add_argument("--skip-speed", action="store_true", help="no evaluator-vs-LiteRT timing (MobileNetV2 224)")

@@ -13,7 +13,6 @@ with the layers whose channels the block (group) did not divide.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.figures.common import quiet
-from benchmarks.figures.coreml import MODELS, app_model
+from benchmarks.figures.coreml import MODELS, model_names, app_model
 from .common import figure_parser
 
 PAIRS = (("int8w", "int8w-fp32"), ("pal6", "pal6-fp32"), ("pal4", "pal4-fp32"))
@@ -96,17 +95,9 @@ def application(name: str, work: Path, n: int) -> None:
                   f"{figures[fp32]:6.1f} dB", flush=True)
 
 
-def _models(value: str) -> list[str]:
-    names = value.split(",")
-    unknown = [n for n in names if n not in MODELS]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
-    return names
-
-
 def main() -> None:
     ap = figure_parser("coreml_compress", __doc__)
-    ap.add_argument("--models", type=_models, default=list(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
+    ap.add_argument("--models", type=model_names, default=list(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
     ap.add_argument("--inputs", type=int, default=20, help="random 224 px inputs per Keras application")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
