@@ -26,7 +26,6 @@ import ctypes
 import ctypes.util
 import errno
 import functools
-import hashlib
 import json
 import os
 import secrets
@@ -312,8 +311,10 @@ def replace_files(folder: Path, files: dict[str, bytes], unchanged: dict[str, st
 
 
 def _sha256_or_none(path: Path) -> str | None:
+    from .loading import sha256_file  # the digest bench recorded the file with
+
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return sha256_file(path)
     except OSError:
         return None
 
