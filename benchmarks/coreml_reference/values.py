@@ -77,3 +77,32 @@ def parse_value(value, blobs: BlobFile):
     else:
         arr = np.array(list(raw), dtype=NP_DTYPES.get(dtype, np.float32))
     return arr.reshape(shape)
+
+
+# FeatureTypes ArrayFeatureType.ArrayDataType -> numpy dtype
+_ARRAY_DTYPES = {65568: np.float32, 65600: np.float64, 131104: np.int32, 131080: np.int8, 65552: np.float16}
+
+
+def feed_array(feature, value) -> np.ndarray:
+    """A model input as Core ML holds it: a multiarray cast to its declared type, an image as (1, C, H, W).
+
+    Floats are handed to the ops as float32 (holding exactly the fp16 values of an fp16 input).
+    """
+    kind = feature.type.WhichOneof("Type")
+    if kind == "imageType":
+        pixels = np.asarray(value, np.float32)
+        chw = pixels[None] if pixels.ndim == 2 else np.transpose(pixels[..., :3], (2, 0, 1))
+        if feature.type.imageType.colorSpace == 30:  # BGR
+            chw = chw[::-1]
+        return np.ascontiguousarray(chw[None])
+    if kind != "multiArrayType":
+        raise CoreMLFormatError(f"input {feature.name}: feature type {kind} is not supported")
+    arr = np.asarray(value).astype(_ARRAY_DTYPES.get(feature.type.multiArrayType.dataType, np.float32))
+    return arr.astype(np.float32) if arr.dtype.kind == "f" else arr
+
+
+def output_array(feature, value):
+    """An output in its declared multiarray type (fp16 outputs come back as float16, as from Core ML)."""
+    if feature.type.WhichOneof("Type") != "multiArrayType" or not isinstance(value, np.ndarray):
+        return value
+    return value.astype(_ARRAY_DTYPES.get(feature.type.multiArrayType.dataType, value.dtype), copy=False)
