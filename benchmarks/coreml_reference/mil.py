@@ -17,9 +17,13 @@ import numpy as np
 
 from .errors import CoreMLFormatError, UnsupportedOpError
 from .mil_ops import CONSTEXPR_OPS, MIL_OPS
+from .mil_ops_elementwise import ELEMENTWISE_OPS
+from .mil_ops_image import IMAGE_OPS
+from .mil_ops_nn import NN_OPS
+from .mil_ops_tensor import TENSOR_OPS
 from .values import FLOAT16, NP_DTYPES, BlobFile, parse_value, tensor_shape
 
-OPS = dict(MIL_OPS)
+OPS = {**MIL_OPS, **ELEMENTWISE_OPS, **TENSOR_OPS, **NN_OPS, **IMAGE_OPS}
 # Variadic inputs: a list even when the program gives one tensor.
 _LIST_INPUTS = {("concat", "values"), ("stack", "values"), ("einsum", "values"), ("reshape_like", "ref_tensors")}
 
