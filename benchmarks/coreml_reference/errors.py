@@ -22,3 +22,8 @@ class UnsupportedOpError(MobilepackError):
 
 class InputMismatchError(BenchDataError):
     """Input data does not fit the model's declared input."""
+
+
+class PredictionError(BenchDataError):
+    """The input makes the program fail as Core ML's prediction would, e.g. an out-of-range index
+    where the op validates its indices."""

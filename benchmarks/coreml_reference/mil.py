@@ -15,20 +15,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import CoreMLFormatError, UnsupportedOpError
+from .errors import CoreMLFormatError, PredictionError, UnsupportedOpError
+from .mil_control import CONTROL_OPS, LIST_OPS, Block
 from .mil_ops import CONSTEXPR_OPS, MIL_OPS
 from .mil_ops_elementwise import ELEMENTWISE_OPS
 from .mil_ops_image import IMAGE_OPS
 from .mil_ops_nn import NN_OPS
-from .mil_ops_tensor import TENSOR_OPS
+from .mil_ops_tensor import TENSOR_OPS, sparse_to_dense
 from .values import FLOAT16, NP_DTYPES, BlobFile, parse_value, tensor_shape
 
-OPS = {**MIL_OPS, **ELEMENTWISE_OPS, **TENSOR_OPS, **NN_OPS, **IMAGE_OPS}
+OPS = {**MIL_OPS, **ELEMENTWISE_OPS, **TENSOR_OPS, **NN_OPS, **IMAGE_OPS, **LIST_OPS}
+CONSTEXPR = {**CONSTEXPR_OPS, "constexpr_sparse_to_dense": sparse_to_dense}
 # Variadic inputs: a list even when the program gives one tensor.
-_LIST_INPUTS = {("concat", "values"), ("stack", "values"), ("einsum", "values"), ("reshape_like", "ref_tensors")}
+_LIST_INPUTS = {("concat", "values"), ("stack", "values"), ("einsum", "values"), ("reshape_like", "ref_tensors"),
+                ("while_loop", "loop_vars")}
 
 _CAST = {"fp16": np.float16, "fp32": np.float32, "int32": np.int32, "int16": np.int16, "bool": np.bool_,
-         "int8": np.int8, "uint8": np.uint8}
+         "int8": np.int8, "uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32}
 
 
 @dataclass
@@ -40,6 +43,7 @@ class _Step:
     outputs: list[str]
     fp16: list[bool]
     dtypes: list  # numpy dtype per output as declared (float32 for fp16 and fp32), None if not a tensor
+    blocks: list | None = None  # cond / while_loop: their nested blocks (mil_control.Block)
 
 
 class MILProgram:
@@ -50,8 +54,8 @@ class MILProgram:
         block = fn.block_specializations[fn.opset]
         self.input_shapes = {i.name: tensor_shape(i.type) for i in fn.inputs}
         self.outputs = list(block.outputs)
-        known = set(OPS) | set(CONSTEXPR_OPS) | {"const", "cast"}
-        unknown = sorted({op.type for op in block.operations} - known)
+        known = set(OPS) | set(CONSTEXPR) | set(CONTROL_OPS) | {"const", "cast"}
+        unknown = sorted(_op_types(block) - known)
         if unknown:
             raise UnsupportedOpError(
                 f"ML Program op(s) {', '.join(unknown)} not implemented by the reference evaluator; "
@@ -71,10 +75,10 @@ class MILProgram:
         if op.type == "const":
             self.values[out_names[0]] = _as_compute(parse_value(op.attributes["val"], blobs))
             return
-        if op.type in CONSTEXPR_OPS:
+        if op.type in CONSTEXPR:
             args = {k: parse_value(v, blobs) for k, v in op.attributes.items() if k != "name"}
-            args.update({k: self._const_arg(a) for k, a in op.inputs.items()})
-            self.values[out_names[0]] = _as_compute(CONSTEXPR_OPS[op.type](**args))
+            args.update({k: self._const_arg(a, blobs) for k, a in op.inputs.items()})
+            self.values[out_names[0]] = _as_compute(CONSTEXPR[op.type](**args))
             return
         refs, consts = {}, {}
         for param, arg in op.inputs.items():
@@ -89,10 +93,20 @@ class MILProgram:
                     names[i] = f"{out_names[0]}:{param}:{i}"
                     self.values[names[i]] = value
             refs[param] = names if many else names[0]
-        kernel = (_cast if self.fp16_ops else _cast_cpu) if op.type == "cast" else OPS[op.type]
+        kernel = (_cast if self.fp16_ops else _cast_cpu) if op.type == "cast" else {**OPS, **CONTROL_OPS}[op.type]
         fp16 = [self.fp16_ops and o.type.WhichOneof("type") == "tensorType" and o.type.tensorType.dataType == FLOAT16
                 for o in op.outputs]
-        self.steps.append(_Step(op.type, kernel, refs, consts, out_names, fp16, [_declared(o) for o in op.outputs]))
+        blocks = [self._block(b, blobs) for b in op.blocks] if op.type in CONTROL_OPS else None
+        self.steps.append(_Step(op.type, kernel, refs, consts, out_names, fp16, [_declared(o) for o in op.outputs],
+                                blocks))
+
+    def _block(self, block, blobs: BlobFile) -> Block:
+        """A nested block's steps (its consts join the program's: MIL names are unique program-wide)."""
+        outer, self.steps = self.steps, []
+        for op in block.operations:
+            self._load(op, blobs)
+        steps, self.steps = self.steps, outer
+        return Block([i.name for i in block.inputs], steps, list(block.outputs))
 
     def _static(self, step: _Step, param: str):
         """A step input known at load time (an immediate value or a const), else None."""
@@ -101,9 +115,15 @@ class MILProgram:
         ref = step.refs.get(param)
         return self.values.get(ref) if isinstance(ref, str) else None
 
-    def _uses(self) -> Counter:
-        return Counter(r for st in self.steps for ref in st.refs.values()
-                       for r in (ref if isinstance(ref, list) else [ref]))
+    def _uses(self, steps=None) -> Counter:
+        """How many inputs (and nested blocks' outputs) read each name, through nested blocks too."""
+        uses = Counter()
+        for st in self.steps if steps is None else steps:
+            uses.update(r for ref in st.refs.values() for r in (ref if isinstance(ref, list) else [ref]))
+            for block in st.blocks or ():
+                uses.update(self._uses(block.steps))
+                uses.update(block.outputs)
+        return uses
 
     def _fold_zero_pads(self) -> None:
         """A zero pad of H and W that only feeds a 'valid' conv becomes that conv's own padding.
@@ -141,33 +161,42 @@ class MILProgram:
                     and x not in self.outputs and x not in self.input_shapes:
                 st.kernel = _IN_PLACE[st.op_type]
 
-    def _const_arg(self, arg):
+    def _const_arg(self, arg, blobs: BlobFile):
+        """A constexpr op's input: a const defined before it, or a value written in the op (iOS 18 programs)."""
         b = arg.arguments[0]
-        if b.name:
-            return self.values[b.name]
-        raise CoreMLFormatError("constexpr op with an immediate input is not supported")
+        return self.values[b.name] if b.name else parse_value(b.value, blobs)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         env = dict(self.values)
         env.update(feeds)
-        for step in self.steps:
+        self._execute(self.steps, env)
+        return {name: env[name] for name in self.outputs}
+
+    def _execute(self, steps: list[_Step], env: dict) -> None:
+        for step in steps:
             kwargs = dict(step.consts)
             for param, ref in step.refs.items():
                 kwargs[param] = [env[r] for r in ref] if isinstance(ref, list) else env[ref]
             try:
-                result = step.kernel(**kwargs)
-            except (ValueError, IndexError, TypeError, NotImplementedError) as exc:
+                result = step.kernel(**kwargs) if step.blocks is None else \
+                    step.kernel(self._execute, env, step.blocks, **kwargs)
+            except PredictionError as exc:
+                raise PredictionError(f"ML Program op {step.op_type} ({step.outputs[0]}): {exc}") from None
+            except (ValueError, IndexError, KeyError, TypeError, NotImplementedError) as exc:
                 raise UnsupportedOpError(f"ML Program op {step.op_type} ({step.outputs[0]}) failed: {exc}") from None
             results = result if isinstance(result, tuple) else (result,)
             for name, value, half, dtype in zip(step.outputs, results, step.fp16, step.dtypes):
                 env[name] = _finish(value, half, dtype)
-        return {name: env[name] for name in self.outputs}
 
 
 _IN_PLACE = {
     "relu": lambda x: np.maximum(x, np.float32(0), out=x),
     "relu6": lambda x: np.clip(x, np.float32(0), np.float32(6), out=x),
 }
+
+
+def _op_types(block) -> set[str]:
+    return {op.type for op in block.operations} | {t for op in block.operations for b in op.blocks for t in _op_types(b)}
 
 
 def _declared(output):

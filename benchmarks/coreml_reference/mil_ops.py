@@ -178,6 +178,15 @@ def _batch_norm(x, mean, variance, gamma=None, beta=None, epsilon=1e-5):
     return y
 
 
+def _reshape(x, shape):
+    """A 0 takes x's size on the axis it lines up with counting from the right, or 1 past x's rank
+    (iOS 17; the same as iOS 15's rule, where a shape with a 0 has x's rank)."""
+    dims = _ints(shape)
+    lead = len(dims) - x.ndim
+    dims = [(x.shape[i - lead] if i >= lead else 1) if d == 0 else d for i, d in enumerate(dims)]
+    return x.reshape(dims)
+
+
 def _concat(values, axis, interleave=False):
     ax = _axis(axis, values[0].ndim)
     if bool(_s(interleave)):  # equal shapes; slice i of each input in turn: a0 b0 a1 b1 ...
@@ -257,7 +266,7 @@ MIL_OPS = {
     "reduce_min": _reduce(np.min),
     "reduce_sum": _reduce(np.sum),
     "reduce_prod": _reduce(np.prod),
-    "reshape": lambda x, shape: x.reshape(_ints(shape)),
+    "reshape": _reshape,
     "transpose": lambda x, perm: np.transpose(x, _ints(perm)),
     "expand_dims": lambda x, axes: np.expand_dims(x, tuple(_ints(axes))),
     "squeeze": lambda x, axes=None: np.squeeze(x, tuple(_ints(axes)) if axes is not None else None),

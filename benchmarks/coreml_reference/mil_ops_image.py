@@ -39,19 +39,30 @@ def _interpolate(x, coords, axis: int) -> np.ndarray:
     return np.take(x, lo, axis=axis) * (np.float32(1) - frac) + np.take(x, hi, axis=axis) * frac
 
 
-def _nearest(x, coords, axis: int, mode: str) -> np.ndarray:
-    """DEFAULT takes the sample's floor (TensorFlow's legacy nearest); the other modes round half up."""
-    idx = np.floor(coords if mode == "DEFAULT" else coords + 0.5)
+def _nearest(x, coords, axis: int) -> np.ndarray:
+    idx = np.floor(coords + 0.5)  # the nearest input sample, halves up
     return np.take(x, np.clip(idx, 0, x.shape[axis] - 1).astype(np.int64), axis=axis)
 
 
-def resize(x, sizes, mode: str, linear: bool = True) -> np.ndarray:
-    """Resize the last len(sizes) axes of x to `sizes`."""
+def resize(x, sizes, mode: str, linear: bool = True, legacy_nearest: bool = False) -> np.ndarray:
+    """Resize the last len(sizes) axes of x to `sizes`.
+
+    Nearest neighbour rounds the sampling mode's grid point; for DEFAULT that is the pixel the
+    output pixel's centre falls in (floor((i + 0.5) * n_in / n_out), TensorFlow 2's nearest), except
+    for the iOS 15 upsample/resize_nearest_neighbor ops (legacy_nearest: floor(i * n_in / n_out)).
+    """
     out = x
     for k, size in enumerate(sizes):
         axis = x.ndim - len(sizes) + k
-        coords = grid(mode, out.shape[axis], size)
-        out = _interpolate(out, coords, axis) if linear else _nearest(out, coords, axis, mode)
+        n_in = out.shape[axis]
+        if linear:
+            out = _interpolate(out, grid(mode, n_in, size), axis)
+        elif mode == "DEFAULT":
+            shift = 0.0 if legacy_nearest else 0.5
+            idx = np.floor((np.arange(size) + shift) * n_in / size)
+            out = np.take(out, np.clip(idx, 0, n_in - 1).astype(np.int64), axis=axis)
+        else:
+            out = _nearest(out, grid(mode, n_in, size), axis)
     return out
 
 
@@ -64,7 +75,7 @@ def _upsample_bilinear(x, scale_factor_height=1, scale_factor_width=1, align_cor
 
 def _upsample_nearest(x, scale_factor_height=1, scale_factor_width=1):
     h, w = (int(np.floor(d * float(_s(s)))) for d, s in zip(x.shape[-2:], (scale_factor_height, scale_factor_width)))
-    return resize(x, (h, w), "DEFAULT", linear=False)
+    return resize(x, (h, w), "DEFAULT", linear=False, legacy_nearest=True)
 
 
 def _resize_op(x, shape, resized_dims, interpolation_mode="LINEAR", sampling_mode="DEFAULT"):
@@ -126,13 +137,79 @@ def _crop_resize(x, roi=None, target_height=1, target_width=1, normalized_coordi
     return np.stack([np.stack([_crop_one(img, b, size, mode, pad) for img in x]) for b in pixels(r)])
 
 
+def _to_pixels(c, n: int, mode: str, align: bool):
+    """A coordinate of resample/affine in input pixels along an axis of size n."""
+    if mode == "normalized_minus_one_to_one":
+        return (c + 1) / 2 * (n - 1) if align else ((c + 1) * n - 1) / 2
+    if mode == "normalized_zero_to_one":
+        return c * (n - 1) if align else c * n - 0.5
+    return c
+
+
+def _fold(i, n: int, padding: str):
+    """Integer positions mapped into [0, n) by the padding mode, and where they fell outside."""
+    outside = (i < 0) | (i > n - 1)
+    if padding == "border":
+        i = np.clip(i, 0, n - 1)
+    elif padding == "reflection":  # |1 2 3| -> 2 3 2 1 2 3 2 1
+        period = max(2 * (n - 1), 1)
+        i = np.mod(i, period)
+        i = np.where(i > n - 1, period - i, i)
+    elif padding == "symmetric":  # |1 2 3| -> 3 2 1 1 2 3 3 2 1
+        i = np.mod(i, 2 * n)
+        i = np.where(i > n - 1, 2 * n - 1 - i, i)
+    return np.clip(i, 0, n - 1).astype(np.int64), outside & (padding == "constant")
+
+
+def _sample(image, px, py, bilinear: bool, padding: str, pad_value: float):
+    """(C, H, W) image sampled at pixel coordinates px, py (same shape): (C,) + px.shape."""
+    h, w = image.shape[-2:]
+    if not bilinear:
+        (xi, xo), (yi, yo) = _fold(np.floor(px + 0.5), w, padding), _fold(np.floor(py + 0.5), h, padding)
+        return np.where(xo | yo, np.float32(pad_value), image[:, yi, xi])
+    x0, y0 = np.floor(px), np.floor(py)
+    fx, fy = (px - x0).astype(np.float32), (py - y0).astype(np.float32)
+    out = 0
+    for dy, wy in ((0, 1 - fy), (1, fy)):
+        for dx, wx in ((0, 1 - fx), (1, fx)):
+            (xi, xo), (yi, yo) = _fold(x0 + dx, w, padding), _fold(y0 + dy, h, padding)
+            out = out + np.where(xo | yo, np.float32(pad_value), image[:, yi, xi]) * (wx * wy)
+    return out
+
+
+def _resample(x, coordinates, sampling_mode="bilinear", padding_mode="constant", padding_value=0.0,
+              coordinates_mode="unnormalized", align_corners=False):
+    mode, align = str(_s(coordinates_mode)), bool(_s(align_corners))
+    bilinear, padding = str(_s(sampling_mode)) == "bilinear", str(_s(padding_mode))
+    h, w = x.shape[-2:]
+    c = np.asarray(coordinates, np.float64)
+    return np.stack([_sample(x[b], _to_pixels(c[b, ..., 0], w, mode, align), _to_pixels(c[b, ..., 1], h, mode, align),
+                             bilinear, padding, float(_s(padding_value))) for b in range(x.shape[0])])
+
+
+def _affine(x, transform_matrix, output_height, output_width, sampling_mode="bilinear", padding_mode="constant",
+            padding_value=0.0, coordinates_mode="normalized_minus_one_to_one", align_corners=True):
+    """Output pixel (x, y), in the coordinates mode's units, samples the input at the transformed point."""
+    oh, ow = int(_s(output_height)), int(_s(output_width))
+    mode, align = str(_s(coordinates_mode)), bool(_s(align_corners))
+    ys = np.linspace(-1, 1, oh) if mode == "normalized_minus_one_to_one" else np.arange(oh, dtype=np.float64)
+    xs = np.linspace(-1, 1, ow) if mode == "normalized_minus_one_to_one" else np.arange(ow, dtype=np.float64)
+    gx, gy = np.meshgrid(xs, ys)
+    m = np.asarray(transform_matrix, np.float64).reshape(-1, 6)
+    coords = np.stack([np.stack([a[0] * gx + a[1] * gy + a[2], a[3] * gx + a[4] * gy + a[5]], -1)
+                       for a in (m[b % len(m)] for b in range(x.shape[0]))])
+    return _resample(x, coords, sampling_mode, padding_mode, padding_value, mode, align)
+
+
 IMAGE_OPS = {
+    "resample": _resample,
+    "affine": _affine,
     "upsample_bilinear": _upsample_bilinear,
     "upsample_nearest_neighbor": _upsample_nearest,
     "resize_bilinear": lambda x, target_size_height=1, target_size_width=1, sampling_mode="DEFAULT": resize(
         x, (int(_s(target_size_height)), int(_s(target_size_width))), str(_s(sampling_mode))),
     "resize_nearest_neighbor": lambda x, target_size_height=1, target_size_width=1: resize(
-        x, (int(_s(target_size_height)), int(_s(target_size_width))), "DEFAULT", linear=False),
+        x, (int(_s(target_size_height)), int(_s(target_size_width))), "DEFAULT", linear=False, legacy_nearest=True),
     "resize": _resize_op,
     "crop_resize": _crop_resize,
 }

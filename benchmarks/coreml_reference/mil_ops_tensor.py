@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import PredictionError
 from .mil_ops import _axis, _ints, _s, _SliceSpec
 
 _SCATTER = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "max": np.maximum,
             "min": np.minimum}
+
+
+def _valid(indices, size, validate) -> np.ndarray:
+    """Indices as int64. With validate_indices (iOS 17) one outside [0, size) fails the prediction, as
+    in Core ML. size is one bound, or for gather_nd/scatter_nd one per column of the last axis."""
+    idx = np.asarray(indices).astype(np.int64)
+    if validate is not None and bool(_s(validate)) and idx.size and (np.any(idx < 0) or np.any(idx >= size)):
+        raise PredictionError(f"indices out of range [0, {size}) with validate_indices: {idx.min()} .. {idx.max()}")
+    return idx
 
 
 def _scatter_into(data, index, updates, mode) -> np.ndarray:
@@ -26,9 +36,9 @@ def _scatter_into(data, index, updates, mode) -> np.ndarray:
     return out
 
 
-def _gather(x, indices, axis=0, batch_dims=0, validate_indices=False):
+def _gather(x, indices, axis=0, batch_dims=0, validate_indices=None):
     ax, b = _axis(axis, x.ndim), int(_s(batch_dims))
-    idx = np.asarray(indices).astype(np.int64)
+    idx = _valid(indices, x.shape[ax], validate_indices)
     if b == 0:
         return np.take(x, idx, axis=ax)
     lead = x.shape[:b]
@@ -36,9 +46,9 @@ def _gather(x, indices, axis=0, batch_dims=0, validate_indices=False):
     return np.stack(parts).reshape(lead + parts[0].shape)
 
 
-def _gather_nd(x, indices, batch_dims=0, validate_indices=False):
+def _gather_nd(x, indices, batch_dims=0, validate_indices=None):
     b = int(_s(batch_dims))
-    idx = np.asarray(indices).astype(np.int64)
+    idx = _valid(indices, np.array(x.shape[b:b + np.shape(indices)[-1]]), validate_indices)
     if b == 0:
         return x[tuple(np.moveaxis(idx, -1, 0))]
     lead = x.shape[:b]
@@ -46,31 +56,52 @@ def _gather_nd(x, indices, batch_dims=0, validate_indices=False):
     return np.stack(parts).reshape(lead + parts[0].shape)
 
 
-def _along_axis_index(indices, axis: int) -> tuple:
-    idx = np.asarray(indices).astype(np.int64)
+def _along_axis_index(indices, axis: int, size: int, validate=None) -> tuple:
+    idx = _valid(indices, size, validate)
     grid = list(np.indices(idx.shape, sparse=True))
     grid[axis] = idx
     return tuple(grid)
 
 
-def _gather_along_axis(x, indices, axis=0, validate_indices=False):
-    return x[_along_axis_index(indices, _axis(axis, x.ndim))]
+def _gather_along_axis(x, indices, axis=0, validate_indices=None):
+    ax = _axis(axis, x.ndim)
+    return x[_along_axis_index(indices, ax, x.shape[ax], validate_indices)]
 
 
-def _scatter(data, indices, updates, axis=0, mode="add", validate_indices=False):
+# iOS 17 scatter ops (they have validate_indices) take indices in [0, size) only; outside it, and not
+# validated, Core ML's result is undefined: the evaluator drops those updates (as TensorFlow's GPU
+# scatter does) rather than wrap a negative index the way the iOS 15 ops define it.
+
+def _in_range(idx, size, validate) -> np.ndarray:
+    """Which index rows an iOS 17 scatter applies (all of them for an iOS 15 op, validate is None)."""
+    if validate is None:
+        return np.ones(idx.shape[:-1] if np.ndim(size) else idx.shape, bool)
+    inside = (idx >= 0) & (idx < size)
+    return inside.all(axis=-1) if np.ndim(size) else inside
+
+
+def _scatter(data, indices, updates, axis=0, mode="add", validate_indices=None):
     ax = _axis(axis, data.ndim)
+    idx = _valid(indices, data.shape[ax], validate_indices)
+    keep = _in_range(idx, data.shape[ax], validate_indices)
     moved = np.moveaxis(np.array(data, copy=True), ax, 0)
-    out = _scatter_into(moved, np.asarray(indices).astype(np.int64), np.moveaxis(updates, ax, 0), mode)
+    out = _scatter_into(moved, idx[keep], np.moveaxis(updates, ax, 0)[keep], mode)
     return np.moveaxis(out, 0, ax)
 
 
-def _scatter_along_axis(data, indices, updates, axis=0, mode="add", validate_indices=False):
-    return _scatter_into(data, _along_axis_index(indices, _axis(axis, data.ndim)), updates, mode)
+def _scatter_along_axis(data, indices, updates, axis=0, mode="add", validate_indices=None):
+    ax = _axis(axis, data.ndim)
+    idx = _valid(indices, data.shape[ax], validate_indices)
+    keep = _in_range(idx, data.shape[ax], validate_indices)
+    where = [np.broadcast_to(g, idx.shape)[keep] for g in _along_axis_index(np.where(keep, idx, 0), ax, data.shape[ax])]
+    return _scatter_into(data, tuple(where), np.asarray(updates)[keep], mode)
 
 
-def _scatter_nd(data, indices, updates, mode="add", validate_indices=False):
-    idx = np.asarray(indices).astype(np.int64)
-    return _scatter_into(data, tuple(np.moveaxis(idx, -1, 0)), updates, mode)
+def _scatter_nd(data, indices, updates, mode="add", validate_indices=None):
+    dims = np.array(data.shape[:np.shape(indices)[-1]])
+    idx = _valid(indices, dims, validate_indices)
+    keep = _in_range(idx, dims, validate_indices)
+    return _scatter_into(data, tuple(np.moveaxis(idx[keep], -1, 0)), np.asarray(updates)[keep], mode)
 
 
 def _sort_order(x, axis: int, ascending: bool) -> np.ndarray:
@@ -78,13 +109,13 @@ def _sort_order(x, axis: int, ascending: bool) -> np.ndarray:
     return np.argsort(x if ascending else -x.astype(np.float64), axis=axis, kind="stable")
 
 
-def _topk(x, k=1, axis=-1, ascending=False, sort=True, return_indices=True):
+def _topk(x, k=1, axis=-1, ascending=False, sort=True, return_indices=True, output_indices_dtype="int32"):
     ax = _axis(axis, x.ndim)
     n = int(_s(k))
     n = x.shape[ax] if n == -1 else n
     order = np.take(_sort_order(x, ax, bool(_s(ascending))), np.arange(n), axis=ax)
     values = np.take_along_axis(x, order, axis=ax)
-    return (values, order.astype(np.int32)) if bool(_s(return_indices)) else values
+    return (values, order.astype(str(_s(output_indices_dtype)))) if bool(_s(return_indices)) else values
 
 
 def _band_part(x, lower=-1, upper=-1):
@@ -191,10 +222,10 @@ def _slice_update(x, update, **spec):
 
 
 def _reduce_arg(fn):
-    def run(x, axis=-1, keep_dims=False):
+    def run(x, axis=-1, keep_dims=False, output_dtype="int32"):
         ax = _axis(axis, x.ndim)
         out = fn(x, axis=ax)
-        return (np.expand_dims(out, ax) if bool(_s(keep_dims)) else out).astype(np.int32)
+        return (np.expand_dims(out, ax) if bool(_s(keep_dims)) else out).astype(str(_s(output_dtype)))
     return run
 
 
@@ -211,7 +242,29 @@ def _log_sum_exp(x, ax, keep):
     return out if keep else np.squeeze(out, axis=ax if ax is not None else None)
 
 
+def _reshape_like(x, ref_tensors, begins, ends, end_masks):
+    shape: list[int] = []
+    for ref, b, e, m in zip(ref_tensors, _ints(begins), _ints(ends), [bool(v) for v in np.ravel(end_masks)]):
+        shape += list(ref.shape[b:] if m else ref.shape[b:e])
+    return x.reshape(shape)
+
+
+def sparse_to_dense(nonzero_data, mask, shape=None):
+    """constexpr_sparse_to_dense. iOS 16: mask is a flat bit field (LSB first) and shape is given;
+    iOS 18: mask is a uint1 tensor of the output's shape. Set bits take nonzero_data in row-major order."""
+    if shape is not None:
+        count = int(np.prod(_ints(shape)))
+        bits = np.unpackbits(np.asarray(mask, np.uint8), bitorder="little")[:count].astype(bool)
+        out_shape = _ints(shape)
+    else:
+        bits, out_shape = np.asarray(mask).astype(bool).ravel(), list(np.shape(mask))
+    out = np.zeros(bits.size, np.asarray(nonzero_data).dtype)
+    out[bits] = np.asarray(nonzero_data).ravel()
+    return out.reshape(out_shape)
+
+
 TENSOR_OPS = {
+    "reshape_like": _reshape_like,
     "gather": _gather,
     "gather_nd": _gather_nd,
     "gather_along_axis": _gather_along_axis,

@@ -48,6 +48,20 @@ class BlobFile:
         return data
 
 
+# Sub-byte MIL types (iOS 18): bits per element; int4 is the one signed.
+_SUB_BYTE = {25: 4, 35: 4, 36: 2, 37: 1, 38: 6, 39: 3}
+
+
+def unpack_sub_byte(raw: bytes, dtype: int, count: int) -> np.ndarray:
+    """Elements packed least significant bit first, as coremltools packs sub-byte immediate values."""
+    nbits = _SUB_BYTE[dtype]
+    bits = np.unpackbits(np.frombuffer(raw, np.uint8), bitorder="little")[: count * nbits].reshape(count, nbits)
+    values = bits.astype(np.int16) @ (1 << np.arange(nbits, dtype=np.int16))
+    if dtype == 25:  # int4: two's complement
+        values = np.where(values >= 8, values - 16, values)
+    return values.astype(NP_DTYPES[dtype])
+
+
 def tensor_shape(value_type) -> list[int]:
     return [int(d.constant.size) for d in value_type.tensorType.dimensions]
 
@@ -70,7 +84,9 @@ def parse_value(value, blobs: BlobFile):
     if field is None:
         return np.zeros(shape, NP_DTYPES.get(dtype, np.float32))
     raw = getattr(tensor, field).values
-    if field == "bytes":
+    if field == "bytes" and dtype in _SUB_BYTE:
+        arr = unpack_sub_byte(raw, dtype, int(np.prod(shape)))
+    elif field == "bytes":
         arr = np.frombuffer(raw, dtype=NP_DTYPES[dtype])
     elif field == "strings":
         arr = np.array(list(raw), dtype=object)
