@@ -12,10 +12,12 @@ predict through the evaluator instead:
 (--confcutdir lets coremltools' own conftest name the parametrized cases.)
 
 Three patches: testing_utils believes it runs on macOS, models.utils reports a recent macOS,
-and MLModel.predict saves the model and runs the saved file through the evaluator. An op the
-evaluator lacks skips the test naming the op, so it is counted apart from a wrong number.
-Every test's outcome goes to --optest-log as one JSON line (read by
-benchmarks/figures/coreml_optests.py).
+and MLModel.predict saves the model and runs the saved file through the evaluator (inputs cast
+to their declared types, one call at the declared shape, outputs by name). An op the evaluator
+lacks skips the test naming the op, so it is counted apart from a wrong number; a stateful model
+skips. compare_backend is wrapped only to classify a failure: one within 2 fp16 ulps, in a case
+whose data are fp16-typed, is told apart from a wrong number (see _fp16_aware). Every test's
+outcome goes to --optest-log as one JSON line (read by benchmarks/figures/coreml_optests.py).
 
 Loaded only by pytest (-p): the library never imports it.
 """
