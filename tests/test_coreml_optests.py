@@ -89,9 +89,9 @@ def test_kernel_error():
 
 
 def _tests_root() -> Path:
-    import coremltools
+    import importlib.util
 
-    return Path(coremltools.__file__).parent / "converters" / "mil" / "mil" / "ops" / "tests"
+    return Path(importlib.util.find_spec("coremltools").origin).parent / "converters" / "mil" / "mil" / "ops" / "tests"
 
 
 @pytest.fixture(scope="module")

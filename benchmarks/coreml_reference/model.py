@@ -72,9 +72,10 @@ class CoreMLReferenceRunner:
     """The project's own evaluator of saved Core ML models, for machines without Core ML.
 
     precision says how an ML Program's fp16-typed ops are computed:
-      "cpu"      in float32, as Core ML's CPU runs them (an op's fp16 type is a minimum
-                 precision, and the CPU has fp32 kernels); the default, and what
-                 coremltools' own op tests expect on CPU_ONLY;
+      "cpu"      in float32, as Core ML's CPU runs them (the default): Apple's typed-execution
+                 guide calls an ML Program's types a minimum precision, which the CPU exceeds
+                 for every op it has no fp16 kernel for (it has a few, e.g. convolution on newer
+                 hardware); fp16 inputs and outputs still hold fp16 values;
       "gpu/ane"  each fp16-typed op's output rounded to float16, as on the GPU and the
                  Neural Engine, e.g. CoreMLReferenceRunner(path, precision="gpu/ane").
     NeuralNetwork files run in float32: "cpu" only (their fp16 device mode is not built yet).

@@ -36,9 +36,10 @@ HEADERS = ("passed", "numeric", "fp16res", "kernel", "missing", "skip", "fail", 
 
 
 def tests_root() -> Path:
-    import coremltools
+    """Where the coremltools wheel keeps its op tests; found without importing coremltools (and TensorFlow)."""
+    import importlib.util
 
-    return Path(coremltools.__file__).parent / "converters" / "mil" / "mil" / "ops" / "tests"
+    return Path(importlib.util.find_spec("coremltools").origin).parent / "converters" / "mil" / "mil" / "ops" / "tests"
 
 
 def run_folder(folder: str, log: Path, precision: str) -> float:
