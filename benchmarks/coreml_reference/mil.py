@@ -78,7 +78,10 @@ class MILProgram:
         if op.type in CONSTEXPR:
             args = {k: parse_value(v, blobs) for k, v in op.attributes.items() if k != "name"}
             args.update({k: self._const_arg(a, blobs) for k, a in op.inputs.items()})
-            self.values[out_names[0]] = _as_compute(CONSTEXPR[op.type](**args))
+            try:
+                self.values[out_names[0]] = _as_compute(CONSTEXPR[op.type](**args))
+            except (ValueError, IndexError, KeyError, TypeError, NotImplementedError) as exc:
+                raise UnsupportedOpError(f"ML Program op {op.type} ({out_names[0]}) failed: {exc}") from None
             return
         refs, consts = {}, {}
         for param, arg in op.inputs.items():
