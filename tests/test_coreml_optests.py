@@ -200,3 +200,22 @@ def test_sub_byte_immediates_read_as_coremltools_writes_them(dtype_name, code):
     values = np.random.default_rng(code).integers(low, high, 13).astype(np_dtype)
     packed = np_val_to_py_type(values)
     np.testing.assert_array_equal(unpack_sub_byte(packed, code, values.size), values.astype(np.int64))
+
+
+def test_quantize_and_dequantize_match_coremltools():
+    """iOS 17 activation quantization, per channel, against coremltools' own numpy implementation
+    (its op tests for these need PyTorch); halves sit exactly between two steps to check the rounding."""
+    from coremltools.optimize._utils import dequantize_by_scale_and_zp, quantize_by_scale_and_zp
+
+    from benchmarks.coreml_reference.mil_ops_nn import dequantize, quantize
+
+    scale = np.array([0.5, 0.25, 2.0], np.float32)
+    zero_point = np.array([3, -2, 0], np.int8)
+    steps = np.random.default_rng(7).integers(-300, 300, (2, 3, 5)).astype(np.float32) / 2  # k and k + 0.5
+    x = steps * scale.reshape(1, 3, 1)
+    ours = quantize(x, scale, np.array("int8"), zero_point, np.array(1))
+    theirs = quantize_by_scale_and_zp(x, scale.reshape(1, 3, 1), zero_point.reshape(1, 3, 1), "int8")
+    np.testing.assert_array_equal(ours, theirs)
+    assert ours.dtype == np.int8 and ours.min() == -128 and ours.max() == 127  # clipped at both ends
+    np.testing.assert_array_equal(dequantize(ours, scale, zero_point, np.array(1)),
+                                  dequantize_by_scale_and_zp(theirs, scale.reshape(1, 3, 1), zero_point.reshape(1, 3, 1)))

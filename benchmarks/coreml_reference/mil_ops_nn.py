@@ -219,7 +219,32 @@ def _shape(shape) -> tuple:
     return tuple(int(v) for v in np.asarray(shape).ravel())
 
 
+def _along(param, x, axis):
+    """A scale or zero point: a scalar, or a vector laid along `axis` of x."""
+    p = np.asarray(param) if param is not None else np.zeros(())
+    if p.ndim == 0 or axis is None:
+        return p
+    shape = [1] * x.ndim
+    shape[int(_s(axis)) % x.ndim] = -1
+    return p.reshape(shape)
+
+
+def quantize(input, scale, output_dtype, zero_point=None, axis=None):  # noqa: A002 (MIL's name)
+    """iOS 17 quantize: clip(round(input / scale) + zero_point), rounding half to even (numpy's around)."""
+    dtype = np.dtype(str(_s(output_dtype)))
+    q = np.around(input / _along(scale, input, axis)) + _along(zero_point, input, axis).astype(np.float32)
+    return np.clip(q, np.iinfo(dtype).min, np.iinfo(dtype).max).astype(dtype)
+
+
+def dequantize(input, scale, zero_point=None, axis=None):  # noqa: A002 (MIL's name)
+    """iOS 17 dequantize: scale * (input - zero_point)."""
+    zp = _along(zero_point, input, axis).astype(np.float32)
+    return (_along(scale, input, axis) * (input.astype(np.float32) - zp)).astype(np.float32)
+
+
 NN_OPS = {
+    "quantize": quantize,
+    "dequantize": dequantize,
     **RANDOM_OPS,
     "non_maximum_suppression": _nms,
     "instance_norm": _instance_norm,
