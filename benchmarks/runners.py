@@ -159,11 +159,16 @@ def artifact_runner(path: Path, target: str, **litert_options):
 
 
 def coreml_runner(path: Path):
-    """Core ML on macOS; the project's reference evaluator everywhere else."""
+    """Core ML on macOS; the project's reference evaluator everywhere else.
+
+    The evaluator runs an ML Program with each fp16-typed op rounded to fp16 ("gpu/ane"), what the
+    Neural Engine an fp16 artifact is made for computes; its default, "cpu", would judge fp16
+    artifacts by the CPU's fp32 arithmetic. NeuralNetwork files have only the fp32 ("cpu") mode.
+    """
     import platform
 
     if platform.system() == "Darwin":
         return CoreMLRunner(path)
     from .coreml_reference import CoreMLReferenceRunner
 
-    return CoreMLReferenceRunner(path)
+    return CoreMLReferenceRunner(path, precision="cpu" if Path(path).suffix == ".mlmodel" else "gpu/ane")

@@ -65,7 +65,8 @@ def test_evaluator_matches_keras_on_every_building_block(zoo, tmp_path, fmt, qua
     model, x, ref = zoo
     path = tmp_path / f"zoo{SUFFIX[fmt]}"
     convert_coreml(ConversionContext(model), fmt, quant).save(str(path))
-    out = CoreMLReferenceRunner(path).predict([x])[0]
+    # as the bench runs them: ML Programs with every fp16 op rounded (the Neural Engine's precision)
+    out = CoreMLReferenceRunner(path, precision="gpu/ane" if fmt == "mlprogram" else "cpu").predict([x])[0]
     assert out.shape == ref.shape
     if quant == "fp32":
         assert np.abs(out - ref).max() <= 1e-4
@@ -76,16 +77,16 @@ def test_evaluator_matches_keras_on_every_building_block(zoo, tmp_path, fmt, qua
         assert sqnr_db(out, ref) >= 15.0
 
 
-def test_fp16_program_is_evaluated_in_fp16(zoo, tmp_path):
-    """fp16 activations add error beyond fp16 weights; an evaluator that computed in fp32 would hide it."""
+def test_fp16_program_on_the_neural_engine_and_on_the_cpu(zoo, tmp_path):
+    """gpu/ane rounds every fp16 op, adding error beyond the fp16 weights; cpu (the default) keeps
+    float32 activations, as Core ML's CPU does. A mode that changed nothing would hide one or the other."""
     model, x, ref = zoo
     path = tmp_path / "zoo16.mlpackage"
     convert_coreml(ConversionContext(model), "mlprogram", "fp16").save(str(path))
-    runner = CoreMLReferenceRunner(path)
-    out16 = runner.predict([x])[0]
-    for step in runner.program.steps:
-        step.fp16 = [False] * len(step.fp16)  # same fp16 weights, fp32 activations
-    out32 = runner.predict([x])[0]
+    device = CoreMLReferenceRunner(path, precision="gpu/ane")
+    cpu = CoreMLReferenceRunner(path)
+    assert cpu.precision == "cpu"
+    out16, out32 = device.predict([x])[0], cpu.predict([x])[0]
     assert np.abs(out16 - out32).max() > 1e-5
     assert np.abs(out16 - ref).max() > 1.2 * np.abs(out32 - ref).max()
 

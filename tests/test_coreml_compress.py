@@ -139,7 +139,7 @@ def test_layers_the_block_does_not_divide_fall_back_and_are_recorded(ios18):
 @pytest.mark.parametrize("quant", ["int4b", "pal4g"])
 def test_evaluator_runs_ios18_programs_in_fp16(ios18, quant):
     model, x, converted = ios18
-    runner = CoreMLReferenceRunner(converted[quant][1])
+    runner = CoreMLReferenceRunner(converted[quant][1], precision="gpu/ane")
     compute = [st for st in runner.program.steps if st.op_type not in ("cast",)]
     assert compute and all(all(st.fp16) for st in compute)
     out = runner.predict([x])[0]
@@ -172,7 +172,7 @@ def test_compute_precision_and_units(small_model, tmp_path, fmt, quant, units, d
     spec, _ = load_spec(path)
     assert [f.type.multiArrayType.dataType for f in (*spec.description.input, *spec.description.output)] == [65568] * 2
     if dtype is not None:  # the program's ops are typed in its compute precision
-        runner = CoreMLReferenceRunner(path)
+        runner = CoreMLReferenceRunner(path, precision="gpu/ane")
         convs = [st for st in runner.program.steps if st.op_type == "conv"]
         assert len(convs) == 2 and all(st.fp16 == [dtype == 10] for st in convs)
 

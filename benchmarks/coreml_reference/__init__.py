@@ -4,7 +4,8 @@ Core ML prediction exists only on macOS; this lets Linux CI check what the
 iOS app will run. It is validated against the Keras model it was converted from.
 """
 
-from .errors import CoreMLFormatError, InputMismatchError, UnsupportedOpError
+from .errors import CoreMLFormatError, InputMismatchError, PredictionError, UnsupportedOpError
 from .model import CoreMLReferenceRunner, load_spec
 
-__all__ = ["CoreMLFormatError", "CoreMLReferenceRunner", "InputMismatchError", "UnsupportedOpError", "load_spec"]
+__all__ = ["CoreMLFormatError", "CoreMLReferenceRunner", "InputMismatchError", "PredictionError", "UnsupportedOpError",
+           "load_spec"]

@@ -225,6 +225,50 @@ def pool2d(x, kind: str, kernel, geo: ConvGeometry, exclude_padding: bool, ceil_
     return total / np.float32(kh * kw)
 
 
+def pool_nd(x, kind: str, kernel, geo: ConvGeometry, exclude_padding: bool = False, ceil_mode: bool = False):
+    """max / avg / l2 pooling over any number of spatial axes (pool2d is the fast path for 2-D).
+
+    ceil_mode as PyTorch (and MIL) define it: the output rounds up, but a last window that
+    would start inside the end padding is dropped. An average divides by the window's cells
+    inside the input, plus the explicit padding unless exclude_padding.
+    """
+    outs, ends = [], []
+    for d, k, s, (a, b) in zip(x.shape[2:], kernel, geo.strides, geo.pads):
+        span = d + a + b - k
+        o = (-(-span // s) if ceil_mode else span // s) + 1
+        if ceil_mode and (o - 1) * s >= d + a and a + b > 0:
+            o -= 1
+        outs.append(o)
+        ends.append(b + max(0, (o - 1) * s + k - (d + a + b)))
+    pads = [(a, e) for (a, _), e in zip(geo.pads, ends)]
+
+    def windows(t, fill):
+        padded = np.pad(t, [(0, 0)] * (t.ndim - len(kernel)) + pads, constant_values=fill)
+        view = np.lib.stride_tricks.sliding_window_view(padded, kernel, axis=tuple(range(-len(kernel), 0)))
+        return view[(Ellipsis,) + tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(outs, geo.strides))
+                    + (slice(None),) * len(kernel)]
+
+    axes = tuple(range(-len(kernel), 0))
+    if kind == "max":
+        return windows(x, -np.inf).max(axis=axes)
+    if kind == "l2":
+        return np.sqrt(np.square(windows(x, 0.0)).sum(axis=axes, dtype=np.float32))
+    total = windows(x, 0.0).sum(axis=axes, dtype=np.float32)
+    inside = np.pad(np.ones(x.shape[2:], np.float32), geo.pads, constant_values=0.0 if exclude_padding else 1.0)
+    count = _window_counts(inside, geo.pads, pads, kernel, outs, geo.strides)
+    return total / count
+
+
+def _window_counts(inside, explicit, pads, kernel, outs, strides):
+    """How many cells of each window count towards an average: `inside` is the explicitly padded
+    region (ones where a cell counts), extended by the ceil-mode padding, which never counts."""
+    extra = [(0, e - b) for (_, b), (_, e) in zip(explicit, pads)]
+    padded = np.pad(inside, extra, constant_values=0.0)
+    view = np.lib.stride_tricks.sliding_window_view(padded, kernel)
+    view = view[tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(outs, strides))]
+    return view.sum(axis=tuple(range(-len(kernel), 0)))
+
+
 def resize_bilinear(x, out_h: int, out_w: int, mode: str) -> np.ndarray:
     """mode: 'align_corners', 'half_pixel' (TF half_pixel_centers) or 'asymmetric' (TF legacy)."""
     def coords(n_in, n_out):

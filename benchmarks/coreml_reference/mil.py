@@ -1,8 +1,10 @@
 """Execute an ML Program (the .mlpackage format) in numpy.
 
-Ops run in float32; an op whose declared output type is fp16 has its result
-rounded to float16, so a program compiled for fp16 compute carries fp16 error
-through every layer as Core ML does. Compressed weights (constexpr ops) are
+Ops run in float32. With fp16_ops, an op whose declared output type is fp16 has
+its result rounded to float16, so a program compiled for fp16 compute carries
+fp16 error through every layer as the GPU and the Neural Engine do; without it
+(the CPU's behaviour, see CoreMLReferenceRunner) fp16 types only say what the
+weights and the fp16 inputs hold. Compressed weights (constexpr ops) are
 expanded once, at load, as Core ML expands them.
 """
 
@@ -13,13 +15,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import CoreMLFormatError, UnsupportedOpError
+from .errors import CoreMLFormatError, PredictionError, UnsupportedOpError
+from .mil_control import CONTROL_OPS, LIST_OPS, Block
 from .constexpr_ops import CONSTEXPR_OPS
 from .mil_ops import MIL_OPS
-from .values import FLOAT16, BlobFile, parse_value, tensor_shape
+from .mil_ops_elementwise import ELEMENTWISE_OPS
+from .mil_ops_image import IMAGE_OPS
+from .mil_ops_nn import NN_OPS
+from .mil_ops_tensor import TENSOR_OPS, sparse_to_dense
+from .values import FLOAT16, NP_DTYPES, BlobFile, parse_value, tensor_shape
+
+OPS = {**MIL_OPS, **ELEMENTWISE_OPS, **TENSOR_OPS, **NN_OPS, **IMAGE_OPS, **LIST_OPS}
+CONSTEXPR = {**CONSTEXPR_OPS, "constexpr_sparse_to_dense": sparse_to_dense}
+# Variadic inputs: a list even when the program gives one tensor.
+_LIST_INPUTS = {("concat", "values"), ("stack", "values"), ("einsum", "values"), ("reshape_like", "ref_tensors"),
+                ("while_loop", "loop_vars")}
 
 _CAST = {"fp16": np.float16, "fp32": np.float32, "int32": np.int32, "int16": np.int16, "bool": np.bool_,
-         "int8": np.int8, "uint8": np.uint8}
+         "int8": np.int8, "uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32}
 
 
 @dataclass
@@ -30,23 +43,27 @@ class _Step:
     consts: dict  # param -> value
     outputs: list[str]
     fp16: list[bool]
+    dtypes: list  # numpy dtype per output as declared (float32 for fp16 and fp32), None if not a tensor
+    blocks: list | None = None  # cond / while_loop: their nested blocks (mil_control.Block)
 
 
 class MILProgram:
-    def __init__(self, spec, blobs: BlobFile, function: str = "main"):
+    def __init__(self, spec, blobs: BlobFile, function: str = "main", fp16_ops: bool = False):
         if function not in spec.mlProgram.functions:
             raise CoreMLFormatError(f"ML Program has no function {function!r}")
         fn = spec.mlProgram.functions[function]
         block = fn.block_specializations[fn.opset]
         self.input_shapes = {i.name: tensor_shape(i.type) for i in fn.inputs}
         self.outputs = list(block.outputs)
-        known = set(MIL_OPS) | set(CONSTEXPR_OPS) | {"const", "cast"}
-        unknown = sorted({op.type for op in block.operations} - known)
+        known = set(OPS) | set(CONSTEXPR) | set(CONTROL_OPS) | {"const", "cast"}
+        unknown = sorted(_op_types(block) - known)
         if unknown:
             raise UnsupportedOpError(
                 f"ML Program op(s) {', '.join(unknown)} not implemented by the reference evaluator; "
-                "the model cannot be checked on this machine (run the bench on a Mac, or use the other Core ML format)"
+                "the model cannot be checked on this machine (run the bench on a Mac, or use the other Core ML format)",
+                ops=unknown,
             )
+        self.fp16_ops = fp16_ops
         self.values: dict[str, object] = {}
         self._stored: dict[str, object] = {}  # consts in their stored dtypes, for the constexpr ops (load only)
         self.steps: list[_Step] = []
@@ -62,24 +79,42 @@ class MILProgram:
             self._stored[out_names[0]] = parse_value(op.attributes["val"], blobs)
             self.values[out_names[0]] = _as_compute(self._stored[out_names[0]])
             return
-        if op.type in CONSTEXPR_OPS:
+        if op.type in CONSTEXPR:
             args = {k: parse_value(v, blobs) for k, v in op.attributes.items() if k != "name"}
             args.update({k: self._const_arg(a, blobs) for k, a in op.inputs.items()})
-            self._stored[out_names[0]] = CONSTEXPR_OPS[op.type](**args)
+            try:
+                self._stored[out_names[0]] = CONSTEXPR[op.type](**args)
+            except (ValueError, IndexError, KeyError, TypeError, NotImplementedError) as exc:
+                raise UnsupportedOpError(f"ML Program op {op.type} ({out_names[0]}) failed: {exc}") from None
             self.values[out_names[0]] = _as_compute(self._stored[out_names[0]])
             return
         refs, consts = {}, {}
         for param, arg in op.inputs.items():
+            many = len(arg.arguments) > 1 or (op.type, param) in _LIST_INPUTS
             names = [b.name for b in arg.arguments]
-            if all(names):
-                refs[param] = names if len(names) > 1 or op.type == "concat" and param == "values" else names[0]
-            else:
-                consts[param] = [parse_value(b.value, blobs) for b in arg.arguments] if len(arg.arguments) > 1 \
-                    else parse_value(arg.arguments[0].value, blobs)
-        kernel = _cast if op.type == "cast" else MIL_OPS[op.type]
-        fp16 = [o.type.WhichOneof("type") == "tensorType" and o.type.tensorType.dataType == FLOAT16
+            values = [None if b.name else _as_compute(parse_value(b.value, blobs)) for b in arg.arguments]
+            if not any(names):
+                consts[param] = values if many else values[0]
+                continue
+            for i, value in enumerate(values):  # an immediate value among variables becomes a named const
+                if value is not None:
+                    names[i] = f"{out_names[0]}:{param}:{i}"
+                    self.values[names[i]] = value
+            refs[param] = names if many else names[0]
+        kernel = (_cast if self.fp16_ops else _cast_cpu) if op.type == "cast" else {**OPS, **CONTROL_OPS}[op.type]
+        fp16 = [self.fp16_ops and o.type.WhichOneof("type") == "tensorType" and o.type.tensorType.dataType == FLOAT16
                 for o in op.outputs]
-        self.steps.append(_Step(op.type, kernel, refs, consts, out_names, fp16))
+        blocks = [self._block(b, blobs) for b in op.blocks] if op.type in CONTROL_OPS else None
+        self.steps.append(_Step(op.type, kernel, refs, consts, out_names, fp16, [_declared(o) for o in op.outputs],
+                                blocks))
+
+    def _block(self, block, blobs: BlobFile) -> Block:
+        """A nested block's steps (its consts join the program's: MIL names are unique program-wide)."""
+        outer, self.steps = self.steps, []
+        for op in block.operations:
+            self._load(op, blobs)
+        steps, self.steps = self.steps, outer
+        return Block([i.name for i in block.inputs], steps, list(block.outputs))
 
     def _static(self, step: _Step, param: str):
         """A step input known at load time (an immediate value or a const), else None."""
@@ -88,9 +123,15 @@ class MILProgram:
         ref = step.refs.get(param)
         return self.values.get(ref) if isinstance(ref, str) else None
 
-    def _uses(self) -> Counter:
-        return Counter(r for st in self.steps for ref in st.refs.values()
-                       for r in (ref if isinstance(ref, list) else [ref]))
+    def _uses(self, steps=None) -> Counter:
+        """How many inputs (and nested blocks' outputs) read each name, through nested blocks too."""
+        uses = Counter()
+        for st in self.steps if steps is None else steps:
+            uses.update(r for ref in st.refs.values() for r in (ref if isinstance(ref, list) else [ref]))
+            for block in st.blocks or ():
+                uses.update(self._uses(block.steps))
+                uses.update(block.outputs)
+        return uses
 
     def _fold_zero_pads(self) -> None:
         """A zero pad of H and W that only feeds a 'valid' conv becomes that conv's own padding.
@@ -136,26 +177,54 @@ class MILProgram:
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         env = dict(self.values)
         env.update(feeds)
-        for step in self.steps:
+        self._execute(self.steps, env)
+        return {name: env[name] for name in self.outputs}
+
+    def _execute(self, steps: list[_Step], env: dict) -> None:
+        for step in steps:
             kwargs = dict(step.consts)
             for param, ref in step.refs.items():
                 kwargs[param] = [env[r] for r in ref] if isinstance(ref, list) else env[ref]
             try:
-                result = step.kernel(**kwargs)
-            except (ValueError, IndexError, TypeError, NotImplementedError) as exc:
+                result = step.kernel(**kwargs) if step.blocks is None else \
+                    step.kernel(self._execute, env, step.blocks, **kwargs)
+            except PredictionError as exc:
+                raise PredictionError(f"ML Program op {step.op_type} ({step.outputs[0]}): {exc}") from None
+            except (ValueError, IndexError, KeyError, TypeError, NotImplementedError) as exc:
                 raise UnsupportedOpError(f"ML Program op {step.op_type} ({step.outputs[0]}) failed: {exc}") from None
             results = result if isinstance(result, tuple) else (result,)
-            for name, value, half in zip(step.outputs, results, step.fp16):
-                if isinstance(value, np.ndarray) and value.dtype.kind == "f":
-                    value = value.astype(np.float16).astype(np.float32) if half else value.astype(np.float32, copy=False)
-                env[name] = value
-        return {name: env[name] for name in self.outputs}
+            for name, value, half, dtype in zip(step.outputs, results, step.fp16, step.dtypes):
+                env[name] = _finish(value, half, dtype)
 
 
 _IN_PLACE = {
     "relu": lambda x: np.maximum(x, np.float32(0), out=x),
     "relu6": lambda x: np.clip(x, np.float32(0), np.float32(6), out=x),
 }
+
+
+def _op_types(block) -> set[str]:
+    return {op.type for op in block.operations} | {t for op in block.operations for b in op.blocks for t in _op_types(b)}
+
+
+def _declared(output):
+    """The numpy dtype an op output holds in the evaluator: float32 for any float, else as declared."""
+    if output.type.WhichOneof("type") != "tensorType":
+        return None
+    dtype = np.dtype(NP_DTYPES.get(output.type.tensorType.dataType, np.float32))
+    return np.dtype(np.float32) if dtype.kind == "f" else dtype if dtype.kind in "iub" else None
+
+
+def _finish(value, half: bool, dtype):
+    """An op's result as the program declares it (e.g. an int32 real_div), rounded to fp16 if asked."""
+    if isinstance(value, np.generic):
+        value = np.asarray(value)
+    if not isinstance(value, np.ndarray):
+        return value
+    want = dtype if dtype is not None else (np.dtype(np.float32) if value.dtype.kind == "f" else value.dtype)
+    if value.dtype != want:
+        value = value.astype(want)
+    return value.astype(np.float16).astype(np.float32) if half else value
 
 
 def _as_compute(value):
@@ -170,3 +239,9 @@ def _cast(x, dtype):
     if target == "fp16":
         return x.astype(np.float16).astype(np.float32)
     return x.astype(_CAST[target])
+
+
+def _cast_cpu(x, dtype):
+    """A cast to fp16 keeps float32 precision, as the CPU's fp32 kernels do (fp16 is a minimum)."""
+    target = str(np.asarray(dtype).item())
+    return x.astype(np.float32) if target in ("fp16", "fp32") else x.astype(_CAST[target])

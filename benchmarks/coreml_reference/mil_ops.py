@@ -88,9 +88,11 @@ def _pool(kind):
         win = _PoolWindow(**window)
         kernel = _ints(kernel_sizes)
         strides = _ints(win.strides) if win.strides is not None else kernel  # MIL: strides default to the kernel
-        pads = K.resolve_pads(str(_s(win.pad_type)), win.pad, x.shape[2:], kernel, strides, [1, 1])
-        return K.pool2d(x, kind, kernel, K.ConvGeometry(strides, pads), bool(_s(exclude_padding_from_average)),
-                        bool(_s(ceil_mode)))
+        pads = K.resolve_pads(str(_s(win.pad_type)), win.pad, x.shape[2:], kernel, strides, [1] * len(kernel))
+        geo, exclude, ceil = K.ConvGeometry(strides, pads), bool(_s(exclude_padding_from_average)), bool(_s(ceil_mode))
+        if len(kernel) == 2 and kind != "l2" and not ceil:
+            return K.pool2d(x, kind, kernel, geo, exclude)
+        return K.pool_nd(x, kind, kernel, geo, exclude, ceil)
     return run
 
 
@@ -156,10 +158,13 @@ def _layer_norm(x, axes=None, gamma=None, beta=None, epsilon=1e-5):
     mean = x.mean(axis=ax, keepdims=True)
     var = ((x - mean) ** 2).mean(axis=ax, keepdims=True)
     y = (x - mean) / np.sqrt(var + np.float32(_s(epsilon)))
+    # gamma and beta have the normalised axes' shape, in axis order: they line up with those
+    # axes, not with the trailing ones (axes [0, 2] of a rank-3 x takes gamma of shape (d0, d2)).
+    along = [d if i in ax else 1 for i, d in enumerate(x.shape)]
     if gamma is not None:
-        y = y * gamma
+        y = y * np.reshape(gamma, along)
     if beta is not None:
-        y = y + beta
+        y = y + np.reshape(beta, along)
     return y
 
 
@@ -173,27 +178,21 @@ def _batch_norm(x, mean, variance, gamma=None, beta=None, epsilon=1e-5):
     return y
 
 
-def _upsample_bilinear(x, scale_factor_height=1, scale_factor_width=1, align_corners=False):
-    out_h = int(np.floor(x.shape[2] * float(_s(scale_factor_height))))
-    out_w = int(np.floor(x.shape[3] * float(_s(scale_factor_width))))
-    return K.resize_bilinear(x, out_h, out_w, "align_corners" if bool(_s(align_corners)) else "half_pixel")
-
-
-def _resize_bilinear(x, target_size_height=1, target_size_width=1, sampling_mode="DEFAULT"):
-    mode = {"ALIGN_CORNERS": "align_corners", "STRICT_ALIGN_CORNERS": "align_corners",
-            "UNALIGN_CORNERS": "half_pixel", "DEFAULT": "asymmetric", "OFFSET_CORNERS": "half_pixel"}[str(_s(sampling_mode))]
-    return K.resize_bilinear(x, int(_s(target_size_height)), int(_s(target_size_width)), mode)
-
-
-def _upsample_nearest(x, scale_factor_height=1, scale_factor_width=1):
-    return K.resize_nearest(x, int(x.shape[2] * float(_s(scale_factor_height))),
-                            int(x.shape[3] * float(_s(scale_factor_width))))
+def _reshape(x, shape):
+    """A 0 takes x's size on the axis it lines up with counting from the right, or 1 past x's rank
+    (iOS 17; the same as iOS 15's rule, where a shape with a 0 has x's rank)."""
+    dims = _ints(shape)
+    lead = len(dims) - x.ndim
+    dims = [(x.shape[i - lead] if i >= lead else 1) if d == 0 else d for i, d in enumerate(dims)]
+    return x.reshape(dims)
 
 
 def _concat(values, axis, interleave=False):
-    if bool(_s(interleave)):
-        raise NotImplementedError("concat with interleave")
-    return np.concatenate(values, axis=_axis(axis, values[0].ndim))
+    ax = _axis(axis, values[0].ndim)
+    if bool(_s(interleave)):  # equal shapes; slice i of each input in turn: a0 b0 a1 b1 ...
+        stacked = np.stack(values, axis=ax + 1)
+        return stacked.reshape(values[0].shape[:ax] + (-1,) + values[0].shape[ax + 1:])
+    return np.concatenate(values, axis=ax)
 
 
 def _classify(probabilities, classes):
@@ -261,12 +260,13 @@ MIL_OPS = {
     "matmul": _matmul,
     "max_pool": _pool("max"),
     "avg_pool": _pool("avg"),
+    "l2_pool": _pool("l2"),
     "reduce_mean": _reduce(np.mean),
     "reduce_max": _reduce(np.max),
     "reduce_min": _reduce(np.min),
     "reduce_sum": _reduce(np.sum),
     "reduce_prod": _reduce(np.prod),
-    "reshape": lambda x, shape: x.reshape(_ints(shape)),
+    "reshape": _reshape,
     "transpose": lambda x, perm: np.transpose(x, _ints(perm)),
     "expand_dims": lambda x, axes: np.expand_dims(x, tuple(_ints(axes))),
     "squeeze": lambda x, axes=None: np.squeeze(x, tuple(_ints(axes)) if axes is not None else None),
@@ -277,11 +277,6 @@ MIL_OPS = {
     "slice_by_size": lambda x, begin, size: x[tuple(slice(b, None if s == -1 else b + s)
                                                   for b, s in zip(_ints(begin), _ints(size)))],
     "pad": _pad,
-    "upsample_bilinear": _upsample_bilinear,
-    "upsample_nearest_neighbor": _upsample_nearest,
-    "resize_bilinear": _resize_bilinear,
-    "resize_nearest_neighbor": lambda x, target_size_height, target_size_width: K.resize_nearest(
-        x, int(_s(target_size_height)), int(_s(target_size_width))),
     "batch_norm": _batch_norm,
     "layer_norm": _layer_norm,
     "classify": _classify,

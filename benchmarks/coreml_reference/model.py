@@ -75,17 +75,35 @@ def classifier_labels(spec) -> list[str] | None:
     return None
 
 
+PRECISIONS = ("cpu", "gpu/ane")
+
+
 class CoreMLReferenceRunner:
-    """The project's own evaluator of saved Core ML models, for machines without Core ML."""
+    """The project's own evaluator of saved Core ML models, for machines without Core ML.
+
+    precision says how an ML Program's fp16-typed ops are computed:
+      "cpu"      in float32, as Core ML's CPU runs them (the default): Apple's typed-execution
+                 guide calls an ML Program's types a minimum precision, which the CPU exceeds
+                 for every op it has no fp16 kernel for (it has a few, e.g. convolution on newer
+                 hardware); fp16 inputs and outputs still hold fp16 values;
+      "gpu/ane"  each fp16-typed op's output rounded to float16, as on the GPU and the
+                 Neural Engine, e.g. CoreMLReferenceRunner(path, precision="gpu/ane").
+    NeuralNetwork files run in float32: "cpu" only (their fp16 device mode is not built yet).
+    """
 
     runtime = "coreml-reference"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, precision: str = "cpu"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r}: choose from {', '.join(PRECISIONS)}")
+        self.precision = precision
         try:
             self._load(Path(path))
         except (CoreMLFormatError, UnsupportedOpError) as exc:
             text = str(exc)
-            raise type(exc)(text if str(path) in text else f"{Path(path).name}: {text}") from None
+            named = type(exc)(text if str(path) in text else f"{Path(path).name}: {text}")
+            named.ops = getattr(exc, "ops", ())
+            raise named from None
 
     def _load(self, path: Path) -> None:
         spec, weights = load_spec(path)
@@ -98,10 +116,12 @@ class CoreMLReferenceRunner:
         if kind == "mlProgram":
             from .mil import MILProgram
 
-            self.program = MILProgram(spec, BlobFile(weights))
+            self.program = MILProgram(spec, BlobFile(weights), fp16_ops=self.precision == "gpu/ane")
         elif kind in ("neuralNetwork", "neuralNetworkClassifier"):
             from .nn import NeuralNetworkProgram
 
+            if self.precision != "cpu":
+                raise ValueError(f"{path.name}: NeuralNetwork files run in float32 only; use precision='cpu'")
             self.program = NeuralNetworkProgram(getattr(spec, kind))
             if kind == "neuralNetworkClassifier":
                 self.probabilities = getattr(spec, kind).labelProbabilityLayerName
@@ -137,6 +157,21 @@ class CoreMLReferenceRunner:
         if self.probabilities:
             return [np.asarray(out[self.probabilities], np.float32).reshape(1, -1)]
         return [np.asarray(out[n], np.float32) for n in self.output_names]
+
+    def predict_named(self, feeds: dict) -> dict:
+        """One call at the declared shapes: inputs by name, cast to their declared types, and
+        outputs by name in their declared types, as Core ML's own predict takes and returns them."""
+        from .values import feed_array, output_array
+
+        missing = [f.name for f in self.inputs if f.name not in feeds]
+        if missing:
+            raise InputMismatchError(f"{self.path.name}: no value for input(s) {', '.join(missing)}")
+        out = self.program.run({f.name: feed_array(f, feeds[f.name]) for f in self.inputs})
+        named = {}
+        for o in self.spec.description.output:
+            if o.name in out:
+                named[o.name] = output_array(o, out[o.name])
+        return named
 
     def predict(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self.inputs):

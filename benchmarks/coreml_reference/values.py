@@ -48,6 +48,20 @@ class BlobFile:
         return data
 
 
+# Sub-byte MIL types (iOS 18): bits per element; int4 is the one signed.
+_SUB_BYTE = {25: 4, 35: 4, 36: 2, 37: 1, 38: 6, 39: 3}
+
+
+def unpack_sub_byte(raw: bytes, dtype: int, count: int) -> np.ndarray:
+    """Elements packed least significant bit first, as coremltools packs sub-byte immediate values."""
+    nbits = _SUB_BYTE[dtype]
+    bits = np.unpackbits(np.frombuffer(raw, np.uint8), bitorder="little")[: count * nbits].reshape(count, nbits)
+    values = bits.astype(np.int16) @ (1 << np.arange(nbits, dtype=np.int16))
+    if dtype == 25:  # int4: two's complement
+        values = np.where(values >= 8, values - 16, values)
+    return values.astype(NP_DTYPES[dtype])
+
+
 def tensor_shape(value_type) -> list[int]:
     return [int(d.constant.size) for d in value_type.tensorType.dimensions]
 
@@ -70,10 +84,41 @@ def parse_value(value, blobs: BlobFile):
     if field is None:
         return np.zeros(shape, NP_DTYPES.get(dtype, np.float32))
     raw = getattr(tensor, field).values
-    if field == "bytes":
+    if field == "bytes" and dtype in _SUB_BYTE:
+        arr = unpack_sub_byte(raw, dtype, int(np.prod(shape)))
+    elif field == "bytes":
         arr = np.frombuffer(raw, dtype=NP_DTYPES[dtype])
     elif field == "strings":
         arr = np.array(list(raw), dtype=object)
     else:
         arr = np.array(list(raw), dtype=NP_DTYPES.get(dtype, np.float32))
     return arr.reshape(shape)
+
+
+# FeatureTypes ArrayFeatureType.ArrayDataType -> numpy dtype
+_ARRAY_DTYPES = {65568: np.float32, 65600: np.float64, 131104: np.int32, 131080: np.int8, 65552: np.float16}
+
+
+def feed_array(feature, value) -> np.ndarray:
+    """A model input as Core ML holds it: a multiarray cast to its declared type, an image as (1, C, H, W).
+
+    Floats are handed to the ops as float32 (holding exactly the fp16 values of an fp16 input).
+    """
+    kind = feature.type.WhichOneof("Type")
+    if kind == "imageType":
+        pixels = np.asarray(value, np.float32)
+        chw = pixels[None] if pixels.ndim == 2 else np.transpose(pixels[..., :3], (2, 0, 1))
+        if feature.type.imageType.colorSpace == 30:  # BGR
+            chw = chw[::-1]
+        return np.ascontiguousarray(chw[None])
+    if kind != "multiArrayType":
+        raise CoreMLFormatError(f"input {feature.name}: feature type {kind} is not supported")
+    arr = np.asarray(value).astype(_ARRAY_DTYPES.get(feature.type.multiArrayType.dataType, np.float32))
+    return arr.astype(np.float32) if arr.dtype.kind == "f" else arr
+
+
+def output_array(feature, value):
+    """An output in its declared multiarray type (fp16 outputs come back as float16, as from Core ML)."""
+    if feature.type.WhichOneof("Type") != "multiArrayType" or not isinstance(value, np.ndarray):
+        return value
+    return value.astype(_ARRAY_DTYPES.get(feature.type.multiArrayType.dataType, value.dtype), copy=False)

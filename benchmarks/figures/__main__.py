@@ -2,16 +2,18 @@
 
     python -m benchmarks.figures [--quick] [--demo-dist DIST] [--work DIR] [--only NAME,...]
 
-In the README's order: foundation, budget, harness_overhead, coreml, coreml_compress, parity, fidelity,
-latency, serve_load, reliability (each also runs alone as `python -m benchmarks.figures.NAME`; see its
+In the README's order: foundation, budget, harness_overhead, coreml, coreml_compress, coreml_optests, parity,
+fidelity, latency, serve_load, reliability (each also runs alone as `python -m benchmarks.figures.NAME`; see its
 --help). fidelity, latency and serve_load work on a dist as `make demo` writes it: a copy of --demo-dist
 or, without it, one trained and converted here first. The full run is long: it converts MobileNetV2 at
-224 px and five more Keras applications, and latency benches each dist dozens of times.
+224 px and five more Keras applications, runs coremltools' op tests of five folders, and latency benches
+each dist dozens of times.
 
 --quick leaves out MobileNetV2 at 224 px and the Keras applications, and shortens the rest:
 foundation without MobileNetV2, coreml (without its speed figure) and coreml_compress on small_cnn only,
-latency's cost figure (4) only, serve_load with 200 requests. harness_overhead and fidelity are skipped:
-every figure of theirs is MobileNetV2 at 224 px. budget and parity run in full.
+coreml_optests on its two small folders (iOS15, iOS16), latency's cost figure (4) only, serve_load with
+200 requests. harness_overhead and fidelity are skipped: every figure of theirs is MobileNetV2 at 224 px.
+budget and parity run in full.
 
 Prints each script's output under a header, then one line per script with its exit code and time;
 exits 1 if any script failed.
@@ -29,7 +31,8 @@ from pathlib import Path
 from benchmarks.figures.common import demo_dist
 from .common import figure_parser, work_dir
 
-ORDER = ("foundation", "budget", "harness_overhead", "coreml", "coreml_compress", "parity", "fidelity", "latency",
+ORDER = ("foundation", "budget", "harness_overhead", "coreml", "coreml_compress", "coreml_optests", "parity",
+         "fidelity", "latency",
          "serve_load", "reliability")
 NEEDS_DIST = {"fidelity", "latency", "serve_load"}
 
@@ -43,6 +46,7 @@ def arguments(name: str, quick: bool, dist: Path) -> list[str] | None:
         "harness_overhead": None,
         "coreml": ["--models", "small_cnn", "--skip-speed"],
         "coreml_compress": ["--models", "small_cnn"],
+        "coreml_optests": ["--folders", "iOS15,iOS16"],
         "fidelity": None,
         "latency": on_dist["latency"] + ["--only", "4"],
         "serve_load": on_dist["serve_load"] + ["--requests", "200"],

@@ -31,7 +31,7 @@ BUDGET_PP = {"int4b": 3.0, "pal4g": 3.0}
 def digits(work: Path) -> None:
     from benchmarks import metrics
     from benchmarks.compute_units import compute_units
-    from benchmarks.coreml_reference import CoreMLReferenceRunner
+    from benchmarks.runners import coreml_runner
     from convert.api import ConvertConfig, convert
     from train.data import split_part
     from train.loading import load_keras_model
@@ -51,7 +51,7 @@ def digits(work: Path) -> None:
     print(f"digits small_cnn: {len(idx)} test images, Keras accuracy {metrics.accuracy(ref, labels):.4f} "
           f"(converted {len(quants)} variants in {time.perf_counter() - t0:.0f} s)", flush=True)
     for a in manifest.artifacts:
-        pred = metrics.top1(CoreMLReferenceRunner(a.path(work / "dist")).predict([x])[0])
+        pred = metrics.top1(coreml_runner(a.path(work / "dist")).predict([x])[0])
         drop = (metrics.accuracy(ref, labels) - metrics.accuracy(pred, labels)) * 100
         limit = BUDGET_PP.get(a.quantization)
         verdict = "" if limit is None else ("within" if drop <= limit else "OVER") + f" {limit:g} pp budget"
@@ -62,7 +62,7 @@ def digits(work: Path) -> None:
 
 
 def application(name: str, work: Path, n: int) -> None:
-    from benchmarks.coreml_reference import CoreMLReferenceRunner
+    from benchmarks.runners import coreml_runner
     from benchmarks.metrics import sqnr_db
     from convert.context import ConversionContext
     from convert.coreml import convert_coreml
@@ -79,7 +79,7 @@ def application(name: str, work: Path, n: int) -> None:
         try:
             mlmodel = convert_coreml(ConversionContext(model), "mlprogram", quant)
             mlmodel.save(str(path))
-            out = CoreMLReferenceRunner(path).predict([x])[0]
+            out = coreml_runner(path).predict([x])[0]
         except Exception as exc:  # report and go on to the next variant
             print(f"{name:20s} {quant:10s} ERROR {exc}", flush=True)
             continue

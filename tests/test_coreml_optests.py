@@ -1,0 +1,227 @@
+"""coremltools' own MIL op tests, run against the Core ML reference evaluator: a fast subset.
+
+The whole table (every folder, iOS14 ... iOS18) is `python -m benchmarks.figures.coreml_optests`.
+Here one pytest child process runs a few of Apple's test classes through
+benchmarks/coreml_reference/optest_plugin.py, beside a small module of our own whose cases
+must come out as a pass, a numeric failure, a missing op and a kernel error.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Apple's test classes for what the evaluator fixed or gained. Their fp32-backend cases that feed
+# fp16 data come out as fp16-resolution where they miss by no more than 2 fp16 ulps: their expected
+# values assume fp16 rounding in some tests (InstanceNorm with gamma and beta) and none in others
+# (LayerNorm), so no one precision passes both; Apple's default runs have no fp32 backend.
+SUBSET = [
+    "iOS14/test_normalization.py::TestNormalizationLayerNorm",
+    "iOS14/test_normalization.py::TestNormalizationInstanceNorm",
+    "iOS14/test_normalization.py::TestNormalizationLocalResponseNorm",
+    "iOS14/test_pool.py",
+    "iOS14/test_tensor_transformation.py::TestConcat::test_builder_to_backend_stress_interleave",
+    "iOS14/test_tensor_transformation.py::TestSlidingWindows::test_builder_to_backend_smoke",
+    "iOS14/test_tensor_transformation.py::TestDepthToSpace",
+    "iOS14/test_tensor_transformation.py::TestSpaceToBatch",
+    "iOS14/test_activation.py::TestClampedReLU::test_builder_to_backend_smoke",
+    "iOS14/test_activation.py::TestSoftplusParametric::test_builder_to_backend_smoke",
+    "iOS14/test_activation.py::TestThresholdedReLU::test_builder_to_backend_smoke",
+    "iOS14/test_elementwise_unary.py::TestElementwiseUnary::test_builder_to_backend_smoke",
+    "iOS14/test_image_resizing.py::TestUpsampleBilinear",
+    "iOS14/test_image_resizing.py::TestCropResize",
+    "iOS14/test_tensor_operation.py::TestTopK",
+    "iOS14/test_tensor_operation.py::TestBandPart",
+    "iOS14/test_scatter_gather.py::TestScatter::test_builder_to_backend_smoke",
+    "iOS14/test_scatter_gather.py::TestGatherNd::test_builder_to_backend_smoke",
+    "iOS16/test_constexpr_ops.py::TestConstexprSparseToDense",
+    "iOS14/test_control_flow.py",
+]
+
+OWN = '''
+import numpy as np
+import coremltools as ct
+from coremltools.converters.mil.mil import Builder as mb, types
+from coremltools.converters.mil.mil.ops.tests.testing_utils import run_compare_builder
+from coremltools.converters.mil.testing_reqs import BackendConfig
+
+BACKEND = BackendConfig(backend="mlprogram", precision="fp32", opset_version=ct.target.iOS15)
+X = np.array([[1.0, -2.0, 3.0]], np.float32)
+
+
+def check(build, expected):
+    run_compare_builder(build, {"x": mb.placeholder(shape=X.shape)}, {"x": X}, [(1, 3, types.fp32)], [expected],
+                        backend=BACKEND)
+
+
+def test_right():
+    check(lambda x: mb.softsign(x=x), X / (1 + np.abs(X)))
+
+
+def test_wrong_number():
+    check(lambda x: mb.softsign(x=x), X)
+
+
+def test_missing_op(monkeypatch):
+    from benchmarks.coreml_reference import mil
+
+    monkeypatch.delitem(mil.OPS, "softsign")  # the real evaluator, one op type short
+    check(lambda x: mb.softsign(x=x), X / (1 + np.abs(X)))
+
+
+def test_kernel_error():
+    # grouped conv_transpose is not implemented: the kernel raises, the test must not pass or skip
+    w = np.ones((2, 1, 1, 1), np.float32)
+    run_compare_builder(lambda x: mb.conv_transpose(x=x, weight=w, groups=2),
+                        {"x": mb.placeholder(shape=(1, 2, 1, 1))}, {"x": np.ones((1, 2, 1, 1), np.float32)},
+                        [(1, 2, 1, 1, types.fp32)], [np.ones((1, 2, 1, 1), np.float32)], backend=BACKEND)
+'''
+
+
+def _tests_root() -> Path:
+    import importlib.util
+
+    return Path(importlib.util.find_spec("coremltools").origin).parent / "converters" / "mil" / "mil" / "ops" / "tests"
+
+
+@pytest.fixture(scope="module")
+def optest_run(tmp_path_factory):
+    """One child pytest over the subset and our own module; its JSON-lines log, by test."""
+    work = tmp_path_factory.mktemp("optests")
+    own = work / "test_own_cases.py"
+    own.write_text(textwrap.dedent(OWN))
+    log = work / "log.jsonl"
+    root = _tests_root()
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "benchmarks.coreml_reference.optest_plugin",
+               "--optest-log", str(log), "--rootdir", str(root), "--confcutdir", str(root.parents[2]),
+               "-p", "no:cacheprovider",
+               *(str(root / node) for node in SUBSET), str(own)]
+    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    return proc, records
+
+
+def test_apple_op_tests_pass_through_the_evaluator(optest_run):
+    proc, records = optest_run
+    apple = [r for r in records if r["file"] != "test_own_cases.py"]
+    counts = Counter(r["outcome"] for r in apple)
+    wrong = [f"{r['nodeid']}: {r.get('reason', '')}" for r in apple
+             if r["outcome"] in ("numeric", "kernel-error", "other-failure", "missing-op")]
+    assert not wrong, "\n".join(wrong[:10])
+    # a numeric case is one that predicted through the evaluator and compared the numbers
+    assert counts["passed"] >= 250, counts
+    assert all(r["predictions"] >= 1 for r in apple if r["outcome"] == "passed")
+    assert any("LayerNorm" in r["nodeid"] and "0, 2" in r["nodeid"] and r["outcome"] == "passed" for r in apple)
+    assert any("interleave" in r["nodeid"] and r["outcome"] == "passed" for r in apple)
+    assert any("TestCond" in r["nodeid"] and r["outcome"] == "passed" for r in apple)
+    # the one case of the subset whose expected values assume fp16 rounding (fp16 data, fp32 backend)
+    (rounded,) = [r for r in apple if "gamma_and_beta" in r["nodeid"] and "float16" in r["nodeid"]
+                  and "precision='fp32'" in r["nodeid"]]
+    assert rounded["outcome"] == "fp16-resolution", rounded
+    assert counts["fp16-resolution"] == 1, counts
+
+
+def test_each_outcome_is_told_apart(optest_run):
+    """A wrong number fails as numeric, a missing op skips naming it, a raising kernel is a kernel error."""
+    proc, records = optest_run
+    own = {r["nodeid"].split("::")[-1]: r for r in records if r["file"] == "test_own_cases.py"}
+    assert own["test_right"]["outcome"] == "passed" and own["test_right"]["predictions"] == 1
+    assert own["test_wrong_number"]["outcome"] == "numeric"
+    assert "Not equal to tolerance" in own["test_wrong_number"]["reason"]
+    assert own["test_missing_op"]["outcome"] == "missing-op"
+    assert own["test_missing_op"]["reason"] == "evaluator lacks op: softsign"
+    assert own["test_kernel_error"]["outcome"] == "kernel-error"
+    assert "conv_transpose" in own["test_kernel_error"]["reason"]
+    # every failure the log counts failed the child run too (ours: the wrong number and the kernel error)
+    failed = sum(r["outcome"] in ("numeric", "fp16-resolution", "kernel-error", "other-failure") for r in records)
+    assert proc.returncode == 1 and f"{failed} failed" in proc.stdout
+
+
+def _layer_norm_fp16(tmp_path):
+    """A one-op ML Program: layer_norm over fp16 data, fp16 in and out (iOS 16)."""
+    import coremltools as ct
+    from coremltools.converters.mil.mil import Builder as mb, types
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(2, 8), dtype=types.fp16)], opset_version=ct.target.iOS16)
+    def prog(x):
+        return mb.mul(x=mb.layer_norm(x=x, axes=[1], epsilon=np.float16(1e-5)), y=np.float16(3.0))
+
+    path = tmp_path / "ln.mlpackage"
+    ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16).save(str(path))
+    return path
+
+
+def test_precision_modes_on_one_program(tmp_path):
+    """cpu: the ops in float32, fp16 only where data is stored (input, output); gpu/ane: every op's
+    output rounded to fp16. Expected values are numpy's, written out here, not the evaluator's."""
+    from benchmarks.coreml_reference import CoreMLReferenceRunner
+
+    path = _layer_norm_fp16(tmp_path)
+    x = np.random.default_rng(3).normal(size=(2, 8)).astype(np.float16)
+    x32 = x.astype(np.float32)
+    normed = (x32 - x32.mean(1, keepdims=True)) / np.sqrt(x32.var(1, keepdims=True) + np.float32(1e-5))
+    cpu = CoreMLReferenceRunner(path).predict_named({"x": x})
+    device = CoreMLReferenceRunner(path, precision="gpu/ane").predict_named({"x": x})
+    (name,) = cpu
+    assert cpu[name].dtype == np.float16  # an fp16 output comes back as fp16, as from Core ML
+    np.testing.assert_array_equal(cpu[name], (normed * 3).astype(np.float16))
+    np.testing.assert_array_equal(device[name], (normed.astype(np.float16).astype(np.float32) * 3).astype(np.float16))
+    assert np.any(cpu[name] != device[name])
+
+
+@pytest.mark.bad_input("api")
+@pytest.mark.parametrize("call,error", [
+    pytest.param(lambda r: r.predict_named({}), "no value for input\\(s\\) x", id="predict-named-missing-input"),
+    pytest.param(lambda r: type(r)(r.path, precision="ane"), "precision 'ane': choose from cpu, gpu/ane",
+                 id="unknown-precision"),
+])
+def test_bad_calls_are_named(tmp_path, call, error):
+    from benchmarks.coreml_reference import CoreMLReferenceRunner, InputMismatchError
+
+    runner = CoreMLReferenceRunner(_layer_norm_fp16(tmp_path))
+    with pytest.raises((InputMismatchError, ValueError), match=error):
+        call(runner)
+
+
+@pytest.mark.parametrize("dtype_name,code", [("int4", 25), ("uint4", 35), ("uint2", 36), ("uint1", 37), ("uint6", 38),
+                                              ("uint3", 39)])
+def test_sub_byte_immediates_read_as_coremltools_writes_them(dtype_name, code):
+    """iOS 18 programs write small sub-byte tensors inline, packed; coremltools' own writer packs them here."""
+    from coremltools.converters.mil.mil import types
+    from coremltools.converters.mil.mil.types.type_mapping import np_val_to_py_type
+
+    from benchmarks.coreml_reference.values import unpack_sub_byte
+
+    np_dtype = getattr(types, f"np_{dtype_name}_dtype")
+    low, high = (-8, 8) if dtype_name == "int4" else (0, 2 ** int(dtype_name[4:]))
+    values = np.random.default_rng(code).integers(low, high, 13).astype(np_dtype)
+    packed = np_val_to_py_type(values)
+    np.testing.assert_array_equal(unpack_sub_byte(packed, code, values.size), values.astype(np.int64))
+
+
+def test_quantize_and_dequantize_match_coremltools():
+    """iOS 17 activation quantization, per channel, against coremltools' own numpy implementation
+    (its op tests for these need PyTorch); halves sit exactly between two steps to check the rounding."""
+    from coremltools.optimize._utils import dequantize_by_scale_and_zp, quantize_by_scale_and_zp
+
+    from benchmarks.coreml_reference.mil_ops_nn import dequantize, quantize
+
+    scale = np.array([0.5, 0.25, 2.0], np.float32)
+    zero_point = np.array([3, -2, 0], np.int8)
+    steps = np.random.default_rng(7).integers(-300, 300, (2, 3, 5)).astype(np.float32) / 2  # k and k + 0.5
+    x = steps * scale.reshape(1, 3, 1)
+    ours = quantize(x, scale, np.array("int8"), zero_point, np.array(1))
+    theirs = quantize_by_scale_and_zp(x, scale.reshape(1, 3, 1), zero_point.reshape(1, 3, 1), "int8")
+    np.testing.assert_array_equal(ours, theirs)
+    assert ours.dtype == np.int8 and ours.min() == -128 and ours.max() == 127  # clipped at both ends
+    np.testing.assert_array_equal(dequantize(ours, scale, zero_point, np.array(1)),
+                                  dequantize_by_scale_and_zp(theirs, scale.reshape(1, 3, 1), zero_point.reshape(1, 3, 1)))
