@@ -17,6 +17,7 @@ from train.loading import load_keras_model, sha256_file
 
 from . import metrics
 from .errors import BenchDataError, ThresholdError
+from .executor import EvalJob, EvalResult, ExecutorSpec, executor_record, open_executor, timed_evaluate
 from .evaldata import EvalData, label_arrays, load_eval_data
 from .gate import DEFAULT_THRESHOLDS, Threshold, judge, statistics, threshold_dict
 from .outputs import OutputSpec, artifact_output_names, describe_outputs, first_classification, resolve_labels
@@ -33,7 +34,7 @@ from .recommend import recommend
 from .regression import REGRESSION_LIMITS, check_same_data, compare, load_baseline
 from .report import REPORT_SCHEMA_VERSION, write_report
 from .summary import best_p50
-from .runners import KerasRunner, artifact_runner, predict_batched
+from .runners import KerasRunner
 
 Progress = Callable[[str, int, int], None]
 
@@ -61,6 +62,7 @@ class BenchConfig:
     repeat: int = 3  # fresh processes per artifact x thread count, interleaved across artifacts
     pin: bool = False  # keep each measuring process to one CPU per thread
     prefer_neural_engine: bool = True  # iOS: one that can use the Neural Engine before a smaller one that cannot
+    executor: ExecutorSpec = field(default_factory=lambda: ExecutorSpec("local"))  # where accuracy evaluation runs
 
     def __post_init__(self):
         bad = [t for t in self.threads if t < 1]
@@ -86,6 +88,13 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
     ref_path = dist / manifest.source["model_file"]
     if not ref_path.is_file() or sha256_file(ref_path) != manifest.source["model_sha256"]:
         raise BenchDataError(f"{ref_path}: reference model missing or altered; re-run `mobilepack convert`")
+    with open_executor(config.executor) as executor:  # a cluster is checked here, before the slow part
+        return _bench(dist, config, manifest, manifest_sha256, baseline, threads_note, executor, log, progress)
+
+
+def _bench(dist: Path, config: BenchConfig, manifest, manifest_sha256, baseline, threads_note, executor,
+           log, progress) -> dict:
+    ref_path = dist / manifest.source["model_file"]
     model = load_keras_model(ref_path, unsafe=config.unsafe_load)
     specs = describe_outputs(model, config.output_kinds)
     user_metric = load_metric(config.metric)
@@ -95,12 +104,18 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
     log(f"evaluating on {data.count} inputs from {data.name} ({data.split} split)")
 
     keras_runner = KerasRunner(model)
-    ref_out = predict_batched(keras_runner, list(data.inputs), config.batch_size, progress, "reference")
+    jobs = [EvalJob("reference", "keras", ref_path, manifest.source["model_sha256"], unsafe_load=config.unsafe_load,
+                    local_runner=keras_runner)]
+    jobs += [EvalJob(a.name, a.target, a.path(dist), a.sha256, num_threads=max(config.threads), input_names=names)
+             for a in manifest.artifacts]
+    results, eval_wall = timed_evaluate(executor, jobs, list(data.inputs), config.batch_size, progress)
+    executor.close()  # idle Ray processes are contention too: gone before any latency is measured
+    ref_out = results[0].outputs
     ctx = _Context(data, specs, labels, ref_out, user_metric, config, names)
     reference = _reference(ctx, keras_runner)
     ctx.reference_metrics = reference["metrics"]
     check_metric_limits(config.metric_limits, user_metric, reference.get("metrics") or {})
-    rows = [_artifact_row(a, dist, ctx, progress) for a in manifest.artifacts]
+    rows = [_artifact_row(a, dist, ctx, r) for a, r in zip(manifest.artifacts, results[1:])]
     with FreshProcessMeter(list(data.inputs), config.latency, names) as meter:
         timings = measure_all(rows, dist, manifest.artifacts, config, progress, meter)
     for a, row in zip(manifest.artifacts, rows):
@@ -125,6 +140,7 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
         "metric": ({"spec": user_metric.spec, "limits": config.metric_limits} if user_metric else None),
         "threads": {"measured": list(config.threads), "note": threads_note},
         "repeat": config.repeat, "pinned": config.pin,
+        "executor": executor_record(executor, eval_wall),
         "gate": {"enabled": config.gate, "verdict": ("failed" if failed else "passed") if config.gate else "not gated",
                  "failed": failed, "reasons": {r["name"]: r["reason"] for r in rows if r["status"] == "failed"},
                  "underpowered": [r["name"] for r in rows if r["statistics"]["underpowered"]]},
@@ -176,19 +192,18 @@ def _reference(ctx: _Context, runner) -> dict:
     }
 
 
-def _artifact_row(artifact, dist: Path, ctx: _Context, progress) -> dict:
+def _artifact_row(artifact, dist: Path, ctx: _Context, result: EvalResult) -> dict:
     """Everything about one artifact but its latency: per-output figures, metrics, the gate."""
     config = ctx.config
     path = artifact.path(dist)
-    runner = artifact_runner(path, artifact.target, num_threads=max(config.threads), input_names=ctx.input_names)
-    out = predict_batched(runner, list(ctx.data.inputs), config.batch_size, progress, artifact.name)
+    out = result.outputs
     ctx.predictions[artifact.name] = out
     outputs = [{**output_figures(s, out[s.index], ctx.ref_out[s.index], ctx.labels.get(s.name)), **own}
                for s, own in zip(ctx.specs, artifact_output_names(artifact, ctx.specs))]
     row = {
         "name": artifact.name, "target": artifact.target, "format": artifact.format,
         "quantization": artifact.quantization, "path": artifact.file, "size_bytes": artifact.size_bytes,
-        "sha256": artifact.sha256, "runtime": runner.runtime,
+        "sha256": artifact.sha256, "runtime": result.runtime,
         **headline(outputs),
         "outputs": outputs,
         "metrics": _user_metrics(ctx, out, artifact.name),

@@ -15,8 +15,8 @@ import numpy as np
 
 from convert.manifest import PLATFORM_TARGET
 
-from .summary import (best_p50, compute_unit_lines, crosscheck_lines, fmt, metric_lines, output_table,
-                      recommendation_lines, shows_outputs, stability_lines, statistics_lines, table_rows,
+from .summary import (best_p50, compute_unit_lines, crosscheck_lines, executor_line, fmt, metric_lines,
+                      output_table, recommendation_lines, shows_outputs, stability_lines, statistics_lines, table_rows,
                       with_compute_units)
 
 COLORS = {"tflite": "#1f77b4", "coreml": "#d62728"}
@@ -168,7 +168,8 @@ def render_html(report: dict, images: Sequence[np.ndarray] | None = None) -> str
         f"{report['reference']['latency_ms']['p50']:.3f} ms</li></ul>",
         f'<div class="note"><b>Measured on</b> {e(m["cpu"])}, {m["cores"]} cores '
         f"({e(', '.join(m['vector_extensions']) or 'no vector extensions seen')}), {e(m['os'])}, Python "
-        f"{e(m['python'])}.<br>{e(m['note'])}</div>",
+        f"{e(m['python'])}.<br>{e(m['note'])}" + (f"<br>{e(executor_line(report))}" if executor_line(report) else "")
+        + "</div>",
         "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>",
         *[f'<tr class="{e(r[-1])}">' + "".join(
             f'<td class="{"num" if text_columns <= i < len(r) - 1 else ""}">{e(c)}</td>' for i, c in enumerate(r))

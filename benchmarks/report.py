@@ -11,7 +11,7 @@ from train.errors import DocumentError, MobilepackError
 from train.fsutil import replace_files
 
 from .html import render_html
-from .summary import (compute_unit_lines, crosscheck_lines, fmt, metric_lines, output_table, recommendation_lines,
+from .summary import (compute_unit_lines, crosscheck_lines, executor_line, fmt, metric_lines, output_table, recommendation_lines,
                       shows_outputs, stability_lines, statistics_lines, table_rows, with_compute_units)
 
 # 2: fresh-process memory, Google tool cross-check, latency quantiles.
@@ -77,6 +77,7 @@ def markdown(report: dict) -> str:
         f"Measured on: {m['cpu']}, {m['cores']} cores ({', '.join(m['vector_extensions']) or 'no vector extensions seen'}), "
         f"{m['os']}, Python {m['python']}.", "",
         f"> {m['note']}", "",
+        *([executor_line(report), ""] if executor_line(report) else []),
         f"Reference (Keras): accuracy {fmt(report['reference']['accuracy'], '.4f')}, "
         f"batch-1 p50 {report['reference']['latency_ms']['p50']:.3f} ms.", "",
         *[f"- {line[0].upper()}{line[1:]}" for line in recommendation_lines(report)], "",

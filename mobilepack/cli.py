@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -355,6 +356,12 @@ def _apply(options):
 @click.option("--baseline", type=click.Path(path_type=Path), default=None,
               help="A previous report.json: exit 1 if an artifact lost accuracy, grew or slowed beyond the limits.")
 @click.option("--junit", type=click.Path(path_type=Path), default=None, help="Write each gate as a JUnit test case.")
+@click.option("--executor", default="local", show_default=True, metavar="local|ray|ray://HOST:PORT",
+              help="Where accuracy is evaluated: this process, a local Ray runtime, or a Ray cluster (`ray` joins "
+                   "RAY_ADDRESS when set); needs pip install 'mobilepack[ray]'. Latency stays here, one artifact "
+                   "at a time. E.g. --executor ray://head-node:10001")
+@click.option("--eval-workers", type=int, default=None, metavar="N",
+              help="Ray workers evaluating shards (default: one per CPU of the cluster), e.g. --eval-workers 2.")
 @command_options
 def bench_cmd(dist, data, unsafe_load, custom_objects, baseline, junit, ui, **options):
     """Benchmark every artifact in DIST against the Keras reference; gate every output by its kind.
@@ -376,7 +383,10 @@ def bench_cmd(dist, data, unsafe_load, custom_objects, baseline, junit, ui, **op
 
     if junit:
         check_junit_path(junit)
-    config = _bench_config({**options, "data": data}, unsafe_load, dist, baseline)
+    from benchmarks.executor import parse_executor
+
+    executor = parse_executor(options.pop("executor"), options.pop("eval_workers"))  # a bad value: before any work
+    config = replace(_bench_config({**options, "data": data}, unsafe_load, dist, baseline), executor=executor)
     with custom_objects_scope(_split_list(custom_objects)):  # the reference model is loaded inside
         report = run_bench(dist, config, log=ui.log, progress=ui)
     _finish_bench(report, dist, ui, junit)
