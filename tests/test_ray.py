@@ -44,10 +44,17 @@ def report_differences(a, b, path="", skip=TIMING_KEYS) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def ray_runtime():
+def ray_runtime(tmp_path_factory):
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    # Started outside the repository, as on a cluster node: workers find mobilepack where it is installed,
+    # not through the driver's working folder (Ray puts it first on a worker's sys.path).
+    here = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("ray"))
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    finally:
+        os.chdir(here)
     yield ray
     ray.shutdown()
 
