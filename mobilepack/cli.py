@@ -180,9 +180,15 @@ def train_cmd(data, arch, img_size, epochs, batch_size, alpha, seed, out, ui):
                    "per input) and labels 'y' / 'y_<output>', or an image folder.")
 @click.option("--output-kind", multiple=True, metavar="NAME=KIND",
               help="Judge output NAME as classification, regression or embedding during the budget search.")
+@click.option("--executor", default="local", show_default=True, metavar="local|ray|ray://HOST:PORT",
+              help="Where --max-drop judges its candidates on the validation data: this process, a local Ray "
+                   "runtime or a Ray cluster, e.g. --max-drop 1 --executor ray.")
+@click.option("--eval-workers", type=int, default=None, metavar="N",
+              help="Ray workers for --executor ray (default: one per CPU of the cluster), e.g. --eval-workers 2.")
 @command_options
 def convert_cmd(model, target, coreml_format, quant, ios_target, out, calibration, calibration_size, int8_output,
-                unsafe_load, custom_objects, input_shapes, seed, max_drop, min_sqnr, validation, output_kind, ui):
+                unsafe_load, custom_objects, input_shapes, seed, max_drop, min_sqnr, validation, output_kind, executor,
+                eval_workers, ui):
     """Convert a Keras model or run dir to TFLite / Core ML artifacts and manifest.json.
 
     Example:
@@ -214,15 +220,22 @@ def convert_cmd(model, target, coreml_format, quant, ios_target, out, calibratio
                            ios_target=int(ios_target))
     if validation and not config.budgeted:
         raise UsageError(f"--validation {validation}: it feeds the budget search; add --max-drop PP or --min-sqnr DB")
-    manifest = convert(model, out, config, log=ui.log, evaluate=_evaluator(model, config, validation, output_kind, ui),
-                       progress=ui)
+    from benchmarks.executor import open_executor, parse_executor
+
+    spec = parse_executor(executor, eval_workers)
+    if spec.kind != "local" and not config.budgeted:
+        raise UsageError(f"--executor {executor}: it runs the budget search's candidates; add --max-drop PP or "
+                         "--min-sqnr DB (an unbudgeted convert evaluates nothing)")
+    with open_executor(spec) as pool:  # a cluster is checked before anything converts
+        manifest = convert(model, out, config, log=ui.log, progress=ui,
+                           evaluate=_evaluator(model, config, validation, output_kind, ui, pool))
     click.echo(f"{out}/manifest.json: {len(manifest.artifacts)} artifact(s)")
 
 
 cli.add_command(convert_cmd)
 
 
-def _evaluator(model, config, validation, output_kinds, ui):
+def _evaluator(model, config, validation, output_kinds, ui, executor):
     if not config.budgeted:
         return None
     from benchmarks.outputs import parse_output_kinds
@@ -232,7 +245,8 @@ def _evaluator(model, config, validation, output_kinds, ui):
     load = functools.partial(load_fixed, unsafe=config.unsafe_load, custom_objects=config.custom_objects,
                              input_shapes=config.input_shapes)
     return validation_evaluator(model, config.budget(), ui.log, validation=validation,
-                            output_kinds=parse_output_kinds(output_kinds), load=load)
+                            output_kinds=parse_output_kinds(output_kinds), load=load,
+                            executor=None if executor.name == "local" else executor)
 
 
 def _bench_config(opts: dict, unsafe_load=False, dist=None, baseline=None):
