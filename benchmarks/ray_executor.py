@@ -120,11 +120,16 @@ class EvalWorker:
         return os.getpid()
 
     def run(self, tag, job: EvalJob, blob_holder: list, inputs: list[np.ndarray], start: int, stop: int,
-            batch_size: int) -> tuple[object, str, list[np.ndarray]]:
+            batch_size: int) -> tuple[object, str, list[np.ndarray], float]:
+        """(tag, runtime, outputs, seconds this worker spent on the shard): the rest of the wall time is Ray's."""
+        import time
+
         from .runners import predict_batched
 
+        began = time.perf_counter()
         runner = self._runner(job, blob_holder[0])
-        return tag, runner.runtime, predict_batched(runner, [x[start:stop] for x in inputs], batch_size)
+        out = predict_batched(runner, [x[start:stop] for x in inputs], batch_size)
+        return tag, runner.runtime, out, time.perf_counter() - began
 
     def _runner(self, job: EvalJob, blob_ref):
         key = (job.sha256, job.target, job.num_threads)
@@ -186,6 +191,7 @@ class RayExecutor:
         actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(EvalWorker)
         self._actors = [actor.remote() for _ in range(self.workers)]
         self.shards = 0
+        self.busy_s = 0.0  # worker time spent loading and predicting, summed over shards (for the overhead figure)
 
     @classmethod
     def connect(cls, spec: ExecutorSpec, runtime_env: dict | None = None) -> "RayExecutor":
@@ -241,10 +247,11 @@ class RayExecutor:
         done = [0] * len(jobs)
         try:
             # Unordered: a worker takes the next shard as soon as it is free; the tag puts every shard in its place.
-            for (j, s), runtime, out in pool.map_unordered(
+            for (j, s), runtime, out, busy in pool.map_unordered(
                     lambda actor, t: actor.run.remote(t, sent[t[0]], blobs[t[0]], inputs_ref, *bounds[t[1]], batch_size),
                     tasks):
                 parts[j, s] = (runtime, out)
+                self.busy_s += busy
                 done[j] += bounds[s][1] - bounds[s][0]
                 if progress:
                     progress(jobs[j].name, done[j], count)
