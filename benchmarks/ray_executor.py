@@ -201,9 +201,11 @@ class RayExecutor:
             check_reachable(spec.address)
         started = not ray.is_initialized()
         if started:
+            # Ray Client (ray://) forwards other ray.init arguments to the server, with a warning: none there.
+            quiet = {} if (spec.address or "").startswith("ray://") else {
+                "include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
             try:
-                ray.init(address=spec.address, include_dashboard=False, log_to_driver=False,
-                         logging_level="ERROR", configure_logging=True)
+                ray.init(address=spec.address, **quiet)
             except Exception as exc:  # Ray's own connection and version errors: one line
                 raise ExecutorError(f"--executor {spec.describe()}: Ray could not connect: {_first_line(exc)}") from None
         try:
