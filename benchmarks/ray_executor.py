@@ -207,7 +207,8 @@ class RayExecutor:
             try:
                 ray.init(address=spec.address, **quiet)
             except Exception as exc:  # Ray's own connection and version errors: one line
-                raise ExecutorError(f"--executor {spec.describe()}: Ray could not connect: {_first_line(exc)}") from None
+                raise ExecutorError(f"--executor {spec.describe()}: Ray could not connect: {_first_line(exc)}; check "
+                                    "the address, and RAY_AUTH_TOKEN if the cluster uses token authentication") from None
         try:
             check_workers(ray, runtime_env)
         except ExecutorError:
