@@ -23,13 +23,13 @@ import numpy as np
 
 from benchmarks.report import load_report
 from convert.manifest import MANIFEST_NAME, PLATFORM_TARGET, load_manifest, verify_artifacts
-from train.documents import load_document, shown
+from train.documents import load_document, read_json, shown
 from train.errors import DocumentError, MobilepackError
 from train.fsutil import atomic_write_json, check_writable_dir, staged_directory
 from train.preprocessing import Preprocessing
 
 MARKER = "mobilepack-app.json"
-MARKER_SPEC = {"platform": str, "assets": str}
+MARKER_SPEC = {"platform": str, "assets": str, "ios_target?": int}  # ios_target: the app's deployment target
 WRITABLE_HINT = "ship replaces the app's assets folder: make the app folder writable or ship into a copy of the app"
 
 
@@ -58,10 +58,14 @@ def ship(dist: Path, config: ShipConfig, log: Callable[[str], None] = print) -> 
     targets = {platform: app_assets(Path(app), platform) for platform, app in config.apps.items()}
     for assets in targets.values():  # every app before any, so a refused one leaves none half-shipped
         check_writable_dir(assets, WRITABLE_HINT)
+    chosen = {}  # every platform's artifact chosen and checked before any app is touched
+    for platform in targets:
+        row = _choose(platform, report, config)
+        chosen[platform] = row, next(a for a in manifest.artifacts if a.name == row["name"])
+        _check_deployment_target(chosen[platform][1], Path(config.apps[platform]))
     shipped = {}
     for platform, assets in targets.items():
-        row = _choose(platform, report, config)
-        artifact = next(a for a in manifest.artifacts if a.name == row["name"])
+        row, artifact = chosen[platform]
         with staged_directory(assets, WRITABLE_HINT) as stage:
             _copy_model(dist / artifact.file, stage / artifact.file)
             shutil.copy2(dist / manifest.labels_file, stage / "labels.txt")
@@ -106,6 +110,21 @@ def app_assets(app: Path, platform: str) -> Path:
         # ship replaces this folder whole: never one outside the app, nor the app itself
         raise DocumentError(f"{marker}: assets {shown(spec['assets'])} is not a folder inside the app; {fix}")
     return app / assets
+
+
+def _check_deployment_target(artifact, app: Path) -> None:
+    """Refuse a Core ML file that needs a newer iOS than the app's deployment target (the marker's ios_target).
+
+    Xcode compiles such a model but the app cannot load it on the older iPhones it promises to support.
+    """
+    needs = artifact.notes.get("minimum_deployment_target", "")
+    if not needs.startswith("iOS"):
+        return
+    app_target = read_json(app / MARKER, "").get("ios_target")
+    if isinstance(app_target, int) and int(needs[3:]) > app_target:
+        raise ShipError(f"{artifact.name} needs iOS {needs[3:]}; the app at {app} targets iOS {app_target} "
+                        f"({MARKER} ios_target): ship another with --artifact NAME, re-convert with --ios-target "
+                        f"{app_target}, or raise the app's deployment target in both {MARKER} and project.yml")
 
 
 def _choose(platform: str, report: dict, config: ShipConfig) -> dict:

@@ -155,6 +155,21 @@ def test_ship_refuses_failed_gates_unless_forced(benched, apps, tmp_path):
     assert [a.name for a in load_manifest(apps["android_demo"] / "app/src/main/assets/mobilepack").artifacts] == ["model_int8"]
 
 
+@pytest.mark.bad_input("cli")
+def test_ship_refuses_a_model_newer_than_the_app_deployment_target(benched, apps):
+    marker = apps["ios_demo"] / "mobilepack-app.json"
+    spec = json.loads(marker.read_text())
+    # The repository's marker states the deployment target Xcode builds with (project.yml).
+    assert f'iOS: "{spec["ios_target"]}.0"' in (ROOT / "ios_demo/project.yml").read_text()
+    spec["ios_target"] = 14  # an app for iOS 14; the fp16 ML Program needs iOS 15
+    marker.write_text(json.dumps(spec))
+    one_line_error(run("ship", benched, "--android", apps["android_demo"], "--ios", apps["ios_demo"]), 2,
+                   "model_mlprogram_fp16 needs iOS 15", "targets iOS 14", "--ios-target 14")
+    for app, assets in (("android_demo", "app/src/main/assets/mobilepack"),
+                        ("ios_demo", "MobilepackDemo/Resources/mobilepack")):
+        assert not (apps[app] / assets).exists()  # refused before either app was touched
+
+
 def test_ship_refuses_a_manifest_with_incomplete_preprocessing(benched, apps, tmp_path):
     dist = tmp_path / "d"
     shutil.copytree(benched, dist)
