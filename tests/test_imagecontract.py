@@ -1,0 +1,92 @@
+"""The pixel contract in Python (train/imagecontract.py) against independent oracles, and the golden
+vectors the apps' tests read (golden/preprocessing) against a fresh run of it."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageOps
+
+from mobilepack.golden import _sources, encode_png, exif_orientation, write_golden
+from train.imagecontract import composite, decode, orient, resample
+from train.preprocessing import read_rgb_image
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "golden/preprocessing"
+_PIL = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(1, 40), st.integers(1, 40),
+       st.sampled_from(sorted(_PIL)), st.integers(0, 2**32 - 1))
+def test_resample_is_pillows_resampler_horizontal_then_vertical(ih, iw, oh, ow, method, seed):
+    """Oracle: Pillow resizing one axis at a time (a single-axis Pillow resize has no order to choose)."""
+    a = np.random.default_rng(seed).integers(0, 256, (ih, iw, 3)).astype(np.uint8)
+    want = np.asarray(Image.fromarray(a).resize((ow, ih), _PIL[method]).resize((ow, oh), _PIL[method]))
+    assert np.array_equal(resample(a, (oh, ow), method), want)
+
+
+def test_upscaling_is_bit_identical_to_the_pillow_resize_training_used():
+    """digits (8x8) and most datasets are enlarged to the model size: there the old path is unchanged."""
+    a = np.random.default_rng(1).integers(0, 256, (8, 8, 3)).astype(np.uint8)
+    for size in (16, 32, 96):
+        assert np.array_equal(resample(a, (size, size)), np.asarray(Image.fromarray(a).resize((size, size),
+                                                                                                 Image.BILINEAR)))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("little_endian", [True, False], ids=["II", "MM"])
+def test_exif_orientation_matches_pillows_exif_transpose(orientation, little_endian):
+    a = np.random.default_rng(orientation).integers(0, 256, (5, 7, 3)).astype(np.uint8)
+    data = encode_png(a, exif=exif_orientation(orientation, little_endian))
+    rgba, found = decode(data)
+    import io
+
+    with Image.open(io.BytesIO(data)) as im:
+        want = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    assert found == orientation and np.array_equal(orient(rgba, found)[..., :3], want)
+
+
+def test_alpha_is_composited_on_white_rounded_to_nearest():
+    rgba = np.array([[[0, 0, 0, 0], [0, 0, 0, 255], [0, 100, 200, 128], [10, 20, 30, 1]]], np.uint8)
+    # by hand: a=0 -> white; a=255 -> the color; (c*128 + 255*127 + 127) // 255; (c + 255*254 + 127) // 255
+    assert composite(rgba).tolist() == [[[255, 255, 255], [0, 0, 0], [127, 177, 227], [254, 254, 254]]]
+
+
+@pytest.mark.parametrize("name", ["gray16-down", "rgb16-down", "rgba16-down", "gray-alpha-down",
+                                  "palette-alpha-down", "gray8-down"])
+def test_decode_follows_the_contract_for_each_png_kind(name):
+    """Expected RGBA from the samples the PNG was written from, not from the decoder."""
+    [(_, samples, kwargs, _, _)] = [c for c in _sources() if c[0] == name]
+    if "palette" in kwargs:
+        want = kwargs["palette"][samples]
+    else:
+        s = (samples >> 8).astype(np.uint8) if samples.dtype == np.uint16 else samples
+        gray_like = s.shape[2] <= 2
+        rgb = np.repeat(s[..., :1], 3, axis=2) if gray_like else s[..., :3]
+        alpha = s[..., -1:] if s.shape[2] in (2, 4) else np.full(s.shape[:2] + (1,), 255)
+        want = np.concatenate([rgb, alpha], axis=2)
+    rgba, orientation = decode(GOLDEN / f"{name}.png")
+    assert orientation == 1 and np.array_equal(rgba, want.astype(np.uint8))
+
+
+def test_16_bit_grayscale_is_scaled_not_saturated(tmp_path):
+    """Pillow's own convert("RGB") clips 16-bit gray at 255, turning every photo white."""
+    path = tmp_path / "g16.png"
+    path.write_bytes(encode_png(np.array([[[0], [0x7F00], [0xFFFF]]], np.uint16)))
+    assert read_rgb_image(path)[0, :, 0].tolist() == [0, 0x7F, 0xFF]
+
+
+def test_golden_vectors_are_what_python_computes_now(tmp_path):
+    """The committed golden files (read by the apps' tests) must follow any change to the contract:
+    regenerate them with `python -m mobilepack.golden golden/preprocessing`."""
+    count = write_golden(tmp_path / "g")
+    assert count >= 40
+    assert (tmp_path / "g/cases.txt").read_text() == (GOLDEN / "cases.txt").read_text()
+    for line in (GOLDEN / "cases.txt").read_text().splitlines():
+        name = line.split()[0]
+        assert (tmp_path / f"g/{name}.png").read_bytes() == (GOLDEN / f"{name}.png").read_bytes(), name
+        fresh, kept = (np.asarray(Image.open(p / f"{name}.expected.png")) for p in (tmp_path / "g", GOLDEN))
+        assert np.array_equal(fresh, kept), name
