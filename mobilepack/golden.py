@@ -12,7 +12,9 @@ what the case says (Pillow cannot write 16-bit RGB or choose the EXIF byte order
 
 from __future__ import annotations
 
+import shutil
 import struct
+import subprocess
 import sys
 import zlib
 from pathlib import Path
@@ -22,6 +24,12 @@ import numpy as np
 from train.fsutil import staged_directory
 from train.imagecontract import prepare
 
+ROOT = Path(__file__).resolve().parents[1]
+KOTLIN_MAIN = ROOT / "android_demo/app/src/main/java/dev/mobilepack/demo"
+KOTLIN_TEST = ROOT / "android_demo/app/src/test/java/dev/mobilepack/demo"
+# The Android app's pure-Kotlin files (no Android imports) and the JVM checks that drive them.
+KOTLIN_SOURCES = [KOTLIN_MAIN / f for f in ("ImageProcessing.kt", "ImageContract.kt", "SelfCheck.kt")] + [
+    KOTLIN_TEST / f for f in ("GoldenCheck.kt", "ContractCheck.kt")]
 # PNG color types: gray, RGB, palette, gray+alpha, RGBA
 _COLOR_TYPE = {1: 0, 3: 2, "P": 3, 2: 4, 4: 6}
 
@@ -102,6 +110,9 @@ def _sources() -> list[tuple[str, np.ndarray, dict, tuple[int, int], str]]:
               ("same-size", rgb, {}, (19, 14), "bilinear"),
               ("big-shrink", photo(131, 97, 33), {}, (5, 7), "bilinear"),
               ("to-one-pixel", rgb, {}, (1, 1), "bilinear"),
+              ("exif-not-tiff", rgb, {"exif": b"hello, not a TIFF header"}, (8, 6), "bilinear"),
+              ("exif-truncated", rgb, {"exif": exif_orientation(6, True)[:12]}, (8, 6), "bilinear"),
+              ("exif-orientation9", rgb, {"exif": exif_orientation(9, False)}, (8, 6), "bilinear"),
               ("gray16-orient8", wide(gray), {"exif": exif_orientation(8, False)}, (12, 9), "bilinear")]
     return cases
 
@@ -120,6 +131,20 @@ def write_golden(out: Path) -> int:
             lines.append(f"{name} {w} {h} {method}")
         (stage / "cases.txt").write_text("\n".join(lines) + "\n")
     return len(lines)
+
+
+def compile_kotlin_checks(jar: Path) -> subprocess.CompletedProcess:
+    """Debian's kotlinc (1.3) builds the app's pure-Kotlin code and its JVM checks into `jar`."""
+    if shutil.which("kotlinc") is None:
+        raise FileNotFoundError("kotlinc not found: apt-get install kotlin (`make test` installs it)")
+    return subprocess.run(["kotlinc", *map(str, KOTLIN_SOURCES), "-include-runtime", "-d", str(jar)],
+                          capture_output=True, text=True, timeout=600)
+
+
+def run_contract_check(jar: Path, *args) -> subprocess.CompletedProcess:
+    """ContractCheck.kt on the JVM: `golden DIR` or `samples DIR WIDTH HEIGHT RESIZE`."""
+    return subprocess.run(["java", "-cp", str(jar), "dev.mobilepack.demo.ContractCheckKt", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
 
 
 if __name__ == "__main__":

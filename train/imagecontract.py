@@ -7,7 +7,8 @@ vectors (golden/preprocessing, `python -m mobilepack.golden`) hold them together
 1. decode: to 8-bit RGBA, straight (not premultiplied) alpha. 16-bit samples keep their
    high byte (v >> 8), as libpng's strip_16 and Pillow's 16-bit RGB reading do; grayscale is
    copied into R, G and B; a palette is expanded through its table (and tRNS alpha).
-2. EXIF orientation (tag 0x0112, 1-8) is applied, so the pixels are upright as a viewer shows them.
+2. EXIF orientation (tag 0x0112, 1-8) is applied, so the pixels are upright as a viewer shows them;
+   damaged EXIF or a value outside 1-8 leaves the pixels as stored.
 3. alpha is composited on white: c' = (c*a + 255*(255-a) + 127) // 255, as most viewers show it.
 4. resize to the model's size with Pillow's convolution resampler, reimplemented here:
    separable, horizontal pass then vertical (the order Pillow's Resample.c has; Pillow 13 may
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 import io
 import math
+import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +39,7 @@ TOLERANCE_LSB = 1  # what an app may differ by; the Kotlin golden test measures 
 CONTRACT = {
     "decode": "8-bit RGBA, straight alpha; 16-bit samples keep the high byte (v >> 8); gray copied to RGB; "
               "palette expanded with its tRNS alpha",
-    "exif_orientation": "applied (tag 0x0112, values 1-8)",
+    "exif_orientation": "applied (tag 0x0112, values 1-8); damaged EXIF or other values: as stored",
     "alpha_background": list(BACKGROUND),
     "alpha_rounding": "(c*a + bg*(255-a) + 127) // 255",
     "resize": {"bilinear": "triangle filter", "bicubic": "cubic a=-0.5", "nearest": "floor(0.5*s + i*s)",
@@ -58,8 +61,18 @@ def decode(source) -> tuple[np.ndarray, int]:
         source = io.BytesIO(source)
     with Image.open(source) as im:
         im.load()
-        orientation = im.getexif().get(_ORIENTATION_TAG, 1)
-        return _rgba8(im), orientation if orientation in range(1, 9) else 1
+        return _rgba8(im), _orientation(im)
+
+
+def _orientation(im) -> int:
+    """EXIF orientation 1-8; damaged or missing EXIF means the pixels as stored (1), as the apps do."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns "Corrupt EXIF data" and skips the entry
+            value = im.getexif().get(_ORIENTATION_TAG, 1)
+    except (SyntaxError, ValueError, TypeError, OSError, struct.error):
+        return 1
+    return value if value in range(1, 9) else 1
 
 
 def _rgba8(im) -> np.ndarray:
