@@ -114,3 +114,24 @@ def test_kotlin_contract_reproduces_every_golden_case(kotlin_jar):
     assert check.returncode == 0, check.stdout + check.stderr
     assert len(cases) >= 40
     assert f"golden: {len(cases)} case(s), max Kotlin-vs-Python difference 0 LSB" in check.stdout, check.stdout
+
+
+def test_the_apps_implement_the_contract_not_their_platform_scalers():
+    """No compiler for Swift here, and no Android SDK: what can be read is held to Python's contract."""
+    import re
+
+    from mobilepack.golden import KOTLIN_MAIN
+    from train.imagecontract import BACKGROUND, CONTRACT, PRECISION_BITS, TOLERANCE_LSB
+    from train.preprocessing import Preprocessing
+
+    kotlin = "\n".join(p.read_text() for p in KOTLIN_MAIN.glob("*.kt"))
+    swift = "\n".join(p.read_text() for p in (ROOT / "ios_demo/MobilepackDemo").glob("*.swift"))
+    assert "createScaledBitmap" not in kotlin and "ImageDecoder" not in kotlin  # ImageDecoder rotates on API 28+
+    assert "inPremultiplied = false" in kotlin
+    assert "VNImageRequestHandler(cgImage" not in swift and "VNImageRequestHandler(cvPixelBuffer" in swift
+    for text, bits, tol, white in ((kotlin, "PRECISION_BITS = ", "TOLERANCE_LSB = ", "WHITE = intArrayOf("),
+                                   (swift, "precisionBits = ", "toleranceLSB = ", "white = [")):
+        assert int(re.search(re.escape(bits) + r"(\d+)", text)[1]) == PRECISION_BITS
+        assert int(re.search(re.escape(tol) + r"(\d+)", text)[1]) == TOLERANCE_LSB
+        assert [int(v) for v in re.search(re.escape(white) + r"([\d, ]+)", text)[1].split(",")] == list(BACKGROUND)
+    assert Preprocessing(image_size=(4, 4)).to_dict()["contract"] == CONTRACT  # what the manifest carries

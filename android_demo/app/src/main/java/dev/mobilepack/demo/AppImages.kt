@@ -8,7 +8,7 @@ import org.json.JSONObject
 /**
  * The app's decode step of mobilepack's pixel contract: BitmapFactory gives 8-bit ARGB (16-bit and
  * palette PNGs reduced by the platform), not premultiplied, and does NOT apply EXIF orientation
- * (ImageDecoder would on API 28+ only), so ImageContract applies it on every API level.
+ * (the newer platform decoder would, on API 28+ only), so ImageContract applies it on every API level.
  */
 object AppImages {
     fun decode(bytes: ByteArray): Pair<Raster, Int> {

@@ -4,7 +4,7 @@ package dev.mobilepack.demo
 // for step and with the same integer arithmetic, so the app's pixels equal mobilepack's bit for bit.
 // Pure Kotlin 1.3 (no Android imports): the tests compile it with Debian's kotlinc and run it on the
 // JVM against golden/preprocessing. Decoding is the platform's (BitmapFactory here, ImageIO on the
-// JVM); everything after it is here, never Bitmap.createScaledBitmap or ImageDecoder's rotation.
+// JVM); everything after it is here, never the platform's scaler or its EXIF rotation.
 
 /** Decoded samples, row by row: channels 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA; bitDepth 8 or 16; straight alpha. */
 class Raster(val width: Int, val height: Int, val channels: Int, val bitDepth: Int, val samples: IntArray) {
