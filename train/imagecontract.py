@@ -166,13 +166,15 @@ def _pass(pixels: np.ndarray, out_size: int, axis: int, method: str) -> np.ndarr
     """Resample uint8 `pixels` along `axis` (1 = horizontal, 0 = vertical) to out_size."""
     in_size = pixels.shape[axis]
     starts, weights = coefficients(in_size, out_size, method)
-    src = np.moveaxis(pixels, axis, 0).astype(np.int64)
-    acc = np.full((out_size, *src.shape[1:]), 1 << (PRECISION_BITS - 1), np.int64)
+    shape = [1] * pixels.ndim
+    shape[axis] = out_size
+    # int32 as Pillow: 255 * (sum of |weights| <= 1.25 * 2**22) stays below 2**31. Gathering one tap at a
+    # time keeps every temporary at the output's size, not the photo's.
+    acc = np.full(pixels.shape[:axis] + (out_size,) + pixels.shape[axis + 1:], 1 << (PRECISION_BITS - 1), np.int32)
     for k in range(weights.shape[1]):
         idx = np.minimum(starts + k, in_size - 1)  # zero weights past the window read a harmless pixel
-        acc += src[idx] * weights[:, k].reshape(-1, *([1] * (src.ndim - 1)))
-    out = np.clip(acc >> PRECISION_BITS, 0, 255).astype(np.uint8)
-    return np.moveaxis(out, 0, axis)
+        acc += np.take(pixels, idx, axis=axis).astype(np.int32) * weights[:, k].astype(np.int32).reshape(shape)
+    return np.clip(acc >> PRECISION_BITS, 0, 255).astype(np.uint8)
 
 
 def _nearest_index(in_size: int, out_size: int) -> np.ndarray:
