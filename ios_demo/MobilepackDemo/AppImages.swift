@@ -65,10 +65,14 @@ enum AppImages {
     private static func drawn(_ image: CGImage) throws -> Raster {
         let w = image.width, h = image.height
         var px = [UInt8](repeating: 0, count: w * h * 4)
-        guard let ctx = CGContext(data: &px, width: w, height: h, bitsPerComponent: 8, bytesPerRow: w * 4,
-                                  space: CGColorSpace(name: CGColorSpace.sRGB)!,
-                                  bitmapInfo: CGImageAlphaInfo.premultipliedLast.rawValue) else { throw AppImageError.undecodable }
-        ctx.draw(image, in: CGRect(x: 0, y: 0, width: w, height: h))
+        let drew = px.withUnsafeMutableBytes { buffer -> Bool in  // the context must not outlive the buffer
+            guard let ctx = CGContext(data: buffer.baseAddress, width: w, height: h, bitsPerComponent: 8,
+                                      bytesPerRow: w * 4, space: CGColorSpace(name: CGColorSpace.sRGB)!,
+                                      bitmapInfo: CGImageAlphaInfo.premultipliedLast.rawValue) else { return false }
+            ctx.draw(image, in: CGRect(x: 0, y: 0, width: w, height: h))
+            return true
+        }
+        guard drew else { throw AppImageError.undecodable }
         let samples = (0..<(w * h)).flatMap { p -> [Int] in
             let a = Int(px[4 * p + 3])
             return (0..<3).map { c in a > 0 ? min(255, (Int(px[4 * p + c]) * 255 + a / 2) / a) : 0 } + [a]
@@ -85,7 +89,7 @@ enum AppImages {
 
     /// The launch check: every shipped sample (original size) through this app's decode + contract.
     static func launchCheck(manifest: ShippedManifest, base: URL, samples: [Sample]) -> [SampleCheck] {
-        samples.map { s in
+        samples.map { (s: Sample) -> SampleCheck in
             let dir = base.appendingPathComponent("samples")
             guard let input = try? Data(contentsOf: dir.appendingPathComponent(s.file)),
                   let want = try? Data(contentsOf: dir.appendingPathComponent(s.expected_pixels)),

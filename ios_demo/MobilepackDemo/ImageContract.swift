@@ -62,17 +62,18 @@ enum ImageContract {
         var out = [Int](repeating: 0, count: rgba.count)
         for y in 0..<oh {
             for x in 0..<ow {
-                let (sx, sy): (Int, Int)
+                let source: (Int, Int)
                 switch o {
-                case 2: (sx, sy) = (w1 - x, y)
-                case 3: (sx, sy) = (w1 - x, h1 - y)
-                case 4: (sx, sy) = (x, h1 - y)
-                case 5: (sx, sy) = (y, x)
-                case 6: (sx, sy) = (y, h1 - x)
-                case 7: (sx, sy) = (w1 - y, h1 - x)
-                case 8: (sx, sy) = (w1 - y, x)
-                default: (sx, sy) = (x, y)
+                case 2: source = (w1 - x, y)
+                case 3: source = (w1 - x, h1 - y)
+                case 4: source = (x, h1 - y)
+                case 5: source = (y, x)
+                case 6: source = (y, h1 - x)
+                case 7: source = (w1 - y, h1 - x)
+                case 8: source = (w1 - y, x)
+                default: source = (x, y)
                 }
+                let (sx, sy) = source
                 for c in 0..<4 { out[(y * ow + x) * 4 + c] = rgba[(sy * width + sx) * 4 + c] }
             }
         }
@@ -81,7 +82,7 @@ enum ImageContract {
 
     /// Step 3: straight alpha over the background, (c*a + bg*(255-a) + 127) / 255 in integers.
     static func composite(_ rgba: [Int], background: [Int]) -> [Int] {
-        (0..<(rgba.count / 4 * 3)).map { i in
+        (0..<(rgba.count / 4 * 3)).map { (i: Int) -> Int in
             let p = i / 3, a = rgba[4 * p + 3]
             return (rgba[4 * p + i % 3] * a + background[i % 3] * (255 - a) + 127) / 255
         }
@@ -163,7 +164,7 @@ struct Coefficients {
             let center = (Double(xx) + 0.5) * scale
             let xmin = max(Int(center - support + 0.5), 0)
             let xmax = min(Int(center + support + 0.5), inSize) - xmin
-            let k = (0..<max(xmax, 0)).map { x in Coefficients.filter(method, (Double(x + xmin) - center + 0.5) * ss) }
+            let k = (0..<max(xmax, 0)).map { (x: Int) -> Double in Coefficients.filter(method, (Double(x + xmin) - center + 0.5) * ss) }
             var ww = 0.0
             for v in k { ww += v }
             starts[xx] = xmin
