@@ -135,3 +135,20 @@ def test_the_apps_implement_the_contract_not_their_platform_scalers():
         assert int(re.search(re.escape(tol) + r"(\d+)", text)[1]) == TOLERANCE_LSB
         assert [int(v) for v in re.search(re.escape(white) + r"([\d, ]+)", text)[1].split(",")] == list(BACKGROUND)
     assert Preprocessing(image_size=(4, 4)).to_dict()["contract"] == CONTRACT  # what the manifest carries
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_serve_reads_a_rotated_phone_photo_upright(orientation):
+    """An upload whose EXIF says 'rotate' gives the model what the upright picture gives it."""
+    from mobilepack.serve_input import ImageLimits, tensor_from_image
+    from train.preprocessing import Preprocessing
+
+    upright = np.random.default_rng(orientation).integers(0, 256, (9, 14, 3)).astype(np.uint8)
+    # What the camera stored: the upright picture turned back, so that applying `orientation` restores it.
+    undo = {3: 3, 6: 8, 8: 6}[orientation]
+    stored = orient(upright, undo)
+    prep = Preprocessing(image_size=(8, 8))
+    rotated = tensor_from_image(encode_png(stored, exif=exif_orientation(orientation, True)), prep, ImageLimits())
+    plain = tensor_from_image(encode_png(upright), prep, ImageLimits())
+    assert np.array_equal(rotated, plain) and not np.array_equal(
+        plain, tensor_from_image(encode_png(stored), prep, ImageLimits()))
