@@ -421,7 +421,8 @@ def demo_cmd(out, run_dir, epochs, img_size, seed, ui, **options):
               help="Ship this artifact instead of the report's recommendation (once per platform).")
 @click.option("--force", is_flag=True, help="Ship an artifact even though its gate failed.")
 @click.option("--samples", type=click.IntRange(min=0), default=10, show_default=True,
-              help="Test-split images bundled as the app's samples.")
+              help="Test-split images bundled as the app's samples, at their original size with the contract's "
+                   "pixels for the app's launch check. Example: --samples 20")
 @command_options
 def ship_cmd(dist, android, ios, artifacts, force, samples, ui):
     """Copy the artifact that passed its gate, its labels, manifest, preprocessing and samples into the apps.

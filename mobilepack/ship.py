@@ -7,8 +7,10 @@ folder its assets live in. That folder is rebuilt beside itself and swapped in a
                        file name, input shape, dtype and quantization, preprocessing and labels
     <model file>       the .tflite, or the .mlpackage / .mlmodel
     labels.txt, preprocessing.json
-    samples/           a few test-split images at the model's input size (so no app resize is
-                       involved), with samples.json: file, true label, and the top-1 mobilepack
+    samples/           a few test-split images at their original size (so the apps' launch check
+                       covers their own decode and resize), each with NAME.expected.png: the RGB
+                       pixels mobilepack's pixel contract makes of it at the model's size; and
+                       samples.json: file, true label, expected_pixels, and the top-1 mobilepack
                        expects from this artifact
 """
 
@@ -156,7 +158,8 @@ def _copy_model(src: Path, dst: Path) -> None:
 
 
 def _samples(dist: Path, manifest, prep: Preprocessing, artifact, out: Path, count: int) -> int:
-    """One test-split image per class in turn, at the model's input size, with what the artifact predicts."""
+    """One test-split image per class in turn, at its original size, with the pixels the contract makes of
+    it at the model's size and what the artifact predicts."""
     from PIL import Image
 
     from benchmarks.runners import artifact_runner
@@ -171,16 +174,17 @@ def _samples(dist: Path, manifest, prep: Preprocessing, artifact, out: Path, cou
         by_class.setdefault(int(dataset.labels[i]), []).append(i)
     chosen = [by_class[c][k] for k in range(max(map(len, by_class.values()))) for c in sorted(by_class)
               if k < len(by_class[c])][:count]
-    sized = [prep.resized(dataset.images[i]) for i in chosen]
-    x = prep.apply_batch(sized)
+    originals = [np.ascontiguousarray(dataset.images[i], dtype=np.uint8) for i in chosen]
+    x = prep.apply_batch(originals)  # resized by the contract, as the app must resize them
     runner = artifact_runner(dist / artifact.file, artifact.target)
     top1 = np.argmax(runner.predict([x])[0].reshape(len(x), -1), axis=1)
     out.mkdir()
     entries = []
-    for n, (i, image, pred) in enumerate(zip(chosen, sized, top1)):
-        name = f"sample_{n:02d}_{manifest.labels[int(dataset.labels[i])]}.png"
-        Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(out / name)
-        entries.append({"file": name, "label": manifest.labels[int(dataset.labels[i])],
-                        "expected_top1": manifest.labels[int(pred)]})
+    for n, (i, image, pred) in enumerate(zip(chosen, originals, top1)):
+        stem = f"sample_{n:02d}_{manifest.labels[int(dataset.labels[i])]}"
+        Image.fromarray(image).save(out / f"{stem}.png")
+        Image.fromarray(prep.resized(image)).save(out / f"{stem}.expected.png")
+        entries.append({"file": f"{stem}.png", "label": manifest.labels[int(dataset.labels[i])],
+                        "expected_top1": manifest.labels[int(pred)], "expected_pixels": f"{stem}.expected.png"})
     atomic_write_json(out / "samples.json", {"artifact": artifact.name, "samples": entries})
     return len(entries)
