@@ -1,6 +1,6 @@
 """`mobilepack ship`: put the artifact that passed its gate, and everything the app reads, into a demo app.
 
-Each app folder carries a marker, `mobilepack-app.json` ({"platform", "assets"}), naming the
+Each app folder carries a marker, `mobilepack-app.json` ({"platform", "assets", and for iOS "ios_target"}), naming the
 folder its assets live in. That folder is rebuilt beside itself and swapped in atomically with:
 
     manifest.json      the dist's manifest with only the shipped artifact (same schema): the model
