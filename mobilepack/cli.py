@@ -213,8 +213,10 @@ def convert_cmd(model, target, coreml_format, quant, ios_target, out, calibratio
                            ios_target=int(ios_target))
     if validation and not config.budgeted:
         raise UsageError(f"--validation {validation}: it feeds the budget search; add --max-drop PP or --min-sqnr DB")
+    from benchmarks.coreml_reference.calibrate import activation_ranges
+
     manifest = convert(model, out, config, log=ui.log, evaluate=_evaluator(model, config, validation, output_kind, ui),
-                       progress=ui)
+                       progress=ui, activation_ranges=activation_ranges)
     click.echo(f"{out}/manifest.json: {len(manifest.artifacts)} artifact(s)")
 
 
