@@ -20,7 +20,7 @@ from train.loading import inference_function
 from train.preprocessing import Preprocessing
 
 from .coreml_compress import compress
-from .coreml_w8a8 import w8a8
+from .coreml_w8a8 import check_w8a8, w8a8
 from .coreml_variants import FORMAT_IOS, VARIANTS, coreml_quants
 from .errors import ConversionError, UnsupportedLayerError, tool_error
 
@@ -73,6 +73,8 @@ def convert_coreml(ctx, fmt: str, quant: str, keep_float: tuple[str, ...] = ()):
         valid = ", ".join(COREML_QUANTS[fmt])
         raise ConversionError(f"Core ML {fmt} has no quantization {quant!r}; valid: {valid}")
     variant = VARIANTS[quant]
+    if quant == "w8a8":
+        check_w8a8(ctx.calibration, ctx.activation_ranges)
     concrete, kwargs = _convert_arguments(ct, ctx, fmt, variant.compute)
     target = f"iOS{variant.needs_ios(fmt)}"
     try:

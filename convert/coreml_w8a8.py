@@ -79,15 +79,19 @@ def calibrated_stats(mlmodel, inputs: tuple, ranges: ActivationRanges) -> dict:
     return stats
 
 
-def w8a8(mlmodel, calibration, ranges: ActivationRanges | None):
-    """int8 activations (quantize/dequantize pairs from calibrated ranges), then int8 per-channel weights."""
-    from coremltools.optimize import coreml as cto
-
+def check_w8a8(calibration, ranges: ActivationRanges | None) -> None:
+    """Before converting: w8a8 needs calibration data and someone to run the float model on it."""
     if ranges is None:
         raise UsageError("--quant w8a8 calibrates activations with the Core ML reference evaluator; "
                          "run it through `mobilepack convert`, which provides it")
     if calibration is None or not len(calibration.inputs[0]):
         raise UsageError("--quant w8a8 needs calibration data; give --calibration digits|DIR|FILE.npz")
+
+
+def w8a8(mlmodel, calibration, ranges: ActivationRanges):
+    """int8 activations (quantize/dequantize pairs from calibrated ranges), then int8 per-channel weights."""
+    from coremltools.optimize import coreml as cto
+
     stats = calibrated_stats(mlmodel, calibration.inputs, ranges)
     quantized = insert_quantize_dequantize(mlmodel, stats)
     weights = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(
