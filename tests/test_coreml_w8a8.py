@@ -2,6 +2,7 @@
 own calibration path (its linear_quantize_activations, with Core ML's predict answered by the evaluator as
 in the op-test plugin), and against the Keras model on digits."""
 
+import re
 import shutil
 
 import numpy as np
@@ -137,8 +138,13 @@ def test_digits_w8a8_within_one_point_of_keras(tiny_run, tmp_path):
     out = tmp_path / "dist"
     result = run("convert", tiny_run, "--target", "coreml", "--quant", "w8a8", "--ios-target", "17", "--out", out)
     assert result.exit_code == 0, result.output
-    manifest = (out / "manifest.json").read_text()
-    assert '"minimum_deployment_target": "iOS17"' in manifest and "activations int8" in manifest
+    from convert.manifest import load_manifest
+
+    [artifact] = load_manifest(out).artifacts
+    assert artifact.notes["minimum_deployment_target"] == "iOS17"
+    assert artifact.notes["weights"] == "int8, linear symmetric per channel; activations int8"
+    assert re.fullmatch(r"int8, linear symmetric per tensor: \d+ quantize/dequantize pair\(s\), ranges from 200 "
+                        r"calibration sample\(s\) .*", artifact.notes["activations"])
     data = load_dataset("digits", log=lambda m: None)
     test = split_indices(data, load_split(tiny_run / "split.json"), "test")
     x = Preprocessing.load(tiny_run / "preprocessing.json").apply_batch([data.images[i] for i in test])
