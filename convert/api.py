@@ -66,9 +66,10 @@ def _context(model, model_path: Path, run_dir: Path | None, config: ConvertConfi
     if _split_file(run_dir):
         load_split(_split_file(run_dir))  # checked before the dist keeps a copy that bench and ship will read
     calibration = None
-    if any(q in ("int8", "w8a8") for _, _, q in config.jobs()):  # int8 activations, TFLite's or Core ML's
+    needed_by = sorted({q for _, _, q in config.jobs() if q in ("int8", "w8a8")})  # int8 activations: TFLite, Core ML
+    if needed_by:
         request = CalibrationRequest(config.calibration, config.calibration_size, config.seed, input_shapes,
-                                     [t.name for t in model.inputs])
+                                     [t.name for t in model.inputs], " and ".join(needed_by))
         calibration = resolve_calibration(request, _split_file(run_dir), prep if image_input else None, log)
     metadata = {"source_model_sha256": sha256_file(model_path), "tools": tool_versions(),
                 "preprocessing": prep.to_dict() if prep else None}

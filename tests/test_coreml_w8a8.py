@@ -165,3 +165,21 @@ def test_w8a8_without_an_activation_range_provider_says_how_to_get_one():
     x = np.zeros((1, 8, 8, 3), np.float32)
     with pytest.raises(UsageError, match=r"w8a8 calibrates activations .*`mobilepack convert`"):
         convert_coreml(ConversionContext(_model(), calibration=CalibrationSet((x,), {})), "mlprogram", "w8a8")
+
+
+@pytest.mark.bad_input("cli")
+@pytest.mark.parametrize("args,fragments", [
+    pytest.param([], ["w8a8 needs calibration data", "--calibration FILE.npy"], id="w8a8-without-calibration"),
+    pytest.param(["--coreml-format", "neuralnetwork"], ["unknown --quant 'w8a8' for --target coreml", "valid: fp32, fp16"],
+                 id="w8a8-neuralnetwork"),
+])
+def test_w8a8_bad_input_is_refused(tensor_model, tmp_path, args, fragments):
+    from cli_helpers import assert_one_line_error
+
+    out = tmp_path / "dist"
+    out.mkdir()
+    (out / "keep.txt").write_text("previous output")
+    result = run("convert", tensor_model, "--target", "coreml", "--quant", "w8a8", "--ios-target", "17", *args,
+                 "--out", out)
+    assert_one_line_error(result, 2, *fragments)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"] and (out / "keep.txt").read_text() == "previous output"
