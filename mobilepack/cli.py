@@ -148,16 +148,18 @@ def train_cmd(data, arch, img_size, epochs, batch_size, alpha, seed, out, ui):
               help="Comma list: mlprogram (.mlpackage, iOS 15+), neuralnetwork (.mlmodel, iOS 13+).")
 @click.option("--quant", default=None,
               help="Comma list. TFLite: fp32, fp16, dynamic, int8. Core ML: fp32, fp16, and for mlprogram "
-                   "int8w, pal6, pal4 (float16 compute), int4b, pal4g (iOS 18), int8w-fp32, pal6-fp32, pal4-fp32 "
-                   "(float32 compute: no Neural Engine). Default: all the targets support but the -fp32 ones and "
-                   "those newer than --ios-target.")
+                   "int8w, pal6, pal4 (float16 compute), int4b, pal4g (iOS 18), w8a8 (int8 activations too, iOS 17, "
+                   "calibrated like int8), int8w-fp32, pal6-fp32, pal4-fp32 (float32 compute: no Neural Engine). "
+                   "Default: all the targets support but w8a8, the -fp32 ones and those newer than --ios-target, "
+                   "e.g. --target coreml --quant w8a8 --ios-target 17.")
 @click.option("--ios-target", type=click.Choice(["16", "17", "18"]), default="16", show_default=True,
               help="The oldest iOS your app supports: a Core ML variant that needs a newer one is refused (int4b "
-                   "and pal4g need 18), e.g. --ios-target 18 --quant int4b,pal4g.")
+                   "and pal4g need 18, w8a8 17), e.g. --ios-target 18 --quant int4b,pal4g.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("dist"), show_default=True,
               help="Output folder (replaced atomically).")
 @click.option("--calibration", default=None,
-              help="int8 calibration data: digits, an image folder, or FILE.npy/.npz. Default: the run's training split.")
+              help="int8 and w8a8 calibration data: digits, an image folder, or FILE.npy/.npz. Default: the run's "
+                   "training split.")
 @click.option("--calibration-size", type=int, default=200, show_default=True,
               help="Samples used for calibration (fewer than 100 converts with a warning).")
 @click.option("--int8-output", type=click.Choice(["float32", "uint8"]), default="float32", show_default=True)
@@ -213,8 +215,10 @@ def convert_cmd(model, target, coreml_format, quant, ios_target, out, calibratio
                            ios_target=int(ios_target))
     if validation and not config.budgeted:
         raise UsageError(f"--validation {validation}: it feeds the budget search; add --max-drop PP or --min-sqnr DB")
+    from benchmarks.coreml_reference.calibrate import activation_ranges
+
     manifest = convert(model, out, config, log=ui.log, evaluate=_evaluator(model, config, validation, output_kind, ui),
-                       progress=ui)
+                       progress=ui, activation_ranges=activation_ranges)
     click.echo(f"{out}/manifest.json: {len(manifest.artifacts)} artifact(s)")
 
 

@@ -5,7 +5,8 @@
 small_cnn trained on digits as `make demo` trains it, converted as `mobilepack convert --target coreml
 --ios-target 18` converts it (an image classifier), every compressed variant run through the reference
 evaluator on the 359 test images: size, accuracy drop against Keras (pp), top-1 agreement, compute units,
-and the budgets (int4b, pal4g: at most 3 pp). Then MobileNetV2 and the Keras applications of
+and the budgets (int4b, pal4g: at most 3 pp; w8a8, int8 activations calibrated on 200 training images by
+the evaluator: at most 1 pp). Then MobileNetV2 and the Keras applications of
 `benchmarks.figures.coreml` (224 px, weights=None, batch-norm statistics from random images): SQNR against
 Keras of int8w, pal6 and pal4 on fp16 compute next to the same on fp32 compute, and of int4b and pal4g,
 with the layers whose channels the block (group) did not divide.
@@ -25,12 +26,13 @@ from .common import figure_parser
 
 PAIRS = (("int8w", "int8w-fp32"), ("pal6", "pal6-fp32"), ("pal4", "pal4-fp32"))
 IOS18 = ("int4b", "pal4g")
-BUDGET_PP = {"int4b": 3.0, "pal4g": 3.0}
+BUDGET_PP = {"int4b": 3.0, "pal4g": 3.0, "w8a8": 1.0}
 
 
 def digits(work: Path) -> None:
     from benchmarks import metrics
     from benchmarks.compute_units import compute_units
+    from benchmarks.coreml_reference.calibrate import activation_ranges
     from benchmarks.runners import coreml_runner
     from convert.api import ConvertConfig, convert
     from train.data import split_part
@@ -44,10 +46,10 @@ def digits(work: Path) -> None:
     x = Preprocessing.load(run / "preprocessing.json").apply_batch([ds.images[i] for i in idx])
     labels = ds.labels[idx]
     ref = metrics.top1(np.asarray(load_keras_model(run).predict(x, verbose=0)))
-    quants = ("fp16", *[q for pair in PAIRS for q in pair], *IOS18)
+    quants = ("fp16", *[q for pair in PAIRS for q in pair], *IOS18, "w8a8")
     t0 = time.perf_counter()
     manifest = convert(run, work / "dist", ConvertConfig(targets=("coreml",), quantizations=quants, ios_target=18),
-                       log=quiet)
+                       log=quiet, activation_ranges=activation_ranges)
     print(f"digits small_cnn: {len(idx)} test images, Keras accuracy {metrics.accuracy(ref, labels):.4f} "
           f"(converted {len(quants)} variants in {time.perf_counter() - t0:.0f} s)", flush=True)
     for a in manifest.artifacts:
