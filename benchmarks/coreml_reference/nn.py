@@ -18,7 +18,7 @@ docs-guides/source/quantization-neural-network.md). So with half=True (the gpu/a
     app sets MLModelConfiguration.allowLowPrecisionAccumulationOnGPU (default false); the Neural
     Engine's accumulator width is not documented, and the same rule is used for it.
 Scalar layer parameters (a leaky ReLU's alpha, a clip's bounds) are plain floats in the spec, not
-weights, and stay float32. This is the rule the ML Program gpu/ane mode follows for fp16-typed ops.
+weights, and stay float32. The ML Program gpu/ane mode rounds the same way, at each fp16-typed op.
 """
 
 from __future__ import annotations
