@@ -24,6 +24,8 @@ from .parity import headline, output_figures, reference_figures
 from .usermetric import check_metric_limits, load_metric, metric_entry
 from .compute_units import compute_units
 from .crosscheck import AGREEMENT_LIMIT, GOOGLE_TOOL
+from .device_precision import SUGGESTION as DEVICE_SUGGESTION, gate_quantization, is_neural_network, precision_fields, \
+    precision_note
 from .latency import LatencyProtocol, runner_latency
 from .machine import machine_info
 from .macs import tflite_macs
@@ -181,10 +183,8 @@ def _artifact_row(artifact, dist: Path, ctx: _Context, progress) -> dict:
     config = ctx.config
     path = artifact.path(dist)
     runner = artifact_runner(path, artifact.target, num_threads=max(config.threads), input_names=ctx.input_names)
-    out = predict_batched(runner, list(ctx.data.inputs), config.batch_size, progress, artifact.name)
+    out, outputs = _figures(artifact, runner, ctx, progress, artifact.name)
     ctx.predictions[artifact.name] = out
-    outputs = [{**output_figures(s, out[s.index], ctx.ref_out[s.index], ctx.labels.get(s.name)), **own}
-               for s, own in zip(ctx.specs, artifact_output_names(artifact, ctx.specs))]
     row = {
         "name": artifact.name, "target": artifact.target, "format": artifact.format,
         "quantization": artifact.quantization, "path": artifact.file, "size_bytes": artifact.size_bytes,
@@ -194,16 +194,29 @@ def _artifact_row(artifact, dist: Path, ctx: _Context, progress) -> dict:
         "metrics": _user_metrics(ctx, out, artifact.name),
         **_search_fields(artifact),
         **_coreml_fields(artifact, path),
+        **precision_fields(artifact, path, runner, lambda cpu: _figures(artifact, cpu, ctx, progress,
+                                                                        f"{artifact.name} (cpu)")[1]),
     }
     threshold = _threshold(artifact, config)
-    row["status"], row["reason"] = judge(row, threshold, ctx.data.count, config.metric_limits)
+    row["status"], row["reason"] = judge(row, threshold, ctx.data.count, config.metric_limits,
+                                         DEVICE_SUGGESTION if is_neural_network(artifact) else None)
+    if row["cpu_figures"]:
+        row["reason"] += f" ({precision_note(row)})"
     row["statistics"] = statistics(row, threshold, ctx.data.count)
     return row
 
 
+def _figures(artifact, runner, ctx: _Context, progress, label: str) -> tuple[list[np.ndarray], list[dict]]:
+    """`runner`'s outputs over the eval data, and every output's figures against the reference."""
+    out = predict_batched(runner, list(ctx.data.inputs), ctx.config.batch_size, progress, label)
+    return out, [{**output_figures(s, out[s.index], ctx.ref_out[s.index], ctx.labels.get(s.name)), **own}
+            for s, own in zip(ctx.specs, artifact_output_names(artifact, ctx.specs))]
+
+
 def _threshold(artifact, config: BenchConfig) -> Threshold:
-    """The artifact's gate row; one chosen by a budgeted `convert` is held to that budget instead."""
-    threshold: Threshold = config.thresholds[artifact.quantization]
+    """The artifact's gate row (a NeuralNetwork's: fp16, its precision on the GPU and Neural Engine); one
+    chosen by a budgeted `convert` is held to that budget instead."""
+    threshold: Threshold = config.thresholds[gate_quantization(artifact)]
     budget = artifact.notes.get("budget") or {}
     if artifact.notes.get("budget_pp") is not None:
         threshold = replace(threshold, max_drop_pp=float(artifact.notes["budget_pp"]))

@@ -125,8 +125,10 @@ def output_problems(out: dict, t: Threshold) -> list[str]:
     return problems
 
 
-def judge(row: dict, threshold: Threshold, count: int, metric_limits: dict | None = None) -> tuple[str, str]:
-    """(status, one-sentence reason) for one artifact row; each output judged by its kind."""
+def judge(row: dict, threshold: Threshold, count: int, metric_limits: dict | None = None,
+          suggestion: str | None = None) -> tuple[str, str]:
+    """(status, one-sentence reason) for one artifact row; each output judged by its kind. suggestion:
+    the next step a failure names, instead of the one for the row's quantization."""
     outputs = row["outputs"]
     named = len(outputs) > 1  # a single-output model keeps the short message
     problems = []
@@ -141,7 +143,7 @@ def judge(row: dict, threshold: Threshold, count: int, metric_limits: dict | Non
                             f"({m['direction']}), drop {m['drop']:.4g} > {limit:g}")
     where = f"on {count} inputs"
     if problems:
-        return "failed", f"{row['path']}: {'; '.join(problems)} {where}; {SUGGESTION[row['quantization']]}"
+        return "failed", f"{row['path']}: {'; '.join(problems)} {where}; {suggestion or SUGGESTION[row['quantization']]}"
     return "passed", "; ".join(_passed_text(o, threshold, named) for o in outputs) + f" {where}"
 
 
