@@ -25,6 +25,8 @@ from .parity import headline, output_figures, reference_figures
 from .usermetric import check_metric_limits, load_metric, metric_entry
 from .compute_units import compute_units
 from .crosscheck import AGREEMENT_LIMIT, GOOGLE_TOOL
+from .device_precision import SUGGESTION as DEVICE_SUGGESTION, gate_quantization, is_neural_network, precision_fields, \
+    precision_note
 from .latency import LatencyProtocol, runner_latency
 from .machine import machine_info
 from .macs import tflite_macs
@@ -34,7 +36,7 @@ from .recommend import recommend
 from .regression import REGRESSION_LIMITS, check_same_data, compare, load_baseline
 from .report import REPORT_SCHEMA_VERSION, write_report
 from .summary import best_p50
-from .runners import KerasRunner
+from .runners import KerasRunner, predict_batched
 
 Progress = Callable[[str, int, int], None]
 
@@ -115,7 +117,7 @@ def _bench(dist: Path, config: BenchConfig, manifest, manifest_sha256, baseline,
     reference = _reference(ctx, keras_runner)
     ctx.reference_metrics = reference["metrics"]
     check_metric_limits(config.metric_limits, user_metric, reference.get("metrics") or {})
-    rows = [_artifact_row(a, dist, ctx, r) for a, r in zip(manifest.artifacts, results[1:])]
+    rows = [_artifact_row(a, dist, ctx, r, progress) for a, r in zip(manifest.artifacts, results[1:])]
     with FreshProcessMeter(list(data.inputs), config.latency, names) as meter:
         timings = measure_all(rows, dist, manifest.artifacts, config, progress, meter)
     for a, row in zip(manifest.artifacts, rows):
@@ -192,14 +194,13 @@ def _reference(ctx: _Context, runner) -> dict:
     }
 
 
-def _artifact_row(artifact, dist: Path, ctx: _Context, result: EvalResult) -> dict:
+def _artifact_row(artifact, dist: Path, ctx: _Context, result: EvalResult, progress) -> dict:
     """Everything about one artifact but its latency: per-output figures, metrics, the gate."""
     config = ctx.config
     path = artifact.path(dist)
-    out = result.outputs
+    out = result.outputs  # computed by the executor: here, or on Ray workers
+    outputs = _output_figures(artifact, out, ctx)
     ctx.predictions[artifact.name] = out
-    outputs = [{**output_figures(s, out[s.index], ctx.ref_out[s.index], ctx.labels.get(s.name)), **own}
-               for s, own in zip(ctx.specs, artifact_output_names(artifact, ctx.specs))]
     row = {
         "name": artifact.name, "target": artifact.target, "format": artifact.format,
         "quantization": artifact.quantization, "path": artifact.file, "size_bytes": artifact.size_bytes,
@@ -209,16 +210,33 @@ def _artifact_row(artifact, dist: Path, ctx: _Context, result: EvalResult) -> di
         "metrics": _user_metrics(ctx, out, artifact.name),
         **_search_fields(artifact),
         **_coreml_fields(artifact, path),
+        **precision_fields(artifact, path, result, lambda cpu: _figures(artifact, cpu, ctx, progress,
+                                                                        f"{artifact.name} (cpu)")[1]),
     }
     threshold = _threshold(artifact, config)
-    row["status"], row["reason"] = judge(row, threshold, ctx.data.count, config.metric_limits)
+    row["status"], row["reason"] = judge(row, threshold, ctx.data.count, config.metric_limits,
+                                         DEVICE_SUGGESTION if is_neural_network(artifact) else None)
+    if row["cpu_figures"]:
+        row["reason"] += f" ({precision_note(row)})"
     row["statistics"] = statistics(row, threshold, ctx.data.count)
     return row
 
 
+def _figures(artifact, runner, ctx: _Context, progress, label: str) -> tuple[list[np.ndarray], list[dict]]:
+    """`runner`'s outputs over the eval data, and every output's figures against the reference."""
+    out = predict_batched(runner, list(ctx.data.inputs), ctx.config.batch_size, progress, label)
+    return out, _output_figures(artifact, out, ctx)
+
+
+def _output_figures(artifact, out: list[np.ndarray], ctx: _Context) -> list[dict]:
+    return [{**output_figures(s, out[s.index], ctx.ref_out[s.index], ctx.labels.get(s.name)), **own}
+            for s, own in zip(ctx.specs, artifact_output_names(artifact, ctx.specs))]
+
+
 def _threshold(artifact, config: BenchConfig) -> Threshold:
-    """The artifact's gate row; one chosen by a budgeted `convert` is held to that budget instead."""
-    threshold: Threshold = config.thresholds[artifact.quantization]
+    """The artifact's gate row (a NeuralNetwork's: fp16, its precision on the GPU and Neural Engine); one
+    chosen by a budgeted `convert` is held to that budget instead."""
+    threshold: Threshold = config.thresholds[gate_quantization(artifact)]
     budget = artifact.notes.get("budget") or {}
     if artifact.notes.get("budget_pp") is not None:
         threshold = replace(threshold, max_drop_pp=float(artifact.notes["budget_pp"]))

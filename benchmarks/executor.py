@@ -78,6 +78,7 @@ class EvalJob:
 class EvalResult:
     runtime: str
     outputs: list[np.ndarray]
+    precision: str | None = None  # the Core ML reference evaluator's arithmetic ("gpu/ane" or "cpu"), else None
 
 
 Progress = Callable[[str, int, int], None]
@@ -135,7 +136,8 @@ class LocalExecutor:
         results = []
         for job in jobs:
             runner = build_runner(job)
-            results.append(EvalResult(runner.runtime, predict_batched(runner, inputs, batch_size, progress, job.name)))
+            results.append(EvalResult(runner.runtime, predict_batched(runner, inputs, batch_size, progress, job.name),
+                                      getattr(runner, "precision", None)))
             self.shards += 1
         return results
 

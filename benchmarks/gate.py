@@ -42,6 +42,8 @@ DEFAULT_THRESHOLDS: dict[str, Threshold] = {
     # iOS 18: 4 bits like pal4, with a scale per 32 input channels or a palette per 16 output channels.
     "int4b": Threshold(3.0, 0.95, 18.0, 0.20, 0.98),
     "pal4g": Threshold(3.0, 0.95, 18.0, 0.20, 0.98),
+    # iOS 17 int8 activations as well (Core ML W8A8): the budget of TFLite's int8, whose numbers it shares.
+    "w8a8": Threshold(1.0, 0.98, 25.0, 0.15, 0.99),
     "int8w-fp32": Threshold(0.5, 0.98, 30.0, 0.10, 0.995),
     "pal6-fp32": Threshold(1.0, 0.98, 25.0, 0.15, 0.99),
     "pal4-fp32": Threshold(3.0, 0.95, 18.0, 0.20, 0.98),
@@ -66,6 +68,7 @@ SUGGESTION = {
     "pal4": "try --quant pal6 or int8w",
     "int4b": "try --quant pal4g, pal6 or int8w",
     "pal4g": "try --quant int4b, pal6 or int8w",
+    "w8a8": "try --quant int8w, or give more --calibration images",
     "int8w-fp32": "try --quant fp32",
     "pal6-fp32": "try --quant int8w-fp32",
     "pal4-fp32": "try --quant pal6-fp32 or int8w-fp32",
@@ -122,8 +125,10 @@ def output_problems(out: dict, t: Threshold) -> list[str]:
     return problems
 
 
-def judge(row: dict, threshold: Threshold, count: int, metric_limits: dict | None = None) -> tuple[str, str]:
-    """(status, one-sentence reason) for one artifact row; each output judged by its kind."""
+def judge(row: dict, threshold: Threshold, count: int, metric_limits: dict | None = None,
+          suggestion: str | None = None) -> tuple[str, str]:
+    """(status, one-sentence reason) for one artifact row; each output judged by its kind. suggestion:
+    the next step a failure names, instead of the one for the row's quantization."""
     outputs = row["outputs"]
     named = len(outputs) > 1  # a single-output model keeps the short message
     problems = []
@@ -138,7 +143,7 @@ def judge(row: dict, threshold: Threshold, count: int, metric_limits: dict | Non
                             f"({m['direction']}), drop {m['drop']:.4g} > {limit:g}")
     where = f"on {count} inputs"
     if problems:
-        return "failed", f"{row['path']}: {'; '.join(problems)} {where}; {SUGGESTION[row['quantization']]}"
+        return "failed", f"{row['path']}: {'; '.join(problems)} {where}; {suggestion or SUGGESTION[row['quantization']]}"
     return "passed", "; ".join(_passed_text(o, threshold, named) for o in outputs) + f" {where}"
 
 

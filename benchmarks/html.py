@@ -15,9 +15,9 @@ import numpy as np
 
 from convert.manifest import PLATFORM_TARGET
 
-from .summary import (best_p50, compute_unit_lines, crosscheck_lines, executor_line, fmt, metric_lines,
-                      output_table, recommendation_lines, shows_outputs, stability_lines, statistics_lines, table_rows,
-                      with_compute_units)
+from .summary import (best_p50, compute_unit_lines, crosscheck_lines, executor_line, fmt, metric_lines, output_table,
+                      recommendation_lines, shows_outputs, stability_lines, statistics_lines, table_rows,
+                      text_columns, with_compute_units)
 
 COLORS = {"tflite": "#1f77b4", "coreml": "#d62728"}
 THUMB_PX = 96
@@ -156,7 +156,7 @@ def render_html(report: dict, images: Sequence[np.ndarray] | None = None) -> str
     m, d, g = report["machine"], report["dataset"], report["gate"]
     verdict_cls = {"passed": "passed", "failed": "failed"}.get(g["verdict"], "notgated")
     head, rows = with_compute_units(*table_rows(report), report)
-    text_columns = 4 if "compute units" in head else 3
+    text_cells = text_columns(head)
     body = [
         "<h1>mobilepack benchmark report</h1>",
         f'<p><span class="verdict {verdict_cls}">Gate: {e(g["verdict"].upper())}</span> '
@@ -172,7 +172,7 @@ def render_html(report: dict, images: Sequence[np.ndarray] | None = None) -> str
         + "</div>",
         "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>",
         *[f'<tr class="{e(r[-1])}">' + "".join(
-            f'<td class="{"num" if text_columns <= i < len(r) - 1 else ""}">{e(c)}</td>' for i, c in enumerate(r))
+            f'<td class="{"num" if text_cells <= i < len(r) - 1 else ""}">{e(c)}</td>' for i, c in enumerate(r))
           + "</tr>"
           for r in rows],
         "</table>",
@@ -218,7 +218,8 @@ def _units_section(report: dict) -> list[str]:
     if not units:
         return []
     return ["<h2>Core ML compute units</h2><p>Judged from each artifact's precision and ops, not measured on a "
-            "device.</p><ul>", *[f"<li>{html.escape(line.replace('`', ''))}</li>" for line in units], "</ul>"]
+            "device; a NeuralNetwork's figures at both precisions, gpu/ane (gated) and cpu.</p><ul>",
+            *[f"<li>{html.escape(line.replace('`', ''))}</li>" for line in units], "</ul>"]
 
 
 def _worst_section(worst: dict | None, images) -> list[str]:

@@ -120,7 +120,7 @@ class EvalWorker:
         return os.getpid()
 
     def run(self, tag, job: EvalJob, blob_holder: list, inputs: list[np.ndarray], start: int, stop: int,
-            batch_size: int) -> tuple[object, str, list[np.ndarray], float]:
+            batch_size: int) -> tuple[object, tuple[str, str | None], list[np.ndarray], float]:
         """(tag, runtime, outputs, seconds this worker spent on the shard): the rest of the wall time is Ray's."""
         import time
 
@@ -129,7 +129,7 @@ class EvalWorker:
         began = time.perf_counter()
         runner = self._runner(job, blob_holder[0])
         out = predict_batched(runner, [x[start:stop] for x in inputs], batch_size)
-        return tag, runner.runtime, out, time.perf_counter() - began
+        return tag, (runner.runtime, getattr(runner, "precision", None)), out, time.perf_counter() - began
 
     def _runner(self, job: EvalJob, blob_ref):
         key = (job.sha256, job.target, job.num_threads)
@@ -250,10 +250,10 @@ class RayExecutor:
         done = [0] * len(jobs)
         try:
             # Unordered: a worker takes the next shard as soon as it is free; the tag puts every shard in its place.
-            for (j, s), runtime, out, busy in pool.map_unordered(
+            for (j, s), kind, out, busy in pool.map_unordered(
                     lambda actor, t: actor.run.remote(t, sent[t[0]], blobs[t[0]], inputs_ref, *bounds[t[1]], batch_size),
                     tasks):
-                parts[j, s] = (runtime, out)
+                parts[j, s] = (kind, out)  # kind: (runtime, precision)
                 self.busy_s += busy
                 done[j] += bounds[s][1] - bounds[s][0]
                 if progress:
@@ -265,5 +265,9 @@ class RayExecutor:
             raise ExecutorError(f"a Ray worker failed: {_first_line(exc)}; run with --executor local to see it "
                                 "here") from None
         self.shards += len(tasks)
-        return [EvalResult(parts[j, 0][0], [np.concatenate([parts[j, s][1][k] for s in range(len(bounds))])
-                                            for k in range(len(parts[j, 0][1]))]) for j in range(len(jobs))]
+        results = []
+        for j in range(len(jobs)):
+            (runtime, precision), first = parts[j, 0]
+            outputs = [np.concatenate([parts[j, s][1][k] for s in range(len(bounds))]) for k in range(len(first))]
+            results.append(EvalResult(runtime, outputs, precision))
+        return results

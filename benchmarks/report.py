@@ -11,8 +11,9 @@ from train.errors import DocumentError, MobilepackError
 from train.fsutil import replace_files
 
 from .html import render_html
-from .summary import (compute_unit_lines, crosscheck_lines, executor_line, fmt, metric_lines, output_table, recommendation_lines,
-                      shows_outputs, stability_lines, statistics_lines, table_rows, with_compute_units)
+from .summary import (compute_unit_lines, crosscheck_lines, executor_line, fmt, metric_lines, output_table,
+                      recommendation_lines, shows_outputs, stability_lines, statistics_lines, table_rows, text_columns,
+                      with_compute_units)
 
 # 2: fresh-process memory, Google tool cross-check, latency quantiles.
 # 3: per-output figures and gates by kind, 95% intervals, underpowered rows, user metrics, budget.
@@ -81,7 +82,7 @@ def markdown(report: dict) -> str:
         f"Reference (Keras): accuracy {fmt(report['reference']['accuracy'], '.4f')}, "
         f"batch-1 p50 {report['reference']['latency_ms']['p50']:.3f} ms.", "",
         *[f"- {line[0].upper()}{line[1:]}" for line in recommendation_lines(report)], "",
-        *_md_table(head, rows, left=4 if "compute units" in head else 3), "",
+        *_md_table(head, rows, left=text_columns(head)), "",
         *[f"Latency of `{runtime}` rows: {note}.\n" for runtime, note in _latency_notes(report)],
         f"Each latency was measured in {report.get('repeat', 1)} fresh process(es) per artifact and thread count, "
         "interleaved across artifacts; p50 is over every run of every repetition, [95% interval] from a "
@@ -93,7 +94,8 @@ def markdown(report: dict) -> str:
            *_md_table(*output_table(report), left=4), ""] if shows_outputs(report) else []),
         *(["## Core ML compute units", "",
            "The units each Core ML artifact can use, judged from its precision and ops (not measured on a device), "
-           "and every layer compressed otherwise than its variant says.", "",
+           "every layer compressed otherwise than its variant says, and a NeuralNetwork's figures at both "
+           "precisions: gpu/ane (float16, gated) and cpu (float32).", "",
            *[f"- {line}" for line in units], ""] if units else []),
         *(["## Task metric", "", *[f"- {line}" for line in metric_lines(report)], ""] if report.get("metric") else []),
         "## Statistics", "",

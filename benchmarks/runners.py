@@ -116,14 +116,18 @@ class CoreMLRunner:
 
     runtime = "coreml"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, cpu_only: bool = False):
         from PIL import Image
 
         from convert.coreml import import_coremltools
 
         ct = import_coremltools()
         self._image = Image
-        self.model = ct.models.MLModel(str(path))
+        # CPU only is the one setting that guarantees float32 ("The CPU guarantees float 32 precision",
+        # coremltools typed-execution guide); otherwise Core ML partitions the model as it would on a phone.
+        units = ct.ComputeUnit.CPU_ONLY if cpu_only else ct.ComputeUnit.ALL
+        self.precision = "cpu" if cpu_only else None  # None: whichever units Core ML chose
+        self.model = ct.models.MLModel(str(path), compute_units=units)
         spec = self.model.get_spec()
         self.inputs = list(spec.description.input)
         self.probabilities = spec.description.predictedProbabilitiesName or None
@@ -158,17 +162,19 @@ def artifact_runner(path: Path, target: str, **litert_options):
     return LiteRTRunner(path, **litert_options) if target == "tflite" else coreml_runner(path)
 
 
-def coreml_runner(path: Path):
+def coreml_runner(path: Path, precision: str = "gpu/ane"):
     """Core ML on macOS; the project's reference evaluator everywhere else.
 
-    The evaluator runs an ML Program with each fp16-typed op rounded to fp16 ("gpu/ane"), what the
-    Neural Engine an fp16 artifact is made for computes; its default, "cpu", would judge fp16
-    artifacts by the CPU's fp32 arithmetic. NeuralNetwork files have only the fp32 ("cpu") mode.
+    precision "gpu/ane" (the default, what the bench gates on) is what the GPU and the Neural Engine
+    compute: an ML Program with each fp16-typed op rounded to fp16, a NeuralNetwork with float16
+    weights and tensors; "cpu" is the float32 a NeuralNetwork gets on the CPU, e.g.
+    coreml_runner(path, precision="cpu"). On macOS "cpu" loads the model for the CPU only and
+    "gpu/ane" for all compute units, as an app does by default.
     """
     import platform
 
     if platform.system() == "Darwin":
-        return CoreMLRunner(path)
+        return CoreMLRunner(path, cpu_only=precision == "cpu")
     from .coreml_reference import CoreMLReferenceRunner
 
-    return CoreMLReferenceRunner(path, precision="cpu" if Path(path).suffix == ".mlmodel" else "gpu/ane")
+    return CoreMLReferenceRunner(path, precision=precision)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from convert.manifest import PLATFORM_TARGET
 
+from .device_precision import precision_note
 from .repeat import UNSTABLE_SPREAD
 
 
@@ -52,12 +53,18 @@ def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
 
 
 def with_compute_units(head: list[str], rows: list[list[str]], report: dict) -> tuple[list[str], list[list[str]]]:
-    """The table with a 'compute units' column after 'quant' when it has Core ML rows (report.md, report.html)."""
+    """The table with 'compute units' and 'precision' (of the row's figures) columns after 'quant' when it has
+    Core ML rows (report.md, report.html)."""
     if not any(a.get("compute_units") for a in report["artifacts"]):
         return head, rows
     at = head.index("quant") + 1
-    cells = [a.get("compute_units") or "-" for a in report["artifacts"]]
-    return head[:at] + ["compute units"] + head[at:], [r[:at] + [c] + r[at:] for r, c in zip(rows, cells)]
+    cells = [[a.get("compute_units") or "-", a.get("precision") or "-"] for a in report["artifacts"]]
+    return head[:at] + ["compute units", "precision"] + head[at:], [r[:at] + c + r[at:] for r, c in zip(rows, cells)]
+
+
+def text_columns(head: list[str]) -> int:
+    """How many leading columns of the table hold text (flush left): up to 'quant' and the Core ML columns."""
+    return head.index("quant") + 1 + sum(c in head for c in ("compute units", "precision"))
 
 
 def compute_unit_lines(report: dict) -> list[str]:
@@ -66,6 +73,8 @@ def compute_unit_lines(report: dict) -> list[str]:
     for a in report["artifacts"]:
         if a.get("compute_units"):
             lines.append(f"`{a['name']}`: {a['compute_units']} ({a['compute_units_note']})")
+        if a.get("cpu_figures"):
+            lines.append(f"`{a['name']}`: {precision_note(a)}")
         for f in a.get("compression_fallbacks") or []:
             how = ("left uncompressed" if f.get("uncompressed") else
                    f"block size {f['block_size']}" if "block_size" in f else f"group size {f['group_size']}")

@@ -20,15 +20,19 @@ from .budget import Evaluator, budgeted
 from .calibration import CalibrationRequest, resolve_calibration
 from .config import ConvertConfig
 from .context import ConversionContext
+from .coreml_w8a8 import ActivationRanges
 from .manifest import Artifact, Manifest, SCHEMA_VERSION, tool_versions
 from .shapes import fixed_model, parse_input_shapes
 from .tflite import check_convertible
 
 
 def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str], None] = print,
-            evaluate: Evaluator | None = None, progress: Callable[[str, int, int], None] | None = None) -> Manifest:
+            evaluate: Evaluator | None = None, progress: Callable[[str, int, int], None] | None = None,
+            activation_ranges: ActivationRanges | None = None) -> Manifest:
     """Convert `source` (a .keras file or run dir) into `out`, replacing it atomically.
 
+    activation_ranges calibrates w8a8's activations (convert/coreml_w8a8.py); mobilepack gives the
+    reference evaluator's.
     With a budget (config.budgeted), `evaluate(path, target)` gives a candidate's per-output
     validation figures and each family keeps only its most compressed candidate within budget.
     """
@@ -40,7 +44,8 @@ def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str],
     model = fixed_model(loaded, parse_input_shapes(config.input_shapes))
     check_convertible(model)
     with staged_directory(out) as stage:
-        ctx = _context(model, model_path, run_dir, config, stage, log)
+        ctx = dataclasses.replace(_context(model, model_path, run_dir, config, stage, log),
+                                  activation_ranges=activation_ranges)
         if config.budgeted:
             artifacts = [with_tflite_metadata(ctx, a) for a in budgeted(ctx, evaluate, log)]
         else:
@@ -61,9 +66,10 @@ def _context(model, model_path: Path, run_dir: Path | None, config: ConvertConfi
     if _split_file(run_dir):
         load_split(_split_file(run_dir))  # checked before the dist keeps a copy that bench and ship will read
     calibration = None
-    if any(q == "int8" for _, _, q in config.jobs()):
+    needed_by = sorted({q for _, _, q in config.jobs() if q in ("int8", "w8a8")})  # int8 activations: TFLite, Core ML
+    if needed_by:
         request = CalibrationRequest(config.calibration, config.calibration_size, config.seed, input_shapes,
-                                     [t.name for t in model.inputs])
+                                     [t.name for t in model.inputs], " and ".join(needed_by))
         calibration = resolve_calibration(request, _split_file(run_dir), prep if image_input else None, log)
     metadata = {"source_model_sha256": sha256_file(model_path), "tools": tool_versions(),
                 "preprocessing": prep.to_dict() if prep else None}

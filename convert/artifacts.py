@@ -56,6 +56,8 @@ def save_coreml(ctx: ConversionContext, mlmodel, fmt: str, quant: str, keep=None
     inputs, outputs, info = describe_coreml(path)
     notes = {**_coreml_notes(fmt, quant), **info,
              "minimum_deployment_target": mlmodel.user_defined_metadata["mobilepack.minimum_deployment_target"]}
+    if quant == "w8a8":
+        notes.update(_w8a8_notes(ctx, mlmodel))
     fallbacks = recorded_fallbacks(mlmodel)
     if fallbacks:
         notes["compression_fallbacks"] = fallbacks
@@ -92,6 +94,15 @@ def _coreml_notes(fmt: str, quant: str) -> dict:
     if fmt == "neuralnetwork":  # no typed precision: each compute unit uses its own (coremltools, Typed Execution)
         compute = "float32 on the CPU, float16 on the GPU and Neural Engine"
     return {"weights": variant.weights, "compute_precision": compute}
+
+
+def _w8a8_notes(ctx: ConversionContext, mlmodel) -> dict:
+    from .coreml_w8a8 import activation_pairs
+
+    count = (ctx.calibration.description or {}).get("count", len(ctx.calibration.inputs[0]))
+    return {"activations": f"int8, linear symmetric per tensor: {len(activation_pairs(mlmodel))} quantize/dequantize "
+                           f"pair(s), ranges from {count} calibration sample(s) run through the Core ML reference "
+                           "evaluator at the CPU's precision, as coremltools' calibration runs Core ML (CPU_ONLY)"}
 
 
 def _tflite_notes(quant: str, ctx: ConversionContext) -> dict:

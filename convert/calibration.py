@@ -49,6 +49,7 @@ class CalibrationRequest:
     seed: int
     input_shapes: list[tuple]
     input_names: list[str]
+    needed_by: str = "int8"  # the variant(s) that need it, for the messages: int8, w8a8, "int8 and w8a8"
 
 
 def _image_calibration(dataset: ImageDataset, indices, prep: Preprocessing, request: CalibrationRequest,
@@ -118,13 +119,13 @@ def resolve_calibration(request: CalibrationRequest, run_split: Path | None, pre
         return _array_calibration(Path(spec), request, log)
     if prep is None:
         raise CalibrationDataError(
-            "int8 needs calibration data and this model's inputs are not images described by a run dir; "
+            f"{request.needed_by} needs calibration data and this model's inputs are not images described by a run dir; "
             "pass --calibration FILE.npy (samples of the model's input, batch first)"
         )
     split = load_split(run_split) if run_split and run_split.is_file() else None
     if spec is None:
         if split is None:
-            raise CalibrationDataError("int8 needs calibration images; pass --calibration digits|DIR|FILE.npy")
+            raise CalibrationDataError(f"{request.needed_by} needs calibration images; pass --calibration digits|DIR|FILE.npy")
         spec = source_spec(split["source"])
     try:
         dataset = load_dataset(spec, log)

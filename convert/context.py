@@ -23,7 +23,9 @@ class ConversionContext:
     prep: Preprocessing | None = None  # the run dir's preprocessing, if any
     labels: list[str] | None = None
     calibration: CalibrationSet | None = None  # int8 representative data, when an int8 job needs it
-    metadata: dict = field(default_factory=dict)  # source sha256, tool versions, preprocessing: stamped into artifacts
+    metadata: dict = field(default_factory=dict)
+    # W8A8's activation ranges: provided by mobilepack (the reference evaluator's), see convert/coreml_w8a8.py
+    activation_ranges: object = None  # source sha256, tool versions, preprocessing: stamped into artifacts
 
     @property
     def image_prep(self) -> Preprocessing | None:

@@ -20,6 +20,7 @@ from train.loading import inference_function
 from train.preprocessing import Preprocessing
 
 from .coreml_compress import compress
+from .coreml_w8a8 import check_w8a8, w8a8
 from .coreml_variants import FORMAT_IOS, VARIANTS, coreml_quants
 from .errors import ConversionError, UnsupportedLayerError, tool_error
 
@@ -72,6 +73,8 @@ def convert_coreml(ctx, fmt: str, quant: str, keep_float: tuple[str, ...] = ()):
         valid = ", ".join(COREML_QUANTS[fmt])
         raise ConversionError(f"Core ML {fmt} has no quantization {quant!r}; valid: {valid}")
     variant = VARIANTS[quant]
+    if quant == "w8a8":
+        check_w8a8(ctx.calibration, ctx.activation_ranges)
     concrete, kwargs = _convert_arguments(ct, ctx, fmt, variant.compute)
     target = f"iOS{variant.needs_ios(fmt)}"
     try:
@@ -84,8 +87,12 @@ def convert_coreml(ctx, fmt: str, quant: str, keep_float: tuple[str, ...] = ()):
                     raise
                 target = "iOS14"
                 mlmodel = ct.convert([concrete], minimum_deployment_target=ct.target.iOS14, **kwargs)
-            mlmodel = _neuralnetwork_fp16(mlmodel) if fmt == "neuralnetwork" and quant == "fp16" \
-                else compress(mlmodel, quant, keep_float)
+            if fmt == "neuralnetwork" and quant == "fp16":
+                mlmodel = _neuralnetwork_fp16(mlmodel)
+            elif quant == "w8a8":
+                mlmodel = w8a8(mlmodel, ctx.calibration, ctx.activation_ranges)
+            else:
+                mlmodel = compress(mlmodel, quant, keep_float)
     except (OSError, MobilepackError):
         raise  # a full disk or a forbidden path: the command line names the path and the fix
     except Exception as exc:  # coremltools raises anything: IndexError for every Keras RNN, AssertionError, ...

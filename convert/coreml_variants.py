@@ -44,6 +44,8 @@ VARIANTS: dict[str, CoreMLVariant] = {v.quant: v for v in (
     CoreMLVariant("pal4", "4-bit k-means palette", "float16", ios=16),
     CoreMLVariant("int4b", "int4, linear symmetric per block of 32 input channels", "float16", ios=18),
     CoreMLVariant("pal4g", "4-bit k-means palette per group of 16 output channels", "float16", ios=18),
+    # int8 activations too: quantize/dequantize pairs calibrated on the calibration split (convert/coreml_w8a8.py)
+    CoreMLVariant("w8a8", "int8, linear symmetric per channel; activations int8", "float16", ios=17, default=False),
     CoreMLVariant("int8w-fp32", "int8, linear symmetric per channel", "float32", ios=16, default=False),
     CoreMLVariant("pal6-fp32", "6-bit k-means palette", "float32", ios=16, default=False),
     CoreMLVariant("pal4-fp32", "4-bit k-means palette", "float32", ios=16, default=False),

@@ -149,16 +149,18 @@ def train_cmd(data, arch, img_size, epochs, batch_size, alpha, seed, out, ui):
               help="Comma list: mlprogram (.mlpackage, iOS 15+), neuralnetwork (.mlmodel, iOS 13+).")
 @click.option("--quant", default=None,
               help="Comma list. TFLite: fp32, fp16, dynamic, int8. Core ML: fp32, fp16, and for mlprogram "
-                   "int8w, pal6, pal4 (float16 compute), int4b, pal4g (iOS 18), int8w-fp32, pal6-fp32, pal4-fp32 "
-                   "(float32 compute: no Neural Engine). Default: all the targets support but the -fp32 ones and "
-                   "those newer than --ios-target.")
+                   "int8w, pal6, pal4 (float16 compute), int4b, pal4g (iOS 18), w8a8 (int8 activations too, iOS 17, "
+                   "calibrated like int8), int8w-fp32, pal6-fp32, pal4-fp32 (float32 compute: no Neural Engine). "
+                   "Default: all the targets support but w8a8, the -fp32 ones and those newer than --ios-target, "
+                   "e.g. --target coreml --quant w8a8 --ios-target 17.")
 @click.option("--ios-target", type=click.Choice(["16", "17", "18"]), default="16", show_default=True,
               help="The oldest iOS your app supports: a Core ML variant that needs a newer one is refused (int4b "
-                   "and pal4g need 18), e.g. --ios-target 18 --quant int4b,pal4g.")
+                   "and pal4g need 18, w8a8 17), e.g. --ios-target 18 --quant int4b,pal4g.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("dist"), show_default=True,
               help="Output folder (replaced atomically).")
 @click.option("--calibration", default=None,
-              help="int8 calibration data: digits, an image folder, or FILE.npy/.npz. Default: the run's training split.")
+              help="int8 and w8a8 calibration data: digits, an image folder, or FILE.npy/.npz. Default: the run's "
+                   "training split.")
 @click.option("--calibration-size", type=int, default=200, show_default=True,
               help="Samples used for calibration (fewer than 100 converts with a warning).")
 @click.option("--int8-output", type=click.Choice(["float32", "uint8"]), default="float32", show_default=True)
@@ -220,6 +222,7 @@ def convert_cmd(model, target, coreml_format, quant, ios_target, out, calibratio
                            ios_target=int(ios_target))
     if validation and not config.budgeted:
         raise UsageError(f"--validation {validation}: it feeds the budget search; add --max-drop PP or --min-sqnr DB")
+    from benchmarks.coreml_reference.calibrate import activation_ranges
     from benchmarks.executor import open_executor, parse_executor
 
     spec = parse_executor(executor, eval_workers)
@@ -227,7 +230,7 @@ def convert_cmd(model, target, coreml_format, quant, ios_target, out, calibratio
         raise UsageError(f"--executor {executor}: it runs the budget search's candidates; add --max-drop PP or "
                          "--min-sqnr DB (an unbudgeted convert evaluates nothing)")
     with open_executor(spec) as pool:  # a cluster is checked before anything converts
-        manifest = convert(model, out, config, log=ui.log, progress=ui,
+        manifest = convert(model, out, config, log=ui.log, progress=ui, activation_ranges=activation_ranges,
                            evaluate=_evaluator(model, config, validation, output_kind, ui, pool))
     click.echo(f"{out}/manifest.json: {len(manifest.artifacts)} artifact(s)")
 
@@ -445,7 +448,8 @@ def demo_cmd(out, run_dir, epochs, img_size, seed, ui, **options):
               help="Ship this artifact instead of the report's recommendation (once per platform).")
 @click.option("--force", is_flag=True, help="Ship an artifact even though its gate failed.")
 @click.option("--samples", type=click.IntRange(min=0), default=10, show_default=True,
-              help="Test-split images bundled as the app's samples.")
+              help="Test-split images bundled as the app's samples, at their original size with the contract's "
+                   "pixels for the app's launch check. Example: --samples 20")
 @command_options
 def ship_cmd(dist, android, ios, artifacts, force, samples, ui):
     """Copy the artifact that passed its gate, its labels, manifest, preprocessing and samples into the apps.

@@ -29,6 +29,9 @@ def run_demo(demo: Demo, log: Callable[[str], None] = print, progress=None, verb
         from mobilepack.search import validation_evaluator
 
         evaluate = validation_evaluator(demo.run_dir, demo.convert.budget(), log=log)
-    convert(demo.run_dir, demo.out, demo.convert, log=log, evaluate=evaluate, progress=progress)
+    from benchmarks.coreml_reference.calibrate import activation_ranges
+
+    convert(demo.run_dir, demo.out, demo.convert, log=log, evaluate=evaluate, progress=progress,
+            activation_ranges=activation_ranges)
     log(f"== 3/3 bench {demo.out}")
     return run_bench(demo.out, demo.bench, log=log, progress=progress)

@@ -1,14 +1,16 @@
 """`mobilepack ship`: put the artifact that passed its gate, and everything the app reads, into a demo app.
 
-Each app folder carries a marker, `mobilepack-app.json` ({"platform", "assets"}), naming the
+Each app folder carries a marker, `mobilepack-app.json` ({"platform", "assets", and for iOS "ios_target"}), naming the
 folder its assets live in. That folder is rebuilt beside itself and swapped in atomically with:
 
     manifest.json      the dist's manifest with only the shipped artifact (same schema): the model
                        file name, input shape, dtype and quantization, preprocessing and labels
     <model file>       the .tflite, or the .mlpackage / .mlmodel
     labels.txt, preprocessing.json
-    samples/           a few test-split images at the model's input size (so no app resize is
-                       involved), with samples.json: file, true label, and the top-1 mobilepack
+    samples/           a few test-split images at their original size (so the apps' launch check
+                       covers their own decode and resize), each with NAME.expected.png: the RGB
+                       pixels mobilepack's pixel contract makes of it at the model's size; and
+                       samples.json: file, true label, expected_pixels, and the top-1 mobilepack
                        expects from this artifact
 """
 
@@ -23,13 +25,13 @@ import numpy as np
 
 from benchmarks.report import load_report
 from convert.manifest import MANIFEST_NAME, PLATFORM_TARGET, load_manifest, verify_artifacts
-from train.documents import load_document, shown
+from train.documents import load_document, read_json, shown
 from train.errors import DocumentError, MobilepackError
 from train.fsutil import atomic_write_json, check_writable_dir, staged_directory
 from train.preprocessing import Preprocessing
 
 MARKER = "mobilepack-app.json"
-MARKER_SPEC = {"platform": str, "assets": str}
+MARKER_SPEC = {"platform": str, "assets": str, "ios_target?": int}  # ios_target: the app's deployment target
 WRITABLE_HINT = "ship replaces the app's assets folder: make the app folder writable or ship into a copy of the app"
 
 
@@ -58,10 +60,14 @@ def ship(dist: Path, config: ShipConfig, log: Callable[[str], None] = print) -> 
     targets = {platform: app_assets(Path(app), platform) for platform, app in config.apps.items()}
     for assets in targets.values():  # every app before any, so a refused one leaves none half-shipped
         check_writable_dir(assets, WRITABLE_HINT)
+    chosen = {}  # every platform's artifact chosen and checked before any app is touched
+    for platform in targets:
+        row = _choose(platform, report, config)
+        chosen[platform] = row, next(a for a in manifest.artifacts if a.name == row["name"])
+        _check_deployment_target(chosen[platform][1], Path(config.apps[platform]))
     shipped = {}
     for platform, assets in targets.items():
-        row = _choose(platform, report, config)
-        artifact = next(a for a in manifest.artifacts if a.name == row["name"])
+        row, artifact = chosen[platform]
         with staged_directory(assets, WRITABLE_HINT) as stage:
             _copy_model(dist / artifact.file, stage / artifact.file)
             shutil.copy2(dist / manifest.labels_file, stage / "labels.txt")
@@ -108,6 +114,21 @@ def app_assets(app: Path, platform: str) -> Path:
     return app / assets
 
 
+def _check_deployment_target(artifact, app: Path) -> None:
+    """Refuse a Core ML file that needs a newer iOS than the app's deployment target (the marker's ios_target).
+
+    Xcode compiles such a model but the app cannot load it on the older iPhones it promises to support.
+    """
+    needs = artifact.notes.get("minimum_deployment_target", "")
+    if not needs.startswith("iOS"):
+        return
+    app_target = read_json(app / MARKER, "").get("ios_target")
+    if isinstance(app_target, int) and int(needs[3:]) > app_target:
+        raise ShipError(f"{artifact.name} needs iOS {needs[3:]}; the app at {app} targets iOS {app_target} "
+                        f"({MARKER} ios_target): ship another with --artifact NAME, re-convert with --ios-target "
+                        f"{app_target}, or raise the app's deployment target in both {MARKER} and project.yml")
+
+
 def _choose(platform: str, report: dict, config: ShipConfig) -> dict:
     target = PLATFORM_TARGET[platform]
     rows = [r for r in report["artifacts"] if r["target"] == target]
@@ -137,7 +158,8 @@ def _copy_model(src: Path, dst: Path) -> None:
 
 
 def _samples(dist: Path, manifest, prep: Preprocessing, artifact, out: Path, count: int) -> int:
-    """One test-split image per class in turn, at the model's input size, with what the artifact predicts."""
+    """One test-split image per class in turn, at its original size, with the pixels the contract makes of
+    it at the model's size and what the artifact predicts."""
     from PIL import Image
 
     from benchmarks.runners import artifact_runner
@@ -152,16 +174,17 @@ def _samples(dist: Path, manifest, prep: Preprocessing, artifact, out: Path, cou
         by_class.setdefault(int(dataset.labels[i]), []).append(i)
     chosen = [by_class[c][k] for k in range(max(map(len, by_class.values()))) for c in sorted(by_class)
               if k < len(by_class[c])][:count]
-    sized = [prep.resized(dataset.images[i]) for i in chosen]
-    x = prep.apply_batch(sized)
+    originals = [np.ascontiguousarray(dataset.images[i], dtype=np.uint8) for i in chosen]
+    x = prep.apply_batch(originals)  # resized by the contract, as the app must resize them
     runner = artifact_runner(dist / artifact.file, artifact.target)
     top1 = np.argmax(runner.predict([x])[0].reshape(len(x), -1), axis=1)
     out.mkdir()
     entries = []
-    for n, (i, image, pred) in enumerate(zip(chosen, sized, top1)):
-        name = f"sample_{n:02d}_{manifest.labels[int(dataset.labels[i])]}.png"
-        Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(out / name)
-        entries.append({"file": name, "label": manifest.labels[int(dataset.labels[i])],
-                        "expected_top1": manifest.labels[int(pred)]})
+    for n, (i, image, pred) in enumerate(zip(chosen, originals, top1)):
+        stem = f"sample_{n:02d}_{manifest.labels[int(dataset.labels[i])]}"
+        Image.fromarray(image).save(out / f"{stem}.png")
+        Image.fromarray(prep.resized(image)).save(out / f"{stem}.expected.png")
+        entries.append({"file": f"{stem}.png", "label": manifest.labels[int(dataset.labels[i])],
+                        "expected_top1": manifest.labels[int(pred)], "expected_pixels": f"{stem}.expected.png"})
     atomic_write_json(out / "samples.json", {"artifact": artifact.name, "samples": entries})
     return len(entries)

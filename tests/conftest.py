@@ -32,6 +32,20 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(scope="session")
+def kotlin_jar(tmp_path_factory):
+    """The Android app's pure-Kotlin code and its JVM checks, compiled once (kotlinc takes ~20 s)."""
+    from mobilepack.golden import compile_kotlin_checks
+
+    jar = tmp_path_factory.mktemp("kotlin") / "checks.jar"
+    try:
+        build = compile_kotlin_checks(jar)
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
+    assert build.returncode == 0, build.stderr
+    return jar
+
+
+@pytest.fixture(scope="session")
 def fast_latency():
     """Enough runs to exercise the protocol; real figures come from the benchmarks/figures/ scripts."""
     return LatencyProtocol(min_runs=5, min_seconds=0.0, warmup_runs=1, warmup_seconds=0.0)

@@ -202,6 +202,7 @@ def test_default_variants_follow_the_ios_target():
     pytest.param(["--quant", "int4b"], ["int4b", "needs iOS 18", "--ios-target 18"], id="int4b-on-ios16"),
     pytest.param(["--quant", "fp16,pal4g", "--ios-target", "17"], ["pal4g", "needs iOS 18", "--ios-target is 17"],
                  id="pal4g-on-ios17"),
+    pytest.param(["--quant", "w8a8"], ["w8a8", "needs iOS 17", "--ios-target 17"], id="w8a8-on-ios16"),
     pytest.param(["--ios-target", "15"], ["--ios-target", "'15' is not one of '16', '17', '18'"], id="ios-target-15"),
 ])
 def test_variant_newer_than_the_ios_target_is_refused(tensor_model, tmp_path, args, fragments):

@@ -18,7 +18,6 @@ from train.preprocessing import Preprocessing
 
 ROOT = Path(__file__).resolve().parents[1]
 KOTLIN_MAIN = ROOT / "android_demo/app/src/main/java/dev/mobilepack/demo"
-KOTLIN_TEST = ROOT / "android_demo/app/src/test/java/dev/mobilepack/demo/GoldenCheck.kt"
 SWIFT = ROOT / "ios_demo/MobilepackDemo"
 
 
@@ -87,7 +86,9 @@ def test_ship_puts_what_each_app_reads_in_place(benched, apps):
         assert samples["artifact"] == artifact.name and len(samples["samples"]) == 10
         assert len({s["label"] for s in samples["samples"]}) == 10  # one per class
         for s in samples["samples"]:
-            with Image.open(assets / "samples" / s["file"]) as im:
+            with Image.open(assets / "samples" / s["file"]) as im:  # digits' own 8x8, so the app must resize
+                assert im.size == (8, 8) != (prep.image_size[1], prep.image_size[0]) and im.mode == "RGB"
+            with Image.open(assets / "samples" / s["expected_pixels"]) as im:
                 assert im.size == (prep.image_size[1], prep.image_size[0]) and im.mode == "RGB"
             assert s["expected_top1"] in labels
 
@@ -104,6 +105,26 @@ def _check_fields_the_apps_read(raw: dict) -> None:
     assert p["channel_order"] in ("RGB", "BGR") and p["layout"] in ("NHWC", "NCHW") and isinstance(p["resize"], str)
     assert isinstance(p["normalization_in_model"], bool) and all(isinstance(v, int) for v in p["image_size"])
     assert len(p["mean"]) == len(p["std"]) == 3 and isinstance(raw["labels"], list)
+
+
+def test_launch_check_runs_the_shipped_samples_through_the_apps_kotlin(benched, apps, kotlin_jar):
+    """MainActivity's launch check, with ImageIO for BitmapFactory: original-size samples in, contract out."""
+    from mobilepack.golden import run_contract_check
+
+    android, _ = shipped(benched, apps)
+    prep = json.loads((android / "manifest.json").read_text())["preprocessing"]
+    args = ("samples", android / "samples", prep["image_size"][1], prep["image_size"][0], prep["resize"])
+    check = run_contract_check(kotlin_jar, *args)
+    assert check.returncode == 0 and check.stdout.strip() == "10/10 match mobilepack", check.stdout + check.stderr
+    # An app whose resize drifted: the check names the sample and by how much.
+    expected = android / "samples/sample_03_3.expected.png"
+    pixels = np.asarray(Image.open(expected)).copy()
+    pixels[0, 0] = (pixels[0, 0].astype(int) + 5) % 256
+    Image.fromarray(pixels).save(expected)
+    check = run_contract_check(kotlin_jar, *args)
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert check.stdout.splitlines()[:2] == ["9/10 match mobilepack",
+                                             "sample_03_3.png differs by up to 5 LSB in 3 of 768 values"], check.stdout
 
 
 def test_artifact_flag_ships_another_artifact(benched, apps):
@@ -155,6 +176,21 @@ def test_ship_refuses_failed_gates_unless_forced(benched, apps, tmp_path):
     assert [a.name for a in load_manifest(apps["android_demo"] / "app/src/main/assets/mobilepack").artifacts] == ["model_int8"]
 
 
+@pytest.mark.bad_input("cli")
+def test_ship_refuses_a_model_newer_than_the_app_deployment_target(benched, apps):
+    marker = apps["ios_demo"] / "mobilepack-app.json"
+    spec = json.loads(marker.read_text())
+    # The repository's marker states the deployment target Xcode builds with (project.yml).
+    assert f'iOS: "{spec["ios_target"]}.0"' in (ROOT / "ios_demo/project.yml").read_text()
+    spec["ios_target"] = 14  # an app for iOS 14; the fp16 ML Program needs iOS 15
+    marker.write_text(json.dumps(spec))
+    one_line_error(run("ship", benched, "--android", apps["android_demo"], "--ios", apps["ios_demo"]), 2,
+                   "model_mlprogram_fp16 needs iOS 15", "targets iOS 14", "--ios-target 14")
+    for app, assets in (("android_demo", "app/src/main/assets/mobilepack"),
+                        ("ios_demo", "MobilepackDemo/Resources/mobilepack")):
+        assert not (apps[app] / assets).exists()  # refused before either app was touched
+
+
 def test_ship_refuses_a_manifest_with_incomplete_preprocessing(benched, apps, tmp_path):
     dist = tmp_path / "d"
     shutil.copytree(benched, dist)
@@ -201,9 +237,7 @@ def _golden_case(name: str, prep: Preprocessing, image: np.ndarray, in_detail: d
     return "\n".join(f"{k} {v}" for k, v in fields.items()) + "\n"
 
 
-def test_kotlin_preprocessing_matches_python_golden_vectors(benched, tmp_path):
-    if shutil.which("kotlinc") is None:
-        pytest.fail("Debian's kotlin compiler is needed: apt-get install kotlin (`make test` installs it)")
+def test_kotlin_preprocessing_matches_python_golden_vectors(benched, tmp_path, kotlin_jar):
     from ai_edge_litert.interpreter import Interpreter
 
     from train.data import load_dataset
@@ -230,11 +264,7 @@ def test_kotlin_preprocessing_matches_python_golden_vectors(benched, tmp_path):
     golden = tmp_path / "golden.txt"
     golden.write_text("\n".join(cases))
 
-    jar = tmp_path / "golden.jar"
-    build = subprocess.run(["kotlinc", *map(str, KOTLIN_MAIN.glob("ImageProcessing.kt")), str(KOTLIN_TEST),
-                            "-include-runtime", "-d", str(jar)], capture_output=True, text=True, timeout=300)
-    assert build.returncode == 0, build.stderr
-    check = subprocess.run(["java", "-cp", str(jar), "dev.mobilepack.demo.GoldenCheckKt", str(golden)],
+    check = subprocess.run(["java", "-cp", str(kotlin_jar), "dev.mobilepack.demo.GoldenCheckKt", str(golden)],
                            capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "all 4 golden case(s) match" in check.stdout

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from .documents import NUMBER, Array, check_document, read_json
 from .errors import DataError, MobilepackError, PreprocessingError
+from .imagecontract import CONTRACT, resample, upright_rgb
 
 SCHEMA_VERSION = 1
-_RESIZE = {"bilinear": Image.BILINEAR, "nearest": Image.NEAREST, "bicubic": Image.BICUBIC}
+_RESIZE = ("bilinear", "nearest", "bicubic")  # the contract's resamplers (train/imagecontract.py)
 # What preprocessing.json (and a manifest's "preprocessing") must hold; values are checked by __post_init__.
 SPEC = {"image_size": Array(int, length=2), "channels": int, "channel_order": str, "layout": str, "resize": str,
         "input_dtype": str, "value_range": Array(NUMBER, length=2), "normalization_in_model": bool,
@@ -70,7 +70,8 @@ class Preprocessing:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+        # The pixel contract rides along so apps and readers of the manifest see the exact steps.
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()} | {"contract": CONTRACT}
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "preprocessing", fix: str = REGENERATE,
@@ -99,9 +100,8 @@ class Preprocessing:
         h, w = self.image_size
         if image.ndim != 3 or image.shape[2] != 3:
             raise DataError(f"expected an HxWx3 RGB image, got shape {image.shape}")
-        if image.shape[:2] != (h, w):
-            pil = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
-            image = np.asarray(pil.resize((w, h), _RESIZE[self.resize]))
+        if image.shape[:2] != (h, w):  # the contract's resampler, which the apps reproduce bit for bit
+            image = resample(np.ascontiguousarray(image, dtype=np.uint8), (h, w), self.resize)
         return np.asarray(image)
 
     def apply(self, image: np.ndarray) -> np.ndarray:
@@ -120,12 +120,6 @@ class Preprocessing:
 
 
 def read_rgb_image(path: Path) -> np.ndarray:
-    """Read any Pillow-readable image as uint8 RGB (grayscale, RGBA, palette, CMYK converted)."""
-    with Image.open(path) as im:
-        im.load()
-        if im.mode == "RGBA" or (im.mode == "P" and "transparency" in im.info):
-            # Composite on white as most viewers show it, rather than dropping alpha to black.
-            rgba = im.convert("RGBA")
-            bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            im = Image.alpha_composite(bg, rgba)
-        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    """Read any Pillow-readable image as upright uint8 RGB by the pixel contract (train/imagecontract.py):
+    16-bit, grayscale, palette and CMYK converted, EXIF orientation applied, alpha composited on white."""
+    return upright_rgb(path)

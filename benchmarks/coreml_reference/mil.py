@@ -48,7 +48,8 @@ class _Step:
 
 
 class MILProgram:
-    def __init__(self, spec, blobs: BlobFile, function: str = "main", fp16_ops: bool = False):
+    def __init__(self, spec, blobs: BlobFile, function: str = "main", fp16_ops: bool = False,
+                 observable: bool = False):
         if function not in spec.mlProgram.functions:
             raise CoreMLFormatError(f"ML Program has no function {function!r}")
         fn = spec.mlProgram.functions[function]
@@ -70,7 +71,8 @@ class MILProgram:
         for op in block.operations:
             self._load(op, blobs)
         del self._stored
-        self._fold_zero_pads()
+        if not observable:  # folding drops the pad's output, which calibration must see (run's watch)
+            self._fold_zero_pads()
         self._mark_in_place()
 
     def _load(self, op, blobs: BlobFile) -> None:
@@ -174,13 +176,15 @@ class MILProgram:
         b = arg.arguments[0]
         return self._stored[b.name] if b.name else parse_value(b.value, blobs)
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, feeds: dict[str, np.ndarray], watch=None) -> dict[str, np.ndarray]:
+        """The outputs; watch(name, value), if given, sees each top-level op output as it is made
+        (before an in-place relu may reuse it), e.g. to collect activation ranges."""
         env = dict(self.values)
         env.update(feeds)
-        self._execute(self.steps, env)
+        self._execute(self.steps, env, watch)
         return {name: env[name] for name in self.outputs}
 
-    def _execute(self, steps: list[_Step], env: dict) -> None:
+    def _execute(self, steps: list[_Step], env: dict, watch=None) -> None:
         for step in steps:
             kwargs = dict(step.consts)
             for param, ref in step.refs.items():
@@ -195,6 +199,8 @@ class MILProgram:
             results = result if isinstance(result, tuple) else (result,)
             for name, value, half, dtype in zip(step.outputs, results, step.fp16, step.dtypes):
                 env[name] = _finish(value, half, dtype)
+                if watch is not None:
+                    watch(name, env[name])
 
 
 _IN_PLACE = {

@@ -88,7 +88,10 @@ class CoreMLReferenceRunner:
                  hardware); fp16 inputs and outputs still hold fp16 values;
       "gpu/ane"  each fp16-typed op's output rounded to float16, as on the GPU and the
                  Neural Engine, e.g. CoreMLReferenceRunner(path, precision="gpu/ane").
-    NeuralNetwork files run in float32: "cpu" only (their fp16 device mode is not built yet).
+    A NeuralNetwork (.mlmodel) has no typed tensors; its precision is the compute unit's:
+      "cpu"      float32 throughout, which Core ML's CPU guarantees;
+      "gpu/ane"  weights, inputs and every layer's output rounded to float16, arithmetic inside
+                 a layer in float32 (nn.py gives the rule and its sources).
     """
 
     runtime = "coreml-reference"
@@ -120,9 +123,7 @@ class CoreMLReferenceRunner:
         elif kind in ("neuralNetwork", "neuralNetworkClassifier"):
             from .nn import NeuralNetworkProgram
 
-            if self.precision != "cpu":
-                raise ValueError(f"{path.name}: NeuralNetwork files run in float32 only; use precision='cpu'")
-            self.program = NeuralNetworkProgram(getattr(spec, kind))
+            self.program = NeuralNetworkProgram(getattr(spec, kind), half=self.precision == "gpu/ane")
             if kind == "neuralNetworkClassifier":
                 self.probabilities = getattr(spec, kind).labelProbabilityLayerName
         else:

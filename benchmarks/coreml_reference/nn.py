@@ -3,6 +3,22 @@
 Tensors keep the rank the converter gave them; channel-wise layers
 (convolution, pooling, batchnorm, PReLU, upsample) use axis -3 as C, as the
 NeuralNetwork spec defines.
+
+Precision. A NeuralNetwork declares no types for its intermediate tensors: "the intermediate
+tensors are automatically typed at runtime by the compute unit responsible for executing the
+layer producing them ... The GPU and ANE use float 16 precision, and the CPU uses float 32"
+(coremltools, docs-guides/source/typed-execution.md, "Neural Network Untyped Tensors"). The
+weights follow the tensors: "the weights are dequantized at runtime to match the precision of
+the intermediate tensors (float 32 or float 16 depending on execution unit)" (coremltools,
+docs-guides/source/quantization-neural-network.md). So with half=True (the gpu/ane mode):
+  - every WeightParams (kernels, biases, batchnorm statistics, constants) is rounded to float16;
+  - the model's inputs, after the image scaler, are rounded to float16 (the first layer reads fp16);
+  - each layer's output is rounded to float16 (values past 65504 become inf, as in an fp16 tensor);
+  - the arithmetic inside a layer stays float32: the GPU accumulates in higher precision unless an
+    app sets MLModelConfiguration.allowLowPrecisionAccumulationOnGPU (default false); the Neural
+    Engine's accumulator width is not documented, and the same rule is used for it.
+Scalar layer parameters (a leaky ReLU's alpha, a clip's bounds) are plain floats in the spec, not
+weights, and stay float32. The ML Program gpu/ane mode rounds the same way, at each fp16-typed op.
 """
 
 from __future__ import annotations
@@ -25,6 +41,26 @@ def weights(w, shape=None) -> np.ndarray:
     else:
         arr = np.zeros(0, np.float32)
     return arr.reshape(shape) if shape is not None else arr
+
+
+def half(x: np.ndarray) -> np.ndarray:
+    """x rounded to float16, held in float32; overflow gives +-inf without a warning, as fp16 stores it."""
+    with np.errstate(over="ignore"):
+        return np.asarray(x, np.float32).astype(np.float16).astype(np.float32)
+
+
+def _round_weights(message) -> None:
+    """Round every float32 WeightParams inside a layer's params to float16, in place (gpu/ane mode)."""
+    for field, value in message.ListFields():
+        if field.type != field.TYPE_MESSAGE:
+            continue
+        for sub in ([value] if hasattr(value, "DESCRIPTOR") else value):  # one message, or a repeated field
+            if sub.DESCRIPTOR.name != "WeightParams":
+                _round_weights(sub)
+            elif len(sub.floatValue):
+                sub.floatValue[:] = half(np.asarray(sub.floatValue, np.float32)).tolist()
+            elif len(sub.rawValue):
+                sub.rawValue = half(np.frombuffer(sub.rawValue, np.float32)).tobytes()
 
 
 def _as4d(x):
@@ -280,7 +316,15 @@ LAYERS = {
 
 
 class NeuralNetworkProgram:
-    def __init__(self, nn):
+    """half=False: float32 throughout, as Core ML's CPU runs it; half=True: float16 tensors and
+    weights, as the GPU and the Neural Engine run it (the rule is in this module's docstring)."""
+
+    def __init__(self, nn, half: bool = False):
+        self.half = half
+        if half:  # round a copy: the caller's spec keeps its stored weights
+            nn = type(nn).FromString(nn.SerializeToString())
+            for layer in nn.layers:
+                _round_weights(layer)
         self.layers = [(layer.WhichOneof("layer"), layer) for layer in nn.layers]
         unknown = sorted({k for k, _ in self.layers} - set(LAYERS))
         if unknown:
@@ -303,8 +347,18 @@ class NeuralNetworkProgram:
         bias = np.array([s.redBias, s.greenBias, s.blueBias], np.float32).reshape(1, 3, 1, 1)
         return x * np.float32(s.channelScale or 1.0) + bias
 
+    def _store(self, x) -> np.ndarray:
+        """A tensor as the unit that produced it holds it."""
+        return half(x) if self.half else np.asarray(x, np.float32)
+
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        env = {k: self._preprocess(k, v) for k, v in feeds.items()}
+        if not self.half:
+            return self._run(feeds)
+        with np.errstate(over="ignore", invalid="ignore"):  # fp16 infinities are values here, not accidents
+            return self._run(feeds)
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        env = {k: self._store(self._preprocess(k, v)) for k, v in feeds.items()}
         env.update(self.consts)
         for kind, layer in self.layers:
             if kind == "loadConstantND":
@@ -316,5 +370,5 @@ class NeuralNetworkProgram:
                 out = fn(params, xs) if many else fn(params, xs[0])
             except (ValueError, IndexError, KeyError) as exc:
                 raise UnsupportedOpError(f"NeuralNetwork layer {layer.name} ({kind}) failed: {exc}") from None
-            env[layer.output[0]] = np.asarray(out, np.float32)
+            env[layer.output[0]] = self._store(out)
         return env

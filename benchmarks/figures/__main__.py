@@ -3,7 +3,7 @@
     python -m benchmarks.figures [--quick] [--demo-dist DIST] [--work DIR] [--only NAME,...]
 
 In the README's order: foundation, budget, harness_overhead, coreml, coreml_compress, coreml_optests, parity,
-fidelity, latency, serve_load, ray_scaling, reliability (each also runs alone as `python -m benchmarks.figures.NAME`; see its
+fidelity, latency, serve_load, preprocessing, ray_scaling, reliability (each also runs alone as `python -m benchmarks.figures.NAME`; see its
 --help). fidelity, latency and serve_load work on a dist as `make demo` writes it: a copy of --demo-dist
 or, without it, one trained and converted here first. The full run is long: it converts MobileNetV2 at
 224 px and five more Keras applications, runs coremltools' op tests of five folders, and latency benches
@@ -33,7 +33,7 @@ from .common import figure_parser, work_dir
 
 ORDER = ("foundation", "budget", "harness_overhead", "coreml", "coreml_compress", "coreml_optests", "parity",
          "fidelity", "latency",
-         "serve_load", "ray_scaling", "reliability")
+         "serve_load", "preprocessing", "ray_scaling", "reliability")
 NEEDS_DIST = {"fidelity", "latency", "serve_load"}
 
 

@@ -17,7 +17,8 @@ enum ClassifierError: LocalizedError {
 }
 
 /// The shipped .mlpackage / .mlmodel through Vision (VNCoreMLRequest). The model's ImageType input
-/// carries mobilepack's scale and bias, so Vision feeds it RGB pixels resized to the model's size.
+/// carries mobilepack's scale and bias; the app hands Vision pixels already at the model's size,
+/// made by mobilepack's pixel contract (AppImages.prepare), so Vision's own scaler never runs.
 final class Classifier {
     let manifest: ShippedManifest
     let base: URL
@@ -30,7 +31,7 @@ final class Classifier {
         let compiled = try MLModel.compileModel(at: base.appendingPathComponent(artifact.file))
         let model = try MLModel(contentsOf: compiled, configuration: MLModelConfiguration())
         request = VNCoreMLRequest(model: try VNCoreMLModel(for: model))
-        // mobilepack resizes the whole image to the model's size (no crop); Vision's scaleFill does the same.
+        // The input is already the model's size (no crop, as the contract says): scaleFill is a no-op.
         request.imageCropAndScaleOption = .scaleFill
     }
 
@@ -41,13 +42,20 @@ final class Classifier {
         return list.samples
     }
 
-    func sampleImage(_ sample: Sample) -> UIImage? {
-        UIImage(contentsOfFile: base.appendingPathComponent("samples/\(sample.file)").path)
+    func sampleData(_ sample: Sample) -> Data? {
+        try? Data(contentsOf: base.appendingPathComponent("samples/\(sample.file)"))
     }
 
-    /// Top-3 labels with scores, and the time Vision + Core ML took.
-    func classify(_ image: CGImage) throws -> (top3: [(label: String, score: Float)], milliseconds: Double) {
-        let handler = VNImageRequestHandler(cgImage: image, orientation: .up)
+    /// What the app shows on launch: the shipped samples through this app's decode + contract.
+    func launchCheck() -> String {
+        SelfCheck.summary(AppImages.launchCheck(manifest: manifest, base: base, samples: samples))
+    }
+
+    /// Top-3 labels with scores, and the time Vision + Core ML took, for any image file's bytes.
+    func classify(_ data: Data) throws -> (top3: [(label: String, score: Float)], milliseconds: Double) {
+        let rgb = try AppImages.prepare(data, manifest.preprocessing)
+        guard let buffer = AppImages.pixelBuffer(rgb) else { throw AppImageError.undecodable }
+        let handler = VNImageRequestHandler(cvPixelBuffer: buffer, orientation: .up)
         let start = CFAbsoluteTimeGetCurrent()
         try handler.perform([request])
         let ms = (CFAbsoluteTimeGetCurrent() - start) * 1000

@@ -10,6 +10,7 @@ struct ContentView: View {
     @State private var top3: [(label: String, score: Float)] = []
     @State private var milliseconds: Double?
     @State private var photo: PhotosPickerItem?
+    @State private var launchCheck: String?
 
     var body: some View {
         NavigationStack {
@@ -21,13 +22,14 @@ struct ContentView: View {
                     let artifact = classifier.manifest.artifacts[0]
                     Section("Model") {
                         Text("\(artifact.name) (\(artifact.format), \(artifact.quantization))")
+                        if let launchCheck { Text(launchCheck).font(.system(.footnote, design: .monospaced)) }
                     }
                     Section("Input") {
                         Menu("Bundled samples") {
                             ForEach(classifier.samples, id: \.self) { sample in
                                 Button(sample.file) {
                                     expected = sample.expected_top1
-                                    run(classifier.sampleImage(sample))
+                                    run(classifier.sampleData(sample))
                                 }
                             }
                         }
@@ -58,22 +60,26 @@ struct ContentView: View {
             .navigationTitle("mobilepack demo")
         }
         .task {
-            do { classifier = try Classifier() } catch { loadError = error.localizedDescription }
+            do {
+                let loaded = try Classifier()
+                classifier = loaded
+                launchCheck = loaded.launchCheck()  // the shipped samples must come out as mobilepack's pixels
+            } catch { loadError = error.localizedDescription }
         }
         .onChange(of: photo) { item in
             Task {
                 guard let data = try? await item?.loadTransferable(type: Data.self) else { return }
                 expected = nil
-                run(UIImage(data: data))
+                run(data)
             }
         }
     }
 
-    private func run(_ picked: UIImage?) {
-        guard let picked, let cg = picked.cgImage, let classifier else { return }
-        image = picked
+    private func run(_ data: Data?) {
+        guard let data, let classifier else { return }
+        image = UIImage(data: data)
         do {
-            let result = try classifier.classify(cg)
+            let result = try classifier.classify(data)
             top3 = result.top3
             milliseconds = result.milliseconds
         } catch {

@@ -36,6 +36,7 @@ struct Sample: Decodable, Hashable {
     let file: String
     let label: String
     let expected_top1: String
+    let expected_pixels: String  // the contract's pixels at the model's size, for the launch check
 }
 
 struct SampleList: Decodable {

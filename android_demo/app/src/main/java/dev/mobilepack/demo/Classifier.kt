@@ -1,7 +1,6 @@
 package dev.mobilepack.demo
 
 import android.content.Context
-import android.graphics.Bitmap
 import android.os.SystemClock
 import org.tensorflow.lite.Interpreter
 import java.io.FileInputStream
@@ -27,14 +26,10 @@ class Classifier(context: Context) : AutoCloseable {
         interpreter = Interpreter(model, Interpreter.Options().setNumThreads(2))
     }
 
-    fun classify(bitmap: Bitmap): Classification {
+    /** RGB already at the model's size by mobilepack's pixel contract (AppImages.prepare). */
+    fun classify(rgb: Rgb): Classification {
         val s = spec.input
-        // Bilinear, like the preprocessing's default; shipped samples are already at the model's size.
-        val scaled = if (bitmap.width == s.width && bitmap.height == s.height) bitmap
-                     else Bitmap.createScaledBitmap(bitmap, s.width, s.height, spec.resize != "nearest")
-        val pixels = IntArray(s.width * s.height)
-        scaled.getPixels(pixels, 0, s.width, 0, 0, s.width, s.height)
-        val values = ImageProcessing.toInputValues(pixels, s)
+        val values = ImageProcessing.toInputValues(ImageContract.toArgb(rgb), s)
         val input = ByteBuffer.allocateDirect(values.size * if (s.dtype == "float32") 4 else 1)
             .order(ByteOrder.nativeOrder())
         if (s.dtype == "float32") values.forEach { input.putFloat(it) }

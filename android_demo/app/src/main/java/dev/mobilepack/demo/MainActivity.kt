@@ -1,12 +1,8 @@
 package dev.mobilepack.demo
 
-import android.graphics.Bitmap
 import android.graphics.BitmapFactory
-import android.graphics.ImageDecoder
 import android.net.Uri
-import android.os.Build
 import android.os.Bundle
-import android.provider.MediaStore
 import android.view.View
 import android.widget.AdapterView
 import android.widget.ArrayAdapter
@@ -26,7 +22,7 @@ class MainActivity : AppCompatActivity() {
     private lateinit var result: TextView
 
     private val pickPhoto = registerForActivityResult(ActivityResultContracts.PickVisualMedia()) { uri ->
-        if (uri != null) show(decode(uri), expected = null)
+        if (uri != null) show(read(uri), expected = null)
     }
 
     override fun onCreate(savedInstanceState: Bundle?) {
@@ -38,6 +34,10 @@ class MainActivity : AppCompatActivity() {
         val spec = classifier.spec
         findViewById<TextView>(R.id.model).text =
             "${spec.name} (${spec.quantization}): ${spec.input.width}x${spec.input.height} ${spec.input.dtype} in"
+        // The shipped samples, at their original size, through this app's decode + resize: the app's
+        // pixels must be mobilepack's, or the report's verdict does not describe this app.
+        findViewById<TextView>(R.id.check).text =
+            try { SelfCheck.summary(AppImages.launchCheck(this, spec)) } catch (e: Exception) { "launch check failed: $e" }
 
         val samples = JSONObject(assets.open("${ModelSpec.ASSETS}/samples/samples.json").bufferedReader()
             .use { it.readText() }).getJSONArray("samples")
@@ -47,9 +47,8 @@ class MainActivity : AppCompatActivity() {
         spinner.onItemSelectedListener = object : AdapterView.OnItemSelectedListener {
             override fun onItemSelected(parent: AdapterView<*>?, view: View?, position: Int, id: Long) {
                 val sample = samples.getJSONObject(position)
-                val bitmap = assets.open("${ModelSpec.ASSETS}/samples/${sample.getString("file")}")
-                    .use { BitmapFactory.decodeStream(it) }
-                show(bitmap, expected = sample.getString("expected_top1"))
+                val bytes = assets.open("${ModelSpec.ASSETS}/samples/${sample.getString("file")}").use { it.readBytes() }
+                show(bytes, expected = sample.getString("expected_top1"))
             }
 
             override fun onNothingSelected(parent: AdapterView<*>?) = Unit
@@ -59,19 +58,16 @@ class MainActivity : AppCompatActivity() {
         }
     }
 
-    private fun decode(uri: Uri): Bitmap =
-        if (Build.VERSION.SDK_INT >= 28) {
-            ImageDecoder.decodeBitmap(ImageDecoder.createSource(contentResolver, uri)) { d, _, _ ->
-                d.allocator = ImageDecoder.ALLOCATOR_SOFTWARE  // getPixels needs a software bitmap
-            }
-        } else {
-            @Suppress("DEPRECATION")
-            MediaStore.Images.Media.getBitmap(contentResolver, uri)
-        }
+    private fun read(uri: Uri): ByteArray =
+        contentResolver.openInputStream(uri)?.use { it.readBytes() } ?: ByteArray(0)
 
-    private fun show(bitmap: Bitmap, expected: String?) {
-        image.setImageBitmap(bitmap)
-        val c = classifier.classify(bitmap.copy(Bitmap.Config.ARGB_8888, false))
+    /** Any image file: shown as stored, classified by the pixel contract (EXIF, alpha, resize). */
+    private fun show(bytes: ByteArray, expected: String?) {
+        val rgb = try { AppImages.prepare(bytes, classifier.spec) } catch (e: IllegalArgumentException) {
+            result.text = "cannot read this image: ${e.message}"; return
+        }
+        image.setImageBitmap(BitmapFactory.decodeByteArray(bytes, 0, bytes.size))
+        val c = classifier.classify(rgb)
         val lines = c.top3.map { "%-12s %.3f".format(it.label, it.score) }
         val check = if (expected == null) "" else "\nmobilepack expects: $expected"
         result.text = lines.joinToString("\n") + "\n\ninference: %.2f ms".format(c.inferenceMs) + check
