@@ -125,22 +125,23 @@ def _depthwise(x, weight, geo: ConvGeometry, multiplier: int) -> np.ndarray:
     planes = {(a, b): _phase_plane(x, (pt, pl), s, (a, b), (rows, cols)).reshape(n, c, rows * cols)
               for a in range(min(s, kh)) for b in range(min(s, kw))}
     size = oh * cols
-    out = np.empty((n, c, 1, size), np.float32)
-    taps = np.ascontiguousarray(weight[:, 0].reshape(c, 1, kh * kw))
-    # Gather the kh*kw shifted runs of a few channels into one buffer, then one
-    # small matmul per channel does all the multiply-adds: fewer memory passes
+    out = np.empty((n * c, 1, size), np.float32)
+    # A batch is n*c planes, each with its channel's taps: the blocks below span samples.
+    taps = np.tile(np.ascontiguousarray(weight[:, 0].reshape(c, 1, kh * kw)), (n, 1, 1))
+    flat = {key: plane.reshape(n * c, rows * cols) for key, plane in planes.items()}
+    # Gather the kh*kw shifted runs of a few planes into one buffer, then one
+    # small matmul per plane does all the multiply-adds: fewer memory passes
     # than kh*kw separate multiply and add sweeps.
     block = max(1, DEPTHWISE_BLOCK_BYTES // (4 * kh * kw * size))
     buf = np.empty((block, kh * kw, size), np.float32)
-    for b in range(n):
-        for c0 in range(0, c, block):
-            c1 = min(c, c0 + block)
-            part = buf[: c1 - c0]
-            for t in range(kh * kw):
-                i, j = divmod(t, kw)
-                off = (i // s) * cols + j // s
-                part[:, t] = planes[i % s, j % s][b, c0:c1, off:off + size]
-            np.matmul(taps[c0:c1], part, out=out[b, c0:c1])
+    for c0 in range(0, n * c, block):
+        c1 = min(n * c, c0 + block)
+        part = buf[: c1 - c0]
+        for t in range(kh * kw):
+            i, j = divmod(t, kw)
+            off = (i // s) * cols + j // s
+            part[:, t] = flat[i % s, j % s][c0:c1, off:off + size]
+        np.matmul(taps[c0:c1], part, out=out[c0:c1])
     return np.ascontiguousarray(out.reshape(n, c, oh, cols)[..., :ow])
 
 
