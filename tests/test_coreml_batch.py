@@ -10,8 +10,10 @@ from convert.coreml import convert_coreml
 
 @pytest.fixture(scope="module")
 def zoo_packages(tmp_path_factory):
-    """The test zoo (every building block) as fp32 and fp16 ML Programs, and 11 inputs: a full
-    chunk of 8 and a remainder of 3, so two threads run at once and the last chunk is short."""
+    """The test zoo (every building block) as fp32 and fp16 ML Programs, and two chunks and 3
+    inputs, so two threads run at once and the last chunk is short."""
+    from benchmarks.coreml_reference.batching import CHUNK
+
     from model_zoo import zoo_model
 
     model, work = zoo_model(), tmp_path_factory.mktemp("batch")
@@ -19,7 +21,7 @@ def zoo_packages(tmp_path_factory):
     for quant in ("fp32", "fp16"):
         paths[quant] = work / f"zoo_{quant}.mlpackage"
         convert_coreml(ConversionContext(model), "mlprogram", quant).save(str(paths[quant]))
-    x = np.random.default_rng(3).uniform(0, 255, (11, 16, 16, 3)).astype(np.float32)
+    x = np.random.default_rng(3).uniform(0, 255, (2 * CHUNK + 3, 16, 16, 3)).astype(np.float32)
     return paths, x
 
 
@@ -33,9 +35,9 @@ def test_batched_run_equals_per_sample_bit_for_bit(zoo_packages, quant, precisio
     batched = runner.predict([x])[0]
     assert runner.per_sample_reason is None  # ran batched, did not fall back
     per_sample = np.concatenate([runner.predict_one([s])[0] for s in x])
-    assert batched.shape == (11, 10)
+    assert batched.shape == (len(x), 10)
     np.testing.assert_array_equal(batched, per_sample)
-    assert len({row.tobytes() for row in batched}) == 11  # the samples did not collapse into one
+    assert len({row.tobytes() for row in batched}) == len(x)  # the samples did not collapse into one
 
 
 def test_fp16_rounding_survives_batching(zoo_packages):

@@ -178,7 +178,9 @@ def _reshape_target(program, step, shapes):
     return _Adapt([-1, *dims[1:]])
 
 
-CHUNK = 8  # samples per pass: bounds memory (MobileNetV2 224 needs ~40 MB a sample at its widest op)
+# Samples per pass. Small passes keep each op's arrays in cache: MobileNetV2 224, batch 32, same
+# process, loaded 2-core machine, img/s for chunks of 2 / 4 / 8 / 16: 16-18 / 15-18 / 10-11 / 6-10.
+CHUNK = 4
 
 
 def run_batched(run_chunk, feeds: list[np.ndarray], n: int) -> list[np.ndarray]:
