@@ -94,3 +94,21 @@ def test_neuralnetwork_files_still_run_per_sample(zoo_packages, tmp_path):
     _, x = zoo_packages
     np.testing.assert_array_equal(runner.predict([x[:3]])[0],
                                   np.concatenate([runner.predict_one([s])[0] for s in x[:3]]))
+
+
+def test_image_classifier_takes_a_batch(tiny_run, tmp_path):
+    """The bench's own artifacts: an image input and a classify op (labels per row)."""
+    from convert.api import ConvertConfig, convert
+
+    convert(tiny_run, tmp_path / "dist", ConvertConfig(targets=("coreml",), coreml_formats=("mlprogram",),
+                                                       quantizations=("fp32",)), log=lambda m: None)
+    runner = CoreMLReferenceRunner(next((tmp_path / "dist").glob("*.mlpackage")))
+    assert runner.per_sample_reason is None and runner.probabilities
+    image = runner.inputs[0].type.imageType
+    x = np.random.default_rng(4).uniform(0, 255, (5, image.height, image.width, 3)).astype(np.float32)
+    batched = runner.predict([x])[0]
+    np.testing.assert_array_equal(batched, np.concatenate([runner.predict_one([s])[0] for s in x]))
+    out = runner.program.run({runner.inputs[0].name: np.concatenate([runner._feed(runner.inputs[0], s) for s in x])})
+    labels = [o.name for o in runner.spec.description.output if o.name != runner.probabilities]
+    assert list(out[labels[0]]) == [runner.program.run({runner.inputs[0].name: runner._feed(runner.inputs[0], s)})[labels[0]]
+                                    for s in x]

@@ -129,6 +129,9 @@ def _refusal(program, step, shapes):
         amounts = static(step, "pad")
         return None if amounts is not None and (len(np.ravel(amounts)) < 2 * rank or not any(np.ravel(amounts)[:2])) \
             else "pads axis 0"
+    if op == "classify":  # probabilities pass through; the label is taken per row
+        rows = shapes.get(_ref(step, "probabilities"), [])
+        return None if len(rows) == 2 else "probabilities are not (batch, classes)"
     if op == "slice_by_index":
         return _slice_refusal(program, step)
     if op == "tile":
