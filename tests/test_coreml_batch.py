@@ -112,3 +112,12 @@ def test_image_classifier_takes_a_batch(tiny_run, tmp_path):
     labels = [o.name for o in runner.spec.description.output if o.name != runner.probabilities]
     assert list(out[labels[0]]) == [runner.program.run({runner.inputs[0].name: runner._feed(runner.inputs[0], s)})[labels[0]]
                                     for s in x]
+
+
+def test_broadcast_that_would_move_the_batch_runs_per_sample(tmp_path):
+    """x (1, 4) + a constant (3, 1, 4) is (3, 1, 4) per sample; batched it would be (3, N, 4)."""
+    y = np.arange(12, dtype=np.float32).reshape(3, 1, 4)
+    runner = _program(tmp_path, lambda mb, x: mb.add(x=x, y=y), shape=(1, 4))
+    assert "broadcasting" in runner.per_sample_reason
+    x = np.random.default_rng(1).normal(size=(2, 4)).astype(np.float32)
+    np.testing.assert_array_equal(runner.predict([x])[0], np.concatenate([x[i] + y for i in range(2)]))

@@ -103,7 +103,7 @@ def _refusal(program, step, shapes):
     """None if the step keeps samples apart, an _Adapt if it does once adapted, else why not."""
     op = step.op_type
     if op in _SAMPLEWISE:
-        return None
+        return _samplewise_refusal(program, step, shapes)
     data = step.refs.get("x", step.refs.get("values"))
     rank = len(shapes.get(data[0] if isinstance(data, list) else data, []))
     static = program._static
@@ -142,6 +142,21 @@ def _refusal(program, step, shapes):
         axes = static(step, "axes")
         return None if axes is not None and all(int(a) > 0 for a in np.ravel(axes)) else "may insert before axis 0"
     return "not known to keep samples apart"
+
+
+def _samplewise_refusal(program, step, shapes):
+    """Broadcasting keeps the batch on axis 0 only if every varying operand has the output's rank
+    (x of (1, 4) plus a constant (3, 1, 4) would put the batch on axis 1); a conv's weight must
+    be a constant."""
+    if step.op_type in ("conv", "conv_transpose") and _ref(step, "weight") is not None \
+            and _ref(step, "weight") not in program.values:
+        return "its weight varies with the input"
+    rank = len(shapes.get(step.outputs[0], []))
+    for ref in step.refs.values():
+        for name in ref if isinstance(ref, list) else [ref]:
+            if name not in program.values and len(shapes.get(name, [])) != rank:
+                return "broadcasting may move axis 0"
+    return None
 
 
 def _ref(step, param):
