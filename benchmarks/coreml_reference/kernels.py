@@ -103,7 +103,7 @@ DEPTHWISE_BLOCK_BYTES = 1 << 20
 
 
 def _depthwise(x, weight, geo: ConvGeometry, multiplier: int) -> np.ndarray:
-    """Depthwise convolution as kh*kw shifted multiply-adds over flattened planes.
+    """Depthwise convolution as shifted multiply-adds over flattened planes.
 
     Each tap is one contiguous run per channel (the row wrap-around lands in
     columns cut off at the end); a stride-2 input is first split into its four
@@ -122,26 +122,45 @@ def _depthwise(x, weight, geo: ConvGeometry, multiplier: int) -> np.ndarray:
     s = sh
     reach = (kh - 1) // s + 1, (kw - 1) // s + 1
     rows, cols = oh + reach[0], ow + reach[1]  # one spare row absorbs the last tap's overrun
-    planes = {(a, b): _phase_plane(x, (pt, pl), s, (a, b), (rows, cols)).reshape(n, c, rows * cols)
-              for a in range(min(s, kh)) for b in range(min(s, kw))}
-    size = oh * cols
-    out = np.empty((n, c, 1, size), np.float32)
-    taps = np.ascontiguousarray(weight[:, 0].reshape(c, 1, kh * kw))
-    # Gather the kh*kw shifted runs of a few channels into one buffer, then one
-    # small matmul per channel does all the multiply-adds: fewer memory passes
-    # than kh*kw separate multiply and add sweeps.
-    block = max(1, DEPTHWISE_BLOCK_BYTES // (4 * kh * kw * size))
-    buf = np.empty((block, kh * kw, size), np.float32)
-    for b in range(n):
-        for c0 in range(0, c, block):
-            c1 = min(c, c0 + block)
-            part = buf[: c1 - c0]
-            for t in range(kh * kw):
-                i, j = divmod(t, kw)
-                off = (i // s) * cols + j // s
-                part[:, t] = planes[i % s, j % s][b, c0:c1, off:off + size]
-            np.matmul(taps[c0:c1], part, out=out[b, c0:c1])
+    # A batch is n*c planes, each with its channel's taps: the blocks span samples.
+    flat = {(a, b): _phase_plane(x, (pt, pl), s, (a, b), (rows, cols)).reshape(n * c, rows * cols)
+            for a in range(min(s, kh)) for b in range(min(s, kw))}
+    sources, taps = _depthwise_sources(np.tile(weight[:, 0], (n, 1, 1)), s)
+    size, length = oh * cols, (oh + reach[0] - 1) * cols
+    out = np.empty((n * c, 1, size), np.float32)
+    # Copy each column shift of a few planes once, as runs long enough for every row shift;
+    # then per row shift one small matmul per plane over a strided view of those runs does
+    # its taps' multiply-adds (a third of the copying of one run per tap).
+    block = max(1, DEPTHWISE_BLOCK_BYTES // (4 * len(sources) * length))
+    buf = np.empty((block, len(sources), length), np.float32)
+    more = np.empty((block, 1, size), np.float32)
+    for c0 in range(0, n * c, block):
+        c1 = min(n * c, c0 + block)
+        part = buf[: c1 - c0]
+        for k, (a, b, q) in enumerate(sources):
+            part[:, k] = flat[a, b][c0:c1, q:q + length]
+        for r, t in enumerate(taps):
+            dest = out[c0:c1] if r == 0 else more[: c1 - c0]
+            np.matmul(t[c0:c1], part[:, : t.shape[2], r * cols:r * cols + size], out=dest)
+            if r:
+                out[c0:c1] += dest
     return np.ascontiguousarray(out.reshape(n, c, oh, cols)[..., :ow])
+
+
+def _depthwise_sources(w, s: int):
+    """The runs to copy, (phase row a, phase column b, column shift q), ordered by a, and per row
+    shift r the (planes, 1, k) taps over the first k runs: tap (a + s*r, b + s*q) of each plane.
+
+    Row shift r uses only phases a < kh - s*r, a prefix of the runs, so no tap is a zero weight
+    (0 * inf would make a NaN the textbook sum does not have).
+    """
+    _, kh, kw = w.shape
+    sources = [(a, b, q) for a in range(min(s, kh)) for b in range(min(s, kw)) for q in range((kw - 1 - b) // s + 1)]
+    taps = []
+    for r in range((kh - 1) // s + 1):
+        used = [(a, b, q) for a, b, q in sources if a + s * r < kh]
+        taps.append(np.ascontiguousarray(np.stack([w[:, a + s * r, b + s * q] for a, b, q in used], axis=-1)[:, None]))
+    return sources, taps
 
 
 def _phase_plane(x, top_left, s: int, phase, size) -> np.ndarray:
@@ -151,12 +170,17 @@ def _phase_plane(x, top_left, s: int, phase, size) -> np.ndarray:
     """
     (pt, pl), (a, b), (rows, cols) = top_left, phase, size
     n, c, h, w = x.shape
-    plane = np.zeros((n, c, rows, cols), np.float32)
     k0, k1 = max(0, -((a - pt) // s)), min(rows, (h - 1 + pt - a) // s + 1)
     j0, j1 = max(0, -((b - pl) // s)), min(cols, (w - 1 + pl - b) // s + 1)
-    if k1 > k0 and j1 > j0:
-        plane[:, :, k0:k1, j0:j1] = x[:, :, a + s * k0 - pt: a + s * (k1 - 1) - pt + 1: s,
-                                      b + s * j0 - pl: b + s * (j1 - 1) - pl + 1: s]
+    if k1 <= k0 or j1 <= j0:
+        return np.zeros((n, c, rows, cols), np.float32)
+    plane = np.empty((n, c, rows, cols), np.float32)  # only the border is zeroed: one pass fewer
+    plane[:, :, :k0] = 0
+    plane[:, :, k1:] = 0
+    plane[:, :, k0:k1, :j0] = 0
+    plane[:, :, k0:k1, j1:] = 0
+    plane[:, :, k0:k1, j0:j1] = x[:, :, a + s * k0 - pt: a + s * (k1 - 1) - pt + 1: s,
+                                  b + s * j0 - pl: b + s * (j1 - 1) - pl + 1: s]
     return plane
 
 

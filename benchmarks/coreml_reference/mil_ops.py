@@ -196,8 +196,11 @@ def _concat(values, axis, interleave=False):
 
 
 def _classify(probabilities, classes):
-    flat = probabilities.reshape(-1)
-    return np.asarray(classes).ravel()[int(np.argmax(flat))], probabilities
+    """The top class and the probabilities; a batch (batching.py) gets one top class per row."""
+    labels = np.asarray(classes).ravel()
+    if probabilities.ndim == 2 and len(probabilities) > 1:
+        return labels[np.argmax(probabilities, axis=1)], probabilities
+    return labels[int(np.argmax(probabilities.reshape(-1)))], probabilities
 
 
 def _matmul(x, y, transpose_x=False, transpose_y=False):

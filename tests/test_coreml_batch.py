@@ -1,0 +1,123 @@
+"""The Core ML evaluator runs a batch in one pass: the same numbers as one sample at a time."""
+
+import numpy as np
+import pytest
+
+from benchmarks.coreml_reference import CoreMLReferenceRunner
+from convert.context import ConversionContext
+from convert.coreml import convert_coreml
+
+
+@pytest.fixture(scope="module")
+def zoo_packages(tmp_path_factory):
+    """The test zoo (every building block) as fp32 and fp16 ML Programs, and two chunks and 3
+    inputs, so two threads run at once and the last chunk is short."""
+    from benchmarks.coreml_reference.batching import CHUNK
+
+    from model_zoo import zoo_model
+
+    model, work = zoo_model(), tmp_path_factory.mktemp("batch")
+    paths = {}
+    for quant in ("fp32", "fp16"):
+        paths[quant] = work / f"zoo_{quant}.mlpackage"
+        convert_coreml(ConversionContext(model), "mlprogram", quant).save(str(paths[quant]))
+    x = np.random.default_rng(3).uniform(0, 255, (2 * CHUNK + 3, 16, 16, 3)).astype(np.float32)
+    return paths, x
+
+
+@pytest.mark.parametrize("quant,precision", [("fp32", "cpu"), ("fp16", "cpu"), ("fp16", "gpu/ane")])
+def test_batched_run_equals_per_sample_bit_for_bit(zoo_packages, quant, precision):
+    """Exact, not within a tolerance: each kernel computes every sample with the same calls in the
+    same order, fp16 rounding is per element, and the dense layers run a row at a time."""
+    paths, x = zoo_packages
+    runner = CoreMLReferenceRunner(paths[quant], precision=precision)
+    assert runner.per_sample_reason is None  # the zoo's reshapes, slices, tiles, concats all take a batch
+    batched = runner.predict([x])[0]
+    assert runner.per_sample_reason is None  # ran batched, did not fall back
+    per_sample = np.concatenate([runner.predict_one([s])[0] for s in x])
+    assert batched.shape == (len(x), 10)
+    np.testing.assert_array_equal(batched, per_sample)
+    assert len({row.tobytes() for row in batched}) == len(x)  # the samples did not collapse into one
+
+
+def test_fp16_rounding_survives_batching(zoo_packages):
+    """gpu/ane still rounds every fp16 op when batched: it differs from cpu as per sample it does."""
+    paths, x = zoo_packages
+    device = CoreMLReferenceRunner(paths["fp16"], precision="gpu/ane").predict([x])[0]
+    cpu = CoreMLReferenceRunner(paths["fp16"]).predict([x])[0]
+    assert np.abs(device - cpu).max() > 1e-5
+
+
+def _program(tmp_path, build, shape=(1, 2, 4)):
+    """An ML Program of one op, built with coremltools' MIL builder, saved as an .mlpackage."""
+    import coremltools as ct
+    from coremltools.converters.mil import Builder as mb
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=shape)])
+    def prog(x):
+        return build(mb, x)
+
+    path = tmp_path / "one_op.mlpackage"
+    ct.convert(prog, convert_to="mlprogram", compute_precision=ct.precision.FLOAT32).save(str(path))
+    return CoreMLReferenceRunner(path)
+
+
+@pytest.mark.parametrize("build,reason", [
+    pytest.param(lambda mb, x: mb.reduce_sum(x=x, axes=[0], keep_dims=True), "across axis 0", id="reduce-axis-0"),
+    pytest.param(lambda mb, x: mb.transpose(x=x, perm=[1, 0, 2]), "moves axis 0", id="transpose-axis-0"),
+    pytest.param(lambda mb, x: mb.reshape(x=x, shape=[2, 4]), "where the batch goes", id="reshape-drops-batch"),
+    pytest.param(lambda mb, x: mb.softmax(x=x, axis=-3), "across axis 0", id="softmax-axis-0"),
+])
+def test_program_that_mixes_samples_runs_per_sample(tmp_path, build, reason):
+    """An op that would mix samples (or move the batch) keeps the whole program per sample, so a
+    batch gives what each sample alone gives; batched, these would be wrong or fail."""
+    runner = _program(tmp_path, build)
+    assert reason in runner.per_sample_reason
+    x = np.random.default_rng(0).normal(size=(3, 2, 4)).astype(np.float32)
+    out = runner.predict([x])[0]
+    np.testing.assert_array_equal(out, np.concatenate([runner.predict_one([s])[0] for s in x]))
+
+
+def test_reshape_with_a_leading_1_takes_the_batch(tmp_path):
+    runner = _program(tmp_path, lambda mb, x: mb.reshape(x=mb.add(x=x, y=1.0), shape=[1, 8]))
+    assert runner.per_sample_reason is None
+    x = np.arange(24, dtype=np.float32).reshape(3, 2, 4)
+    np.testing.assert_array_equal(runner.predict([x])[0], x.reshape(3, 8) + 1)
+
+
+def test_neuralnetwork_files_still_run_per_sample(zoo_packages, tmp_path):
+    from model_zoo import zoo_model
+
+    path = tmp_path / "zoo.mlmodel"
+    convert_coreml(ConversionContext(zoo_model()), "neuralnetwork", "fp32").save(str(path))
+    runner = CoreMLReferenceRunner(path)
+    _, x = zoo_packages
+    np.testing.assert_array_equal(runner.predict([x[:3]])[0],
+                                  np.concatenate([runner.predict_one([s])[0] for s in x[:3]]))
+
+
+def test_image_classifier_takes_a_batch(tiny_run, tmp_path):
+    """The bench's own artifacts: an image input and a classify op (labels per row)."""
+    from convert.api import ConvertConfig, convert
+
+    convert(tiny_run, tmp_path / "dist", ConvertConfig(targets=("coreml",), coreml_formats=("mlprogram",),
+                                                       quantizations=("fp32",)), log=lambda m: None)
+    runner = CoreMLReferenceRunner(next((tmp_path / "dist").glob("*.mlpackage")))
+    assert runner.per_sample_reason is None and runner.probabilities
+    image = runner.inputs[0].type.imageType
+    x = np.random.default_rng(4).uniform(0, 255, (5, image.height, image.width, 3)).astype(np.float32)
+    batched = runner.predict([x])[0]
+    np.testing.assert_array_equal(batched, np.concatenate([runner.predict_one([s])[0] for s in x]))
+    out = runner.program.run({runner.inputs[0].name: np.concatenate([runner._feed(runner.inputs[0], s) for s in x])})
+    labels = [o.name for o in runner.spec.description.output if o.name != runner.probabilities]
+    assert list(out[labels[0]]) == [runner.program.run({runner.inputs[0].name: runner._feed(runner.inputs[0], s)})[labels[0]]
+                                    for s in x]
+
+
+def test_broadcast_that_would_move_the_batch_runs_per_sample(tmp_path):
+    """x (1, 4) + a constant (3, 1, 4) is (3, 1, 4) per sample; batched it would be (3, N, 4)."""
+    y = np.arange(12, dtype=np.float32).reshape(3, 1, 4)
+    runner = _program(tmp_path, lambda mb, x: mb.add(x=x, y=y), shape=(1, 4))
+    assert "broadcasting" in runner.per_sample_reason
+    x = np.random.default_rng(1).normal(size=(2, 4)).astype(np.float32)
+    np.testing.assert_array_equal(runner.predict([x])[0], np.concatenate([x[i] + y for i in range(2)]))
