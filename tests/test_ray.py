@@ -211,3 +211,20 @@ def test_budget_search_on_ray_chooses_what_a_local_search_chooses(ray_runtime, t
 def test_executor_without_a_budget_is_refused(tiny_run, tmp_path):
     assert_one_line_error(run("convert", tiny_run, "--executor", "ray", "--out", tmp_path / "o"), 2, "add --max-drop")
     assert not (tmp_path / "o").exists()
+
+
+def test_core_ml_folders_travel_as_bytes_and_give_the_local_outputs(ray_runtime, tiny_run, tmp_path):
+    """An .mlpackage is a folder: it goes to the worker as a tar, is checked against its sha256, and runs the same."""
+    from convert.api import ConvertConfig, convert
+
+    manifest = convert(tiny_run, tmp_path / "cm", ConvertConfig(targets=("coreml",), quantizations=("fp16",)),
+                       log=lambda m: None)
+    jobs = [EvalJob(a.name, a.target, a.path(tmp_path / "cm"), a.sha256) for a in manifest.artifacts]
+    assert jobs[0].path.is_dir()
+    inputs = [np.random.default_rng(5).uniform(0, 255, (160, 16, 16, 3)).astype(np.float32)]
+    expected = LocalExecutor().evaluate(jobs, inputs, 32)
+    with RayExecutor.connect(ExecutorSpec("ray", workers=2, shard_size=32)) as executor:
+        results = executor.evaluate(jobs, inputs, 32)
+    for got, want in zip(results, expected):
+        assert (got.runtime, got.precision) == (want.runtime, want.precision) == ("coreml-reference", "gpu/ane")
+        assert all(np.array_equal(g, w) for g, w in zip(got.outputs, want.outputs))
