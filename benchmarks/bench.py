@@ -22,6 +22,7 @@ from .gate import DEFAULT_THRESHOLDS, Threshold, judge, statistics, threshold_di
 from .outputs import OutputSpec, artifact_output_names, describe_outputs, first_classification, resolve_labels
 from .parity import headline, output_figures, reference_figures
 from .usermetric import check_metric_limits, load_metric, metric_entry
+from .arm64 import Arm64Options, arm64_pass
 from .compute_units import compute_units
 from .crosscheck import AGREEMENT_LIMIT, GOOGLE_TOOL
 from .latency import LatencyProtocol, runner_latency
@@ -61,6 +62,7 @@ class BenchConfig:
     repeat: int = 3  # fresh processes per artifact x thread count, interleaved across artifacts
     pin: bool = False  # keep each measuring process to one CPU per thread
     prefer_neural_engine: bool = True  # iOS: one that can use the Neural Engine before a smaller one that cannot
+    arm64: Arm64Options = field(default_factory=Arm64Options)  # the emulated ARM64 column (numerics only)
 
     def __post_init__(self):
         bad = [t for t in self.threads if t < 1]
@@ -68,6 +70,8 @@ class BenchConfig:
             raise ThresholdError(f"--threads {bad[0] if bad else ''}: thread counts must be whole numbers >= 1, e.g. --threads 1,2")
         if self.batch_size < 1:
             raise ThresholdError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if not isinstance(self.arm64.samples, int) or self.arm64.samples < 1:
+            raise ThresholdError(f"--arm64-samples {self.arm64.samples}: give a whole number >= 1, e.g. --arm64-samples 64")
         if not isinstance(self.repeat, int) or self.repeat < 1:
             raise ThresholdError(f"--repeat {self.repeat}: give a whole number of repetitions >= 1, e.g. --repeat 3")
 
@@ -101,6 +105,7 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
     ctx.reference_metrics = reference["metrics"]
     check_metric_limits(config.metric_limits, user_metric, reference.get("metrics") or {})
     rows = [_artifact_row(a, dist, ctx, progress) for a in manifest.artifacts]
+    arm64 = _arm64(manifest.artifacts, rows, dist, ctx, log)
     with FreshProcessMeter(list(data.inputs), config.latency, names) as meter:
         timings = measure_all(rows, dist, manifest.artifacts, config, progress, meter)
     for a, row in zip(manifest.artifacts, rows):
@@ -131,6 +136,7 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
         "recommended": recommended,
         "crosscheck": {"enabled": config.crosscheck, "tool": GOOGLE_TOOL, "limit": AGREEMENT_LIMIT,
                        "disagreements": [r["name"] for r in rows if not all(c["agrees"] for c in r["crosscheck"])]},
+        "arm64": arm64,
         "artifacts": rows,
         "worst": worst_artifact(rows, ctx.predictions, ref_out, first, class_labels, manifest.labels),
     }
@@ -199,6 +205,18 @@ def _artifact_row(artifact, dist: Path, ctx: _Context, progress) -> dict:
     row["status"], row["reason"] = judge(row, threshold, ctx.data.count, config.metric_limits)
     row["statistics"] = statistics(row, threshold, ctx.data.count)
     return row
+
+
+def _arm64(artifacts, rows: list[dict], dist: Path, ctx: _Context, log) -> dict:
+    """Every .tflite again on LiteRT's ARM64 build under emulation: one `arm64` block per row, never a latency."""
+    tflite = [(a.name, a.path(dist)) for a in artifacts if a.target == "tflite"]
+    summary, blocks = arm64_pass(tflite, list(ctx.data.inputs), ctx.ref_out, ctx.specs, ctx.input_names,
+                                 ctx.config.arm64, ctx.config.batch_size)
+    for row in rows:
+        row["arm64"] = blocks.get(row["name"])
+    if summary["note"] and ctx.config.arm64.enabled:  # how to add the column; --no-arm64 asked for silence
+        log(summary["note"])
+    return summary
 
 
 def _threshold(artifact, config: BenchConfig) -> Threshold:

@@ -236,6 +236,7 @@ def _evaluator(model, config, validation, output_kinds, ui):
 
 def _bench_config(opts: dict, unsafe_load=False, dist=None, baseline=None):
     """BenchConfig from the shared bench options (as click passes them)."""
+    from benchmarks.arm64 import Arm64Options
     from benchmarks.bench import BenchConfig
     from benchmarks.gate import parse_gate
     from benchmarks.latency import LatencyProtocol
@@ -255,7 +256,7 @@ def _bench_config(opts: dict, unsafe_load=False, dist=None, baseline=None):
                        output_kinds=parse_output_kinds(opts["output_kind"]), metric=opts["metric"],
                        metric_limits=parse_metric_limits(opts["max_metric_drop"]), budget=budget,
                        repeat=opts["repeat"], pin=opts["pin"], prefer_neural_engine=opts["prefer_neural_engine"],
-                       **kwargs)
+                       arm64=Arm64Options(enabled=opts["arm64"], samples=opts["arm64_samples"]), **kwargs)
 
 
 def _refuse_old_gate_spellings(opts: dict) -> None:
@@ -333,6 +334,11 @@ bench_options = [
                  help="Keep each measuring process to one CPU per thread (os.sched_setaffinity)."),
     click.option("--no-crosscheck", is_flag=True,
                  help="Skip timing each .tflite again with Google's benchmark_litert_model.py (faster)."),
+    click.option("--arm64/--no-arm64", default=True, show_default=True,
+                 help="Run every .tflite again on LiteRT's ARM64 build under emulation (numerics only, needs "
+                      "`mobilepack arm64 setup`; skipped with a note when missing), e.g. --no-arm64 to save time."),
+    click.option("--arm64-samples", type=click.IntRange(min=1), default=64, show_default=True, metavar="N",
+                 help="Inputs the emulated ARM64 pass runs (the first N), e.g. --arm64-samples 16."),
     click.option("--prefer-neural-engine/--smallest-ios", default=True, show_default=True,
                  help="iOS recommendation: an artifact that can use the Neural Engine before a smaller one that "
                       "cannot (a float32-compute ML Program), or just the smallest, e.g. --smallest-ios."),
@@ -485,6 +491,11 @@ def _budget(values) -> float | None:
     if not value > 0:
         raise UsageError(f"--max-drop {values[0]}: the accuracy budget must be greater than 0, e.g. --max-drop 0.5")
     return value
+
+
+from .cli_arm64 import arm64_group  # noqa: E402  (it takes command_options from this module)
+
+cli.add_command(arm64_group)
 
 
 def main() -> None:
