@@ -52,14 +52,15 @@ def unavailable(options: Arm64Options) -> str | None:
 
 
 def arm64_pass(artifacts: list[tuple[str, Path]], inputs: list[np.ndarray], ref_out: list[np.ndarray], specs,
-               input_names: list[str], options: Arm64Options, batch_size: int) -> tuple[dict, dict]:
-    """(the report's `arm64` summary, {artifact name: its row's `arm64` block}) for the .tflite artifacts."""
+               input_names: list[str], options: Arm64Options, batch_size: int) -> tuple[dict, dict, dict]:
+    """(the report's `arm64` summary, {artifact name: its row's `arm64` block}, {artifact name: its ARM64
+    outputs, dequantized, in Keras order}) for the .tflite artifacts."""
     n = min(options.samples, len(inputs[0]))
     summary = {"enabled": options.enabled, "cpu": CPU_LABEL, "qemu_cpu": CPU_MODEL, "samples": n, "note": None,
                "status": "measured"}
     note = unavailable(options) if artifacts else "no .tflite artifact"
     if note:
-        return {**summary, "status": "skipped", "note": note}, {}
+        return {**summary, "status": "skipped", "note": note}, {}, {}
     sub = [x[:n] for x in inputs]
     with tempfile.TemporaryDirectory(prefix="mobilepack-arm64-") as tmp:
         jobs, host = [], {}
@@ -73,10 +74,20 @@ def arm64_pass(artifacts: list[tuple[str, Path]], inputs: list[np.ndarray], ref_
         if not error and results.get("machine") != "aarch64":
             error = f"the emulated python reports machine {results.get('machine')!r}, not aarch64"
         if error:
-            return {**summary, "status": "failed", "note": f"ARM64 column skipped: {error}"}, {}
+            return {**summary, "status": "failed", "note": f"ARM64 column skipped: {error}"}, {}, {}
         summary["machine"] = results["machine"]
-        blocks = {name: _block(results["jobs"][name], *host[name], ref_out, specs, n) for name, _ in artifacts}
-    return summary, blocks
+        outputs = {name: _arm_outputs(results["jobs"][name], host[name][0]) for name, _ in artifacts}
+    blocks = {name: _block(outputs[name], *host[name], ref_out, specs, n, results["jobs"][name].get("error"))
+              for name, _ in artifacts}
+    return summary, blocks, {name: [a for _, a in out] for name, out in outputs.items() if out is not None}
+
+
+def _arm_outputs(result: dict, runner: LiteRTRunner) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """(raw, dequantized) ARM64 outputs in Keras order, read before the temporary folder goes."""
+    if "error" in result:
+        return None
+    raw = [np.load(result["outputs"][str(d["index"])], allow_pickle=False) for d in runner.outputs]
+    return [(r, dequantize(r, d)) for r, d in zip(raw, runner.outputs)]
 
 
 def _host_raw(runner: LiteRTRunner, inputs: list[np.ndarray], batch_size: int) -> list[np.ndarray]:
@@ -117,15 +128,14 @@ def _run_child(jobs: list[dict], tmp: Path, home: Path) -> tuple[dict, str | Non
     return json.loads(result.read_text()), None
 
 
-def _block(result: dict, runner: LiteRTRunner, host_raw: list[np.ndarray], ref_out: list[np.ndarray], specs,
-           n: int) -> dict:
+def _block(arm_out, runner: LiteRTRunner, host_raw: list[np.ndarray], ref_out: list[np.ndarray], specs,
+           n: int, error: str | None) -> dict:
     """One row's figures: the emulated ARM64 run against the host's run of the same file, and against Keras."""
-    if "error" in result:
-        return {"cpu": CPU_LABEL, "samples": n, "error": result["error"], "outputs": []}
+    if arm_out is None:
+        return {"cpu": CPU_LABEL, "samples": n, "error": error, "outputs": []}
     outputs = []
-    for spec, d, raw in zip(specs, runner.outputs, host_raw):
-        arm_raw = np.load(result["outputs"][str(d["index"])], allow_pickle=False)
-        arm, host, ref = dequantize(arm_raw, d), dequantize(raw, d), ref_out[spec.index][:n]
+    for spec, d, raw, (arm_raw, arm) in zip(specs, runner.outputs, host_raw, arm_out):
+        host, ref = dequantize(raw, d), ref_out[spec.index][:n]
         classify = spec.kind == "classification"
         outputs.append({
             "name": spec.name, "dtype": np.dtype(d["dtype"]).name, "integer": np.dtype(d["dtype"]).kind in "iu",

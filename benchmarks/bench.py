@@ -210,13 +210,34 @@ def _artifact_row(artifact, dist: Path, ctx: _Context, progress) -> dict:
 def _arm64(artifacts, rows: list[dict], dist: Path, ctx: _Context, log) -> dict:
     """Every .tflite again on LiteRT's ARM64 build under emulation: one `arm64` block per row, never a latency."""
     tflite = [(a.name, a.path(dist)) for a in artifacts if a.target == "tflite"]
-    summary, blocks = arm64_pass(tflite, list(ctx.data.inputs), ctx.ref_out, ctx.specs, ctx.input_names,
-                                 ctx.config.arm64, ctx.config.batch_size)
-    for row in rows:
+    summary, blocks, outputs = arm64_pass(tflite, list(ctx.data.inputs), ctx.ref_out, ctx.specs, ctx.input_names,
+                                          ctx.config.arm64, ctx.config.batch_size)
+    for row, artifact in zip(rows, artifacts):
         row["arm64"] = blocks.get(row["name"])
+        if row["quantization"] == "fp16-inference":
+            _judge_on_arm64(row, outputs.get(row["name"]), _threshold(artifact, ctx.config), ctx, summary)
     if summary["note"] and ctx.config.arm64.enabled:  # how to add the column; --no-arm64 asked for silence
         log(summary["note"])
     return summary
+
+
+def _judge_on_arm64(row: dict, arm_out: list[np.ndarray] | None, threshold: Threshold, ctx: _Context,
+                    summary: dict) -> None:
+    """fp16-inference computes in fp16 only on an ARM CPU with fp16 arithmetic (x86 computes it in fp32): its
+    verdict comes from the ARM64 outputs against Keras, on the inputs the ARM64 pass ran."""
+    if arm_out is None:
+        row["status"] = "skipped"
+        row["reason"] = (f"{row['path']}: fp16 arithmetic happens only on ARM, so this variant is judged on the "
+                         f"ARM64 column, which is missing ({summary['note'] or 'the ARM64 build refused it'})")
+        return
+    n = len(arm_out[0])
+    outputs = [output_figures(s, arm_out[s.index], ctx.ref_out[s.index][:n],
+                              None if ctx.labels.get(s.name) is None else ctx.labels[s.name][:n]) for s in ctx.specs]
+    judged = {"outputs": outputs, "metrics": None, "path": row["path"], "quantization": row["quantization"]}
+    status, reason = judge(judged, threshold, n)
+    row["status"], row["reason"] = status, f"on ARM64 ({summary['cpu']}, fp16 arithmetic): {reason}"
+    row["statistics"] = statistics(judged, threshold, n)
+    row["arm64"]["judged_outputs"] = outputs
 
 
 def _threshold(artifact, config: BenchConfig) -> Threshold:

@@ -147,10 +147,11 @@ def train_cmd(data, arch, img_size, epochs, batch_size, alpha, seed, out, ui):
 @click.option("--coreml-format", default="mlprogram", show_default=True,
               help="Comma list: mlprogram (.mlpackage, iOS 15+), neuralnetwork (.mlmodel, iOS 13+).")
 @click.option("--quant", default=None,
-              help="Comma list. TFLite: fp32, fp16, dynamic, int8. Core ML: fp32, fp16, and for mlprogram "
+              help="Comma list. TFLite: fp32, fp16, dynamic, int8, fp16-inference (fp16 arithmetic on ARM phones, "
+                   "judged on bench's ARM64 column). Core ML: fp32, fp16, and for mlprogram "
                    "int8w, pal6, pal4 (float16 compute), int4b, pal4g (iOS 18), int8w-fp32, pal6-fp32, pal4-fp32 "
-                   "(float32 compute: no Neural Engine). Default: all the targets support but the -fp32 ones and "
-                   "those newer than --ios-target.")
+                   "(float32 compute: no Neural Engine). Default: all the targets support but fp16-inference, the "
+                   "-fp32 ones and those newer than --ios-target, e.g. --quant fp32,fp16-inference.")
 @click.option("--ios-target", type=click.Choice(["16", "17", "18"]), default="16", show_default=True,
               help="The oldest iOS your app supports: a Core ML variant that needs a newer one is refused (int4b "
                    "and pal4g need 18), e.g. --ios-target 18 --quant int4b,pal4g.")

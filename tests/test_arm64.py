@@ -89,8 +89,8 @@ def test_without_a_working_runtime_bench_says_how_in_one_line_and_goes_on(state,
     elif state == "damaged":
         home = _damaged_runtime(home, arm64_home)
     artifacts, inputs, ref, specs = _tiny_inputs(tiny_dist)
-    summary, blocks = arm64_pass(artifacts, inputs, ref, specs, ["input"], Arm64Options(home=home), 4)
-    assert summary["status"] == status and blocks == {}
+    summary, blocks, outputs = arm64_pass(artifacts, inputs, ref, specs, ["input"], Arm64Options(home=home), 4)
+    assert summary["status"] == status and blocks == {} and outputs == {}
     assert fragment in summary["note"] and "\n" not in summary["note"], summary["note"]
     assert summary["note"].startswith("ARM64 column skipped")
     cli_helpers.record_bad_input("loader", summary["note"][:120])
@@ -131,3 +131,58 @@ def test_setup_is_idempotent_and_pins_the_cpu(arm64_home):
     cpuinfo = (runtime_dir(arm64_home) / "sysroot" / "proc" / "cpuinfo").read_text()
     assert cpuinfo == cpuinfo_text() and "CPU part\t: 0xd0b" in cpuinfo  # Cortex-A76's part number (Arm TRM)
     assert unavailable(Arm64Options(home=arm64_home)) is None
+
+
+@pytest.fixture(scope="module")
+def fp16_inference_benched(tiny_run, fast_latency, arm64_home, tmp_path_factory):
+    """fp16-inference alone, benched with the ARM64 column on 32 inputs (tiny_benched has the fp16 row)."""
+    from benchmarks.bench import BenchConfig, run_bench
+    from convert.api import ConvertConfig, convert
+
+    dist = tmp_path_factory.mktemp("fp16inf") / "dist"
+    convert(tiny_run, dist, ConvertConfig(quantizations=("fp16-inference",)), log=lambda m: None)
+    report = run_bench(dist, BenchConfig(threads=(1,), latency=fast_latency, crosscheck=False, repeat=1,
+                                         arm64=Arm64Options(samples=32, home=arm64_home)), log=lambda m: None)
+    return dist, {r["quantization"]: r for r in report["artifacts"]}
+
+
+def _metadata(path) -> dict:
+    """The model's metadata entries, read with TensorFlow's own flatbuffer schema."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    data = path.read_bytes()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+    return {m.name.decode(): bytes(model.buffers[m.buffer].data) for m in model.metadata or []}
+
+
+def test_fp16_inference_carries_the_metadata_xnnpack_reads(fp16_inference_benched, tiny_dist):
+    # XNNPack hints fp16 inference only for fp16 inference with fp16 accumulation (xnnpack_delegate.cc);
+    # plain fp16 weights say fp32 accumulation, so every CPU keeps fp32 arithmetic for them.
+    dist, _ = fp16_inference_benched
+    assert _metadata(dist / "model_fp16-inference.tflite")["reduced_precision_support"] == b"fp16accfp16"
+    assert _metadata(tiny_dist / "model_fp16.tflite")["reduced_precision_support"] == b"fp16accfp32"
+
+
+def test_fp16_inference_computes_in_fp16_on_arm_only_and_is_gated_there(fp16_inference_benched, report):
+    _, rows = fp16_inference_benched
+    weights_only = next(r["arm64"] for r in report["artifacts"] if r["quantization"] == "fp16")
+    inference = rows["fp16-inference"]["arm64"]
+    # fp16 weights on fp32 arithmetic: ARM matches x86 to float32 rounding.
+    assert weights_only["max_abs_error_vs_host"] < 1e-5
+    # fp16 arithmetic on the Cortex-A76 (x86 ignores the hint): errors of fp16's 2^-11 relative step,
+    # and hardly an output value left bit-identical with the host's fp32 run.
+    assert inference["max_abs_error_vs_host"] > 1e-4
+    assert inference["bit_identical_share"] < 0.5
+    row = rows["fp16-inference"]
+    assert row["status"] == "passed" and row["reason"].startswith("on ARM64 (Cortex-A76 (emulated), fp16 arithmetic)")
+    assert "on 32 inputs" in row["reason"]
+    assert inference["judged_outputs"][0]["max_abs_error"] == pytest.approx(inference["max_abs_error_vs_reference"])
+
+
+def test_fp16_inference_without_arm64_is_skipped_with_the_reason():
+    from benchmarks.bench import _judge_on_arm64
+
+    row = {"path": "model_fp16-inference.tflite", "status": "passed", "reason": "host figures"}
+    _judge_on_arm64(row, None, None, None, {"note": "ARM64 column skipped (--no-arm64)"})
+    assert row["status"] == "skipped"
+    assert "judged on the ARM64 column, which is missing (ARM64 column skipped (--no-arm64))" in row["reason"]
