@@ -1,4 +1,5 @@
-"""How report.md and report.html show the ARM64 column: numerics against the host, never a time."""
+"""How report.md and report.html show the ARM64 column (numerics against the host, never a time) and the
+figures a phone's benchmark_model brought back (their own lines, never mixed with the host's)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,20 @@ def arm64_intro(report: dict) -> str:
     return (f"LiteRT's aarch64 build on an emulated {summary['cpu'].replace(' (emulated)', '')} (qemu-user, "
             f"-cpu {summary['qemu_cpu']}), the kernels a phone runs, on the first {summary['samples']} inputs. "
             "Numerics only: the emulator's speed says nothing about a phone's, so no latency comes from it.")
+
+
+def device_lines(report: dict) -> list[str]:
+    """One line per artifact and phone run: the phone, the delegate and threads, benchmark_model's figures."""
+    lines = []
+    for a in report["artifacts"]:
+        d = a.get("device")
+        for run in (d or {}).get("runs", []):
+            how = {"gpu": "GPU delegate", "nnapi": "NNAPI delegate"}.get(run["delegate"], f"CPU, {run['threads']} thread(s)")
+            std = "" if run["std_ms"] is None else f" (std {run['std_ms']:.3f}, {run['count']} runs)"
+            mem = run.get("memory")
+            memory = "" if not mem else (f"; {'peak memory' if mem['kind'] == 'peak' else 'memory delta'} "
+                                         f"{mem['overall_mb']:.1f} MB")
+            lines.append(f"`{a['name']}` on {d['model'] or 'unknown phone'} (Android {d['android'] or '?'}), {how}: "
+                         f"mean {run['mean_ms']:.3f} ms{std}, init {run['init_ms']:.3f}, first {run['first_ms']:.3f}, "
+                         f"warm-up {run['warmup_ms']:.3f} ms{memory} [{run['log']}]")
+    return lines

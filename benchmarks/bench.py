@@ -24,6 +24,7 @@ from .parity import headline, output_figures, reference_figures
 from .usermetric import check_metric_limits, load_metric, metric_entry
 from .arm64 import Arm64Options, arm64_pass
 from .compute_units import compute_units
+from .device_results import load_device_results
 from .crosscheck import AGREEMENT_LIMIT, GOOGLE_TOOL
 from .latency import LatencyProtocol, runner_latency
 from .machine import machine_info
@@ -63,6 +64,7 @@ class BenchConfig:
     pin: bool = False  # keep each measuring process to one CPU per thread
     prefer_neural_engine: bool = True  # iOS: one that can use the Neural Engine before a smaller one that cannot
     arm64: Arm64Options = field(default_factory=Arm64Options)  # the emulated ARM64 column (numerics only)
+    device_results: Path | None = None  # benchmark_model logs from a phone (`mobilepack device-bench`)
 
     def __post_init__(self):
         bad = [t for t in self.threads if t < 1]
@@ -85,6 +87,7 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
     manifest_sha256 = sha256_file(dist / "manifest.json") if (dist / "manifest.json").is_file() else None
     manifest = load_manifest(dist)
     verify_artifacts(manifest, dist)
+    device = load_device_results(config.device_results, manifest, dist) if config.device_results else {}
     check_replaceable(dist, f"bench writes its reports beside the manifest: make it writable or copy {dist} "
                             "somewhere writable and bench the copy")  # before the slow part
     ref_path = dist / manifest.source["model_file"]
@@ -106,6 +109,8 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
     check_metric_limits(config.metric_limits, user_metric, reference.get("metrics") or {})
     rows = [_artifact_row(a, dist, ctx, progress) for a in manifest.artifacts]
     arm64 = _arm64(manifest.artifacts, rows, dist, ctx, log)
+    for row in rows:
+        row["device"] = device.get(row["name"])  # the phone's own figures, beside the host's, never mixed
     with FreshProcessMeter(list(data.inputs), config.latency, names) as meter:
         timings = measure_all(rows, dist, manifest.artifacts, config, progress, meter)
     for a, row in zip(manifest.artifacts, rows):
@@ -137,6 +142,7 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
         "crosscheck": {"enabled": config.crosscheck, "tool": GOOGLE_TOOL, "limit": AGREEMENT_LIMIT,
                        "disagreements": [r["name"] for r in rows if not all(c["agrees"] for c in r["crosscheck"])]},
         "arm64": arm64,
+        "device_results": {"path": str(config.device_results), "artifacts": sorted(device)} if device else None,
         "artifacts": rows,
         "worst": worst_artifact(rows, ctx.predictions, ref_out, first, class_labels, manifest.labels),
     }

@@ -15,7 +15,7 @@ import numpy as np
 
 from convert.manifest import PLATFORM_TARGET
 
-from .arm64_summary import arm64_intro, arm64_lines, with_arm64
+from .arm64_summary import arm64_intro, arm64_lines, device_lines, with_arm64
 from .summary import (best_p50, compute_unit_lines, crosscheck_lines, fmt, metric_lines, output_table,
                       recommendation_lines, shows_outputs, stability_lines, statistics_lines, table_rows,
                       with_compute_units)
@@ -217,8 +217,11 @@ def _arm64_section(report: dict) -> list[str]:
     if not report.get("arm64"):
         return []
     intro = f"<p>{html.escape(arm64_intro(report))}</p>" if report["arm64"]["status"] == "measured" else ""
+    device = device_lines(report)
     return ["<h2>ARM64 (emulated Cortex-A76)</h2>" + intro + "<ul>",
-            *[f"<li>{html.escape(line.replace('`', ''))}</li>" for line in arm64_lines(report)], "</ul>"]
+            *[f"<li>{html.escape(line.replace('`', ''))}</li>" for line in arm64_lines(report)], "</ul>",
+            *(["<h2>On the device (benchmark_model)</h2><p>Figures a phone measured, not this host.</p><ul>",
+               *[f"<li>{html.escape(line.replace('`', ''))}</li>" for line in device], "</ul>"] if device else [])]
 
 
 def _units_section(report: dict) -> list[str]:

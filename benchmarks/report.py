@@ -11,7 +11,7 @@ from train.errors import DocumentError, MobilepackError
 from train.fsutil import replace_files
 
 from .html import render_html
-from .arm64_summary import arm64_intro, arm64_lines, with_arm64
+from .arm64_summary import arm64_intro, arm64_lines, device_lines, with_arm64
 from .summary import (compute_unit_lines, crosscheck_lines, fmt, metric_lines, output_table, recommendation_lines,
                       shows_outputs, stability_lines, statistics_lines, table_rows, with_compute_units)
 
@@ -98,6 +98,9 @@ def markdown(report: dict) -> str:
         *(["## ARM64 (emulated Cortex-A76)", "",
            *([arm64_intro(report), ""] if report["arm64"]["status"] == "measured" else []),
            *[f"- {line}" for line in arm64_lines(report)], ""] if report.get("arm64") else []),
+        *(["## On the device (benchmark_model)", "",
+           "Figures a phone's `benchmark_model` measured (logs from `mobilepack device-bench`), not this host's.", "",
+           *[f"- {line}" for line in device_lines(report)], ""] if device_lines(report) else []),
         *(["## Task metric", "", *[f"- {line}" for line in metric_lines(report)], ""] if report.get("metric") else []),
         "## Statistics", "",
         "95% intervals: Wilson for accuracy and agreement, Newcombe's paired interval for the drop (same inputs). "

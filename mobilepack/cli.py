@@ -8,6 +8,7 @@ traceback instead.
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 import os
 import sys
 from pathlib import Path
@@ -362,8 +363,11 @@ def _apply(options):
 @click.option("--baseline", type=click.Path(path_type=Path), default=None,
               help="A previous report.json: exit 1 if an artifact lost accuracy, grew or slowed beyond the limits.")
 @click.option("--junit", type=click.Path(path_type=Path), default=None, help="Write each gate as a JUnit test case.")
+@click.option("--device-results", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="benchmark_model logs from a phone (the folder `mobilepack device-bench`'s script fills): a "
+                   "device block per .tflite row, e.g. --device-results device-results.")
 @command_options
-def bench_cmd(dist, data, unsafe_load, custom_objects, baseline, junit, ui, **options):
+def bench_cmd(dist, data, unsafe_load, custom_objects, baseline, junit, device_results, ui, **options):
     """Benchmark every artifact in DIST against the Keras reference; gate every output by its kind.
 
     Exit code 1 when an artifact fails its threshold (unless --no-gate) or, with
@@ -383,7 +387,8 @@ def bench_cmd(dist, data, unsafe_load, custom_objects, baseline, junit, ui, **op
 
     if junit:
         check_junit_path(junit)
-    config = _bench_config({**options, "data": data}, unsafe_load, dist, baseline)
+    config = replace(_bench_config({**options, "data": data}, unsafe_load, dist, baseline),
+                     device_results=device_results)
     with custom_objects_scope(_split_list(custom_objects)):  # the reference model is loaded inside
         report = run_bench(dist, config, log=ui.log, progress=ui)
     _finish_bench(report, dist, ui, junit)
@@ -494,9 +499,10 @@ def _budget(values) -> float | None:
     return value
 
 
-from .cli_arm64 import arm64_group  # noqa: E402  (it takes command_options from this module)
+from .cli_arm64 import arm64_group, device_bench_cmd  # noqa: E402  (they take command_options from this module)
 
 cli.add_command(arm64_group)
+cli.add_command(device_bench_cmd)
 
 
 def main() -> None:
