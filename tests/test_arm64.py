@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,20 +98,36 @@ def test_without_a_working_runtime_bench_says_how_in_one_line_and_goes_on(state,
 
 
 @pytest.mark.bad_input("cli")
-def test_bench_cli_without_runtime_prints_the_fix_and_exits_0(benched_fp32, tmp_path, monkeypatch):
+def test_bench_cli_without_runtime_prints_the_fix_and_goes_on_with_device_results(benched_fp32, tmp_path, monkeypatch):
+    """One bench run for two things: no ARM64 runtime (one line, exit 0) and a phone's logs brought back."""
+    from convert.manifest import load_manifest
+
     dist = tmp_path / "dist"
     shutil.copytree(benched_fp32, dist)
+    phone = tmp_path / "phone"
+    phone.mkdir()
+    (phone / "device.txt").write_text("model=Pixel 7\nandroid=14\nabi=arm64-v8a\n")
+    sha = load_manifest(dist).artifacts[0].sha256
+    (phone / "model_fp32.sha256").write_text(f"{sha}  /data/local/tmp/mobilepack/model_fp32.tflite\n")
+    shutil.copy(Path(__file__).with_name("device_logs") / "tf42507_cpu.log", phone / "model_fp32.cpu.t4.log")
     monkeypatch.setenv("MOBILEPACK_ARM64_HOME", str(tmp_path / "empty"))
     result = cli_helpers.run("bench", dist, "--runs", "2", "--repeat", "1", "--threads", "1", "--no-crosscheck",
-                             "--no-gate", "--data", "digits")
+                             "--no-gate", "--data", "digits", "--device-results", phone)
     assert result.exit_code == 0, result.output
     lines = [ln for ln in result.output.splitlines() if "ARM64" in ln]
     assert len(lines) == 1 and "run `mobilepack arm64 setup`" in lines[0], result.output
     assert "Traceback" not in result.output
     saved = json.loads((dist / "report.json").read_text())
     assert saved["arm64"]["status"] == "skipped" and all(r["arm64"] is None for r in saved["artifacts"])
-    assert "ARM64 (emulated Cortex-A76) |" not in (dist / "report.md").read_text().split("## ")[1]
+    md = (dist / "report.md").read_text()
+    assert "ARM64 (emulated Cortex-A76) |" not in md.split("## ")[1]
     cli_helpers.record_bad_input("cli", lines[0][:120])
+    # The phone's figures sit in their own block and section, the host's latency untouched beside them.
+    device = saved["artifacts"][0]["device"]
+    assert device["model"] == "Pixel 7" and device["android"] == "14" and device["sha256"] == sha
+    assert device["runs"][0]["mean_ms"] == pytest.approx(33.2094) and device["runs"][0]["threads"] == 4
+    assert saved["artifacts"][0]["latency_ms"][0]["p50"] != pytest.approx(33.2094)
+    assert "`model_fp32` on Pixel 7 (Android 14), CPU, 4 thread(s): mean 33.209 ms (std 0.450, 50 runs)" in md
 
 
 @pytest.mark.bad_input("cli")
