@@ -87,13 +87,14 @@ def main(argv=None) -> None:
     parser = figure_parser("arm64", __doc__)
     parser.add_argument("--demo-dist", type=Path, default=None, help="a dist `make demo` wrote (default: make one)")
     parser.add_argument("--samples", type=int, default=64, help="inputs of the demo's ARM64 pass (bench's default)")
-    parser.add_argument("--mobilenet-inputs", type=int, default=16)
+    parser.add_argument("--mobilenet-inputs", type=int, default=16, help="0 skips MobileNetV2 (the demo only)")
     parser.add_argument("--work", type=Path, default=None, help="keep intermediate files here")
     args = parser.parse_args(argv)
     _check_runtime()
     with work_dir(args.work) as work:
         demo_figures(demo_dist(args.demo_dist or work / "dist"), work, args.samples)
-        mobilenet_figures(work, args.mobilenet_inputs)
+        if args.mobilenet_inputs > 0:  # 0: the demo only (--quick)
+            mobilenet_figures(work, args.mobilenet_inputs)
 
 
 if __name__ == "__main__":
