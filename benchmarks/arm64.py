@@ -80,7 +80,7 @@ def arm64_pass(artifacts: list[tuple[str, Path]], inputs: list[np.ndarray], ref_
         outputs = {name: _arm_outputs(results["jobs"][name], host[name][0]) for name, _ in artifacts}
     blocks = {name: _block(outputs[name], *host[name], ref_out, specs, n, results["jobs"][name].get("error"))
               for name, _ in artifacts}
-    summary["pass_seconds"] = round(time.perf_counter() - started, 2)  # what the pass added to bench, host runs included
+    summary["pass_seconds"] = round(time.perf_counter() - started, 2)  # what it added to bench, host runs included
     return summary, blocks, {name: [a for _, a in out] for name, out in outputs.items() if out is not None}
 
 

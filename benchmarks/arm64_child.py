@@ -53,7 +53,8 @@ def main(argv) -> int:
         try:
             results["jobs"][job["name"]] = run_job(job)
         except Exception as exc:  # one artifact the ARM build refuses must not hide the others' figures
-            results["jobs"][job["name"]] = {"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"}
+            first = (str(exc).strip().splitlines() or [""])[0]
+            results["jobs"][job["name"]] = {"error": f"{type(exc).__name__}: {first}"}
     with open(request["result"], "w") as f:
         json.dump(results, f)
     return 0

@@ -118,7 +118,8 @@ def _host_mirror() -> tuple[str, str]:
             text = path.read_text()
         except OSError:
             continue
-        m = re.search(r"^URIs:\s*(\S+/debian)\s*$", text, re.M) or re.search(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+/debian)\s", text, re.M)
+        m = (re.search(r"^URIs:\s*(\S+/debian)\s*$", text, re.M)
+             or re.search(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+/debian)\s", text, re.M))
         if m:
             uri = m.group(1)
             break
@@ -171,7 +172,8 @@ def _download_debs(staging: Path, apt: Path, log) -> list[Path]:
     _run(["apt-get", "-q", "update"], "apt-get update (arm64 index)", env)
     log(f"arm64 setup 2/4: downloading {', '.join(DEBIAN_PACKAGES)} and their dependencies (arm64)")
     _run(["apt-get", "-q", "-y", "--download-only", "install", *DEBIAN_PACKAGES], "apt-get download (arm64)", env)
-    debs = sorted((apt / "cache" / "archives").glob("*_arm64.deb")) + sorted((apt / "cache" / "archives").glob("*_all.deb"))
+    archives = apt / "cache" / "archives"
+    debs = sorted(archives.glob("*_arm64.deb")) + sorted(archives.glob("*_all.deb"))
     if not debs:
         raise Arm64SetupError(f"apt downloaded no arm64 packages into {apt}/cache/archives; check the mirror")
     return debs
