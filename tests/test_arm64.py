@@ -38,6 +38,20 @@ def test_every_tflite_row_has_an_arm64_block_from_aarch64(report):
         assert block["agreement_vs_host"] == 1.0
 
 
+def test_measured_arm64_blocks_match_the_schema(report, fp16_inference_benched):
+    import copy
+
+    import jsonschema
+
+    schema = json.loads((Path(__file__).parents[1] / "benchmarks" / "report.schema.json").read_text())
+    jsonschema.validate(report, schema)
+    jsonschema.validate(json.loads((fp16_inference_benched[0] / "report.json").read_text()), schema)
+    broken = copy.deepcopy(report)
+    broken["arm64"]["machine"] = "x86_64"  # figures that did not come from the aarch64 build
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
+
+
 def test_int8_is_bit_identical_and_float_within_rounding(report):
     rows = {r["quantization"]: r["arm64"] for r in report["artifacts"]}
     int8 = rows["int8"]
