@@ -23,7 +23,9 @@ from .gate import DEFAULT_THRESHOLDS, Threshold, judge, statistics, threshold_di
 from .outputs import OutputSpec, artifact_output_names, describe_outputs, first_classification, resolve_labels
 from .parity import headline, output_figures, reference_figures
 from .usermetric import check_metric_limits, load_metric, metric_entry
+from .arm64 import Arm64Options, arm64_pass
 from .compute_units import compute_units
+from .device_results import load_device_results
 from .crosscheck import AGREEMENT_LIMIT, GOOGLE_TOOL
 from .device_precision import SUGGESTION as DEVICE_SUGGESTION, gate_quantization, is_neural_network, precision_fields, \
     precision_note
@@ -65,6 +67,8 @@ class BenchConfig:
     pin: bool = False  # keep each measuring process to one CPU per thread
     prefer_neural_engine: bool = True  # iOS: one that can use the Neural Engine before a smaller one that cannot
     executor: ExecutorSpec = field(default_factory=lambda: ExecutorSpec("local"))  # where accuracy evaluation runs
+    arm64: Arm64Options = field(default_factory=Arm64Options)  # the emulated ARM64 column (numerics only)
+    device_results: Path | None = None  # benchmark_model logs from a phone (`mobilepack device-bench`)
 
     def __post_init__(self):
         bad = [t for t in self.threads if t < 1]
@@ -72,6 +76,8 @@ class BenchConfig:
             raise ThresholdError(f"--threads {bad[0] if bad else ''}: thread counts must be whole numbers >= 1, e.g. --threads 1,2")
         if self.batch_size < 1:
             raise ThresholdError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if not isinstance(self.arm64.samples, int) or self.arm64.samples < 1:
+            raise ThresholdError(f"--arm64-samples {self.arm64.samples}: give a whole number >= 1, e.g. --arm64-samples 64")
         if not isinstance(self.repeat, int) or self.repeat < 1:
             raise ThresholdError(f"--repeat {self.repeat}: give a whole number of repetitions >= 1, e.g. --repeat 3")
 
@@ -85,16 +91,17 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
     manifest_sha256 = sha256_file(dist / "manifest.json") if (dist / "manifest.json").is_file() else None
     manifest = load_manifest(dist)
     verify_artifacts(manifest, dist)
+    device = load_device_results(config.device_results, manifest, dist) if config.device_results else {}
     check_replaceable(dist, f"bench writes its reports beside the manifest: make it writable or copy {dist} "
                             "somewhere writable and bench the copy")  # before the slow part
     ref_path = dist / manifest.source["model_file"]
     if not ref_path.is_file() or sha256_file(ref_path) != manifest.source["model_sha256"]:
         raise BenchDataError(f"{ref_path}: reference model missing or altered; re-run `mobilepack convert`")
     with open_executor(config.executor) as executor:  # a cluster is checked here, before the slow part
-        return _bench(dist, config, manifest, manifest_sha256, baseline, threads_note, executor, log, progress)
+        return _bench(dist, config, manifest, manifest_sha256, baseline, threads_note, device, executor, log, progress)
 
 
-def _bench(dist: Path, config: BenchConfig, manifest, manifest_sha256, baseline, threads_note, executor,
+def _bench(dist: Path, config: BenchConfig, manifest, manifest_sha256, baseline, threads_note, device: dict, executor,
            log, progress) -> dict:
     ref_path = dist / manifest.source["model_file"]
     model = load_keras_model(ref_path, unsafe=config.unsafe_load)
@@ -118,6 +125,9 @@ def _bench(dist: Path, config: BenchConfig, manifest, manifest_sha256, baseline,
     ctx.reference_metrics = reference["metrics"]
     check_metric_limits(config.metric_limits, user_metric, reference.get("metrics") or {})
     rows = [_artifact_row(a, dist, ctx, r, progress) for a, r in zip(manifest.artifacts, results[1:])]
+    arm64 = _arm64(manifest.artifacts, rows, dist, ctx, log)
+    for row in rows:
+        row["device"] = device.get(row["name"])  # the phone's own figures, beside the host's, never mixed
     with FreshProcessMeter(list(data.inputs), config.latency, names) as meter:
         timings = measure_all(rows, dist, manifest.artifacts, config, progress, meter)
     for a, row in zip(manifest.artifacts, rows):
@@ -149,6 +159,8 @@ def _bench(dist: Path, config: BenchConfig, manifest, manifest_sha256, baseline,
         "recommended": recommended,
         "crosscheck": {"enabled": config.crosscheck, "tool": GOOGLE_TOOL, "limit": AGREEMENT_LIMIT,
                        "disagreements": [r["name"] for r in rows if not all(c["agrees"] for c in r["crosscheck"])]},
+        "arm64": arm64,
+        "device_results": {"path": str(config.device_results), "artifacts": sorted(device)} if device else None,
         "artifacts": rows,
         "worst": worst_artifact(rows, ctx.predictions, ref_out, first, class_labels, manifest.labels),
     }
@@ -231,6 +243,39 @@ def _figures(artifact, runner, ctx: _Context, progress, label: str) -> tuple[lis
 def _output_figures(artifact, out: list[np.ndarray], ctx: _Context) -> list[dict]:
     return [{**output_figures(s, out[s.index], ctx.ref_out[s.index], ctx.labels.get(s.name)), **own}
             for s, own in zip(ctx.specs, artifact_output_names(artifact, ctx.specs))]
+
+
+def _arm64(artifacts, rows: list[dict], dist: Path, ctx: _Context, log) -> dict:
+    """Every .tflite again on LiteRT's ARM64 build under emulation: one `arm64` block per row, never a latency."""
+    tflite = [(a.name, a.path(dist)) for a in artifacts if a.target == "tflite"]
+    summary, blocks, outputs = arm64_pass(tflite, list(ctx.data.inputs), ctx.ref_out, ctx.specs, ctx.input_names,
+                                          ctx.config.arm64, ctx.config.batch_size)
+    for row, artifact in zip(rows, artifacts):
+        row["arm64"] = blocks.get(row["name"])
+        if row["quantization"] == "fp16-inference":
+            _judge_on_arm64(row, outputs.get(row["name"]), _threshold(artifact, ctx.config), ctx, summary)
+    if summary["note"] and ctx.config.arm64.enabled:  # how to add the column; --no-arm64 asked for silence
+        log(summary["note"])
+    return summary
+
+
+def _judge_on_arm64(row: dict, arm_out: list[np.ndarray] | None, threshold: Threshold, ctx: _Context,
+                    summary: dict) -> None:
+    """fp16-inference computes in fp16 only on an ARM CPU with fp16 arithmetic (x86 computes it in fp32): its
+    verdict comes from the ARM64 outputs against Keras, on the inputs the ARM64 pass ran."""
+    if arm_out is None:
+        row["status"] = "skipped"
+        row["reason"] = (f"{row['path']}: fp16 arithmetic happens only on ARM, so this variant is judged on the "
+                         f"ARM64 column, which is missing ({summary['note'] or 'the ARM64 build refused it'})")
+        return
+    n = len(arm_out[0])
+    outputs = [output_figures(s, arm_out[s.index], ctx.ref_out[s.index][:n],
+                              None if ctx.labels.get(s.name) is None else ctx.labels[s.name][:n]) for s in ctx.specs]
+    judged = {"outputs": outputs, "metrics": None, "path": row["path"], "quantization": row["quantization"]}
+    status, reason = judge(judged, threshold, n)
+    row["status"], row["reason"] = status, f"on ARM64 ({summary['cpu']}, fp16 arithmetic): {reason}"
+    row["statistics"] = statistics(judged, threshold, n)
+    row["arm64"]["judged_outputs"] = outputs
 
 
 def _threshold(artifact, config: BenchConfig) -> Threshold:

@@ -15,6 +15,7 @@ import numpy as np
 
 from convert.manifest import PLATFORM_TARGET
 
+from .arm64_summary import arm64_intro, arm64_lines, device_lines, with_arm64
 from .summary import (best_p50, compute_unit_lines, crosscheck_lines, executor_line, fmt, metric_lines, output_table,
                       recommendation_lines, shows_outputs, stability_lines, statistics_lines, table_rows,
                       text_columns, with_compute_units)
@@ -155,7 +156,7 @@ def render_html(report: dict, images: Sequence[np.ndarray] | None = None) -> str
     e = html.escape
     m, d, g = report["machine"], report["dataset"], report["gate"]
     verdict_cls = {"passed": "passed", "failed": "failed"}.get(g["verdict"], "notgated")
-    head, rows = with_compute_units(*table_rows(report), report)
+    head, rows = with_arm64(*with_compute_units(*table_rows(report), report), report)
     text_cells = text_columns(head)
     body = [
         "<h1>mobilepack benchmark report</h1>",
@@ -190,7 +191,7 @@ def render_html(report: dict, images: Sequence[np.ndarray] | None = None) -> str
                  + "".join(f"<th>{e(h)}</th>" for h in ohead) + "</tr>",
                  *[f'<tr class="{e(r[-1])}">' + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in orows],
                  "</table>"]
-    body += _units_section(report)
+    body += _units_section(report) + _arm64_section(report)
     if report.get("metric"):
         body += ["<h2>Task metric</h2><ul>", *[f"<li>{e(line)}</li>" for line in metric_lines(report)], "</ul>"]
     body += ["<h2>Statistics</h2><p>95% intervals: Wilson for accuracy and agreement, Newcombe's paired interval "
@@ -211,6 +212,17 @@ def render_html(report: dict, images: Sequence[np.ndarray] | None = None) -> str
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>mobilepack report: {e(g['verdict'])}</title><style>{CSS}</style></head><body>\n"
             + "\n".join(body) + "\n</body></html>\n")
+
+
+def _arm64_section(report: dict) -> list[str]:
+    if not report.get("arm64"):
+        return []
+    intro = f"<p>{html.escape(arm64_intro(report))}</p>" if report["arm64"]["status"] == "measured" else ""
+    device = device_lines(report)
+    return ["<h2>ARM64 (emulated Cortex-A76)</h2>" + intro + "<ul>",
+            *[f"<li>{html.escape(line.replace('`', ''))}</li>" for line in arm64_lines(report)], "</ul>",
+            *(["<h2>On the device (benchmark_model)</h2><p>Figures a phone measured, not this host.</p><ul>",
+               *[f"<li>{html.escape(line.replace('`', ''))}</li>" for line in device], "</ul>"] if device else [])]
 
 
 def _units_section(report: dict) -> list[str]:

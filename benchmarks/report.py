@@ -11,6 +11,7 @@ from train.errors import DocumentError, MobilepackError
 from train.fsutil import replace_files
 
 from .html import render_html
+from .arm64_summary import arm64_intro, arm64_lines, device_lines, with_arm64
 from .summary import (compute_unit_lines, crosscheck_lines, executor_line, fmt, metric_lines, output_table,
                       recommendation_lines, shows_outputs, stability_lines, statistics_lines, table_rows, text_columns,
                       with_compute_units)
@@ -66,7 +67,7 @@ def text_table(report: dict) -> str:
 
 
 def markdown(report: dict) -> str:
-    head, rows = with_compute_units(*table_rows(report), report)
+    head, rows = with_arm64(*with_compute_units(*table_rows(report), report), report)
     units = compute_unit_lines(report)
     m, d, g = report["machine"], report["dataset"], report["gate"]
     checks = crosscheck_lines(report)
@@ -97,6 +98,12 @@ def markdown(report: dict) -> str:
            "every layer compressed otherwise than its variant says, and a NeuralNetwork's figures at both "
            "precisions: gpu/ane (float16, gated) and cpu (float32).", "",
            *[f"- {line}" for line in units], ""] if units else []),
+        *(["## ARM64 (emulated Cortex-A76)", "",
+           *([arm64_intro(report), ""] if report["arm64"]["status"] == "measured" else []),
+           *[f"- {line}" for line in arm64_lines(report)], ""] if report.get("arm64") else []),
+        *(["## On the device (benchmark_model)", "",
+           "Figures a phone's `benchmark_model` measured (logs from `mobilepack device-bench`), not this host's.", "",
+           *[f"- {line}" for line in device_lines(report)], ""] if device_lines(report) else []),
         *(["## Task metric", "", *[f"- {line}" for line in metric_lines(report)], ""] if report.get("metric") else []),
         "## Statistics", "",
         "95% intervals: Wilson for accuracy and agreement, Newcombe's paired interval for the drop (same inputs). "

@@ -108,6 +108,9 @@ def _w8a8_notes(ctx: ConversionContext, mlmodel) -> dict:
 def _tflite_notes(quant: str, ctx: ConversionContext) -> dict:
     if quant == "fp16":
         return {"weights": "float16", "activations": "float32"}
+    if quant == "fp16-inference":
+        return {"weights": "float16", "activations": "float16 on ARM CPUs with fp16 arithmetic (XNNPack reads "
+                "reduced_precision_support=fp16accfp16), float32 elsewhere"}
     if quant == "dynamic":
         return {"weights": "int8", "activations": "float32 (int8 kernels where supported)"}
     if quant == "int8":

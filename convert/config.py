@@ -8,11 +8,11 @@ from .coreml import COREML_QUANTS
 from .coreml_variants import DEFAULT_IOS_TARGET, check_ios_target, default_quants, refuse_newer
 from .errors import UsageError
 from .shapes import parse_input_shapes
-from .tflite import TFLITE_QUANTS
+from .tflite import TFLITE_DEFAULT, TFLITE_QUANTS
 
 TARGETS = ("tflite", "coreml")
 COREML_FORMATS = tuple(COREML_QUANTS)
-ALL_QUANTS = ("fp32", "fp16", "dynamic", "int8", *COREML_QUANTS["mlprogram"][2:])
+ALL_QUANTS = ("fp32", "fp16", "dynamic", "int8", "fp16-inference", *COREML_QUANTS["mlprogram"][2:])
 INT8_OUTPUTS = ("float32", "uint8")
 
 
@@ -81,7 +81,7 @@ class ConvertConfig:
         """Asked for with --quant, or (without it) in the default set of the format and --ios-target."""
         if self.quantizations:
             return quant in self.quantizations
-        return target == "tflite" or quant in default_quants(fmt, self.ios_target)
+        return quant in TFLITE_DEFAULT if target == "tflite" else quant in default_quants(fmt, self.ios_target)
 
     def jobs(self) -> list[tuple[str, str, str]]:
         return [(t, f, q) for t, f, qs in self.families() for q in qs if self.allows(t, f, q)]

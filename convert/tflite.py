@@ -15,7 +15,12 @@ from .calibration import CalibrationSet
 from .errors import ConversionError, UnsupportedLayerError, tool_error
 from .shapes import example_shape
 
-TFLITE_QUANTS = ("fp32", "fp16", "dynamic", "int8")
+TFLITE_DEFAULT = ("fp32", "fp16", "dynamic", "int8")  # what `convert` makes without --quant
+# fp16-inference: fp16 weights plus the model metadata reduced_precision_support=fp16accfp16. LiteRT's
+# XNNPack delegate reads it and sets XNN_FLAG_HINT_FP16_INFERENCE (xnnpack_delegate.cc), so an ARM CPU
+# with fp16 arithmetic (ARMv8.2 FEAT_FP16: Cortex-A55/A76 and later) computes in fp16; x86 ignores the
+# hint and computes in fp32. Only asked for by name: its verdict needs the ARM64 column.
+TFLITE_QUANTS = (*TFLITE_DEFAULT, "fp16-inference")
 
 
 def check_convertible(model) -> None:
@@ -44,8 +49,10 @@ def convert_tflite(model, quant: str, calibration: CalibrationSet | None = None,
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if quant != "fp32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quant == "fp16":
+    if quant in ("fp16", "fp16-inference"):
         converter.target_spec.supported_types = [tf.float16]
+    if quant == "fp16-inference":  # writes reduced_precision_support=fp16accfp16 into the model's metadata
+        converter.target_spec._experimental_supported_accumulation_type = tf.float16
     elif quant == "int8":
         if calibration is None:
             raise ConversionError("int8 needs calibration data")

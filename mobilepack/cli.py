@@ -148,11 +148,12 @@ def train_cmd(data, arch, img_size, epochs, batch_size, alpha, seed, out, ui):
 @click.option("--coreml-format", default="mlprogram", show_default=True,
               help="Comma list: mlprogram (.mlpackage, iOS 15+), neuralnetwork (.mlmodel, iOS 13+).")
 @click.option("--quant", default=None,
-              help="Comma list. TFLite: fp32, fp16, dynamic, int8. Core ML: fp32, fp16, and for mlprogram "
+              help="Comma list. TFLite: fp32, fp16, dynamic, int8, fp16-inference (fp16 arithmetic on ARM phones, "
+                   "judged on bench's ARM64 column). Core ML: fp32, fp16, and for mlprogram "
                    "int8w, pal6, pal4 (float16 compute), int4b, pal4g (iOS 18), w8a8 (int8 activations too, iOS 17, "
                    "calibrated like int8), int8w-fp32, pal6-fp32, pal4-fp32 (float32 compute: no Neural Engine). "
-                   "Default: all the targets support but w8a8, the -fp32 ones and those newer than --ios-target, "
-                   "e.g. --target coreml --quant w8a8 --ios-target 17.")
+                   "Default: all the targets support but fp16-inference, w8a8, the -fp32 ones and those newer than "
+                   "--ios-target, e.g. --target coreml --quant w8a8 --ios-target 17.")
 @click.option("--ios-target", type=click.Choice(["16", "17", "18"]), default="16", show_default=True,
               help="The oldest iOS your app supports: a Core ML variant that needs a newer one is refused (int4b "
                    "and pal4g need 18, w8a8 17), e.g. --ios-target 18 --quant int4b,pal4g.")
@@ -254,6 +255,7 @@ def _evaluator(model, config, validation, output_kinds, ui, executor):
 
 def _bench_config(opts: dict, unsafe_load=False, dist=None, baseline=None):
     """BenchConfig from the shared bench options (as click passes them)."""
+    from benchmarks.arm64 import Arm64Options
     from benchmarks.bench import BenchConfig
     from benchmarks.gate import parse_gate
     from benchmarks.latency import LatencyProtocol
@@ -273,7 +275,7 @@ def _bench_config(opts: dict, unsafe_load=False, dist=None, baseline=None):
                        output_kinds=parse_output_kinds(opts["output_kind"]), metric=opts["metric"],
                        metric_limits=parse_metric_limits(opts["max_metric_drop"]), budget=budget,
                        repeat=opts["repeat"], pin=opts["pin"], prefer_neural_engine=opts["prefer_neural_engine"],
-                       **kwargs)
+                       arm64=Arm64Options(enabled=opts["arm64"], samples=opts["arm64_samples"]), **kwargs)
 
 
 def _refuse_old_gate_spellings(opts: dict) -> None:
@@ -351,6 +353,11 @@ bench_options = [
                  help="Keep each measuring process to one CPU per thread (os.sched_setaffinity)."),
     click.option("--no-crosscheck", is_flag=True,
                  help="Skip timing each .tflite again with Google's benchmark_litert_model.py (faster)."),
+    click.option("--arm64/--no-arm64", default=True, show_default=True,
+                 help="Run every .tflite again on LiteRT's ARM64 build under emulation (numerics only, needs "
+                      "`mobilepack arm64 setup`; skipped with a note when missing), e.g. --no-arm64 to save time."),
+    click.option("--arm64-samples", type=click.IntRange(min=1), default=64, show_default=True, metavar="N",
+                 help="Inputs the emulated ARM64 pass runs (the first N), e.g. --arm64-samples 16."),
     click.option("--prefer-neural-engine/--smallest-ios", default=True, show_default=True,
                  help="iOS recommendation: an artifact that can use the Neural Engine before a smaller one that "
                       "cannot (a float32-compute ML Program), or just the smallest, e.g. --smallest-ios."),
@@ -379,8 +386,11 @@ def _apply(options):
                    "at a time. E.g. --executor ray://head-node:10001")
 @click.option("--eval-workers", type=int, default=None, metavar="N",
               help="Ray workers evaluating shards (default: one per CPU of the cluster), e.g. --eval-workers 2.")
+@click.option("--device-results", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="benchmark_model logs from a phone (the folder `mobilepack device-bench`'s script fills): a "
+                   "device block per .tflite row, e.g. --device-results device-results.")
 @command_options
-def bench_cmd(dist, data, unsafe_load, custom_objects, baseline, junit, ui, **options):
+def bench_cmd(dist, data, unsafe_load, custom_objects, baseline, junit, device_results, ui, **options):
     """Benchmark every artifact in DIST against the Keras reference; gate every output by its kind.
 
     Exit code 1 when an artifact fails its threshold (unless --no-gate) or, with
@@ -403,7 +413,8 @@ def bench_cmd(dist, data, unsafe_load, custom_objects, baseline, junit, ui, **op
     from benchmarks.executor import parse_executor
 
     executor = parse_executor(options.pop("executor"), options.pop("eval_workers"))  # a bad value: before any work
-    config = replace(_bench_config({**options, "data": data}, unsafe_load, dist, baseline), executor=executor)
+    config = replace(_bench_config({**options, "data": data}, unsafe_load, dist, baseline),
+                     device_results=device_results, executor=executor)
     with custom_objects_scope(_split_list(custom_objects)):  # the reference model is loaded inside
         report = run_bench(dist, config, log=ui.log, progress=ui)
     _finish_bench(report, dist, ui, junit)
@@ -513,6 +524,12 @@ def _budget(values) -> float | None:
     if not value > 0:
         raise UsageError(f"--max-drop {values[0]}: the accuracy budget must be greater than 0, e.g. --max-drop 0.5")
     return value
+
+
+from .cli_arm64 import arm64_group, device_bench_cmd  # noqa: E402  (they take command_options from this module)
+
+cli.add_command(arm64_group)
+cli.add_command(device_bench_cmd)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ import time
 import numpy as np
 import pytest
 
+from benchmarks.arm64 import Arm64Options
 from benchmarks.bench import BenchConfig, run_bench
 from benchmarks.errors import ExecutorError
 from benchmarks.executor import EvalJob, ExecutorSpec, LocalExecutor, parse_executor, shard_bounds
@@ -28,7 +29,7 @@ from train.loading import sha256_file
 # Where the two reports may differ: when and where they were made, and what was timed (latency is measured
 # in fresh processes every run, so it is never the same twice). Everything else must be equal, bit for bit.
 TIMING_KEYS = {"created_at", "executor", "latency_ms", "memory", "crosscheck", "gmacs_per_s", "arena_bytes",
-               "stability"}
+               "stability", "pass_seconds", "emulation_seconds"}
 
 
 def report_differences(a, b, path="", skip=TIMING_KEYS) -> list[str]:
@@ -69,15 +70,15 @@ def test_shards_start_on_batch_boundaries():
         assert all(start % batch == 0 for start, _ in bounds)
 
 
-def test_ray_report_equals_local_report(ray_runtime, tiny_benched, tmp_path, fast_latency):
+def test_ray_report_equals_local_report(ray_runtime, tiny_benched, tmp_path, fast_latency, arm64_home):
     """The identity the issue asks for: every figure of a Ray run equals the local run's, bit for bit."""
     local = json.loads((tiny_benched / "report.json").read_text())
     dist = tmp_path / "dist"
     shutil.copytree(tiny_benched, dist)
     spec = ExecutorSpec("ray", workers=2, shard_size=64)  # several shards per artifact, so order matters
     start = time.perf_counter()
-    remote = run_bench(dist, BenchConfig(threads=(1,), latency=fast_latency, crosscheck=False, repeat=1,
-                                         executor=spec), log=lambda m: None)
+    remote = run_bench(dist, BenchConfig(threads=(1,), latency=fast_latency, crosscheck=False, repeat=1, executor=spec,
+                                         arm64=Arm64Options(samples=16, home=arm64_home)), log=lambda m: None)
     print(f"ray bench of tiny_dist: {time.perf_counter() - start:.1f} s")
     assert local["executor"]["name"] == "local" and remote["executor"]["name"] == "ray"
     artifacts = len(load_manifest(dist).artifacts)

@@ -44,7 +44,8 @@ def test_masking_keeps_words_and_hides_only_what_varies():
 
 
 @pytest.mark.slow
-def test_tour_prints_what_the_readme_shows(tmp_path):
+def test_tour_prints_what_the_readme_shows(tmp_path, arm64_home, monkeypatch):
+    monkeypatch.setenv("MOBILEPACK_ARM64_HOME", str(arm64_home))  # as after `make test`: bench has its ARM64 column
     blocks = tour_blocks()
     assert [c.split()[1] for c, _ in blocks] == ["train", "convert", "convert", "bench"]
     for command, shown in blocks:

@@ -3,16 +3,17 @@
     python -m benchmarks.figures [--quick] [--demo-dist DIST] [--work DIR] [--only NAME,...]
 
 In the README's order: foundation, budget, harness_overhead, coreml, coreml_compress, coreml_optests, parity,
-fidelity, latency, serve_load, preprocessing, ray_scaling, reliability (each also runs alone as `python -m benchmarks.figures.NAME`; see its
---help). fidelity, latency and serve_load work on a dist as `make demo` writes it: a copy of --demo-dist
+fidelity, latency, arm64, serve_load, preprocessing, ray_scaling, reliability (each also runs alone as
+`python -m benchmarks.figures.NAME`; see its --help). fidelity, latency, arm64 and serve_load work on a dist as
+`make demo` writes it: a copy of --demo-dist
 or, without it, one trained and converted here first. The full run is long: it converts MobileNetV2 at
 224 px and five more Keras applications, runs coremltools' op tests of five folders, and latency benches
 each dist dozens of times.
 
 --quick leaves out MobileNetV2 at 224 px and the Keras applications, and shortens the rest:
 foundation without MobileNetV2, coreml (without its speed figure) and coreml_compress on small_cnn only,
-coreml_optests on its two small folders (iOS15, iOS16), latency's cost figure (4) only, serve_load with
-200 requests, ray_scaling on 500 inputs. harness_overhead and fidelity are skipped: every figure of theirs is MobileNetV2 at 224 px.
+coreml_optests on its two small folders (iOS15, iOS16), latency's cost figure (4) only, arm64 on the demo
+only, serve_load with 200 requests, ray_scaling on 500 inputs. harness_overhead and fidelity are skipped: every figure of theirs is MobileNetV2 at 224 px.
 budget and parity run in full.
 
 Prints each script's output under a header, then one line per script with its exit code and time;
@@ -32,15 +33,15 @@ from benchmarks.figures.common import demo_dist
 from .common import figure_parser, work_dir
 
 ORDER = ("foundation", "budget", "harness_overhead", "coreml", "coreml_compress", "coreml_optests", "parity",
-         "fidelity", "latency",
+         "fidelity", "latency", "arm64",
          "serve_load", "preprocessing", "ray_scaling", "reliability")
-NEEDS_DIST = {"fidelity", "latency", "serve_load"}
+NEEDS_DIST = {"fidelity", "latency", "arm64", "serve_load"}
 
 
 def arguments(name: str, quick: bool, dist: Path) -> list[str] | None:
     """The script's arguments, or None when --quick skips it."""
     on_dist = {"fidelity": ["--demo-dist", str(dist)], "latency": ["--demo-dist", str(dist)],
-               "serve_load": ["--dist", str(dist)]}
+               "arm64": ["--demo-dist", str(dist)], "serve_load": ["--dist", str(dist)]}
     shorter = {
         "foundation": ["--skip-mobilenet"],
         "harness_overhead": None,
@@ -49,6 +50,7 @@ def arguments(name: str, quick: bool, dist: Path) -> list[str] | None:
         "coreml_optests": ["--folders", "iOS15,iOS16"],
         "fidelity": None,
         "latency": on_dist["latency"] + ["--only", "4"],
+        "arm64": on_dist["arm64"] + ["--mobilenet-inputs", "0"],
         "serve_load": on_dist["serve_load"] + ["--requests", "200"],
         "ray_scaling": ["--quick"],
     }
