@@ -17,6 +17,7 @@ from train.loading import load_keras_model, sha256_file
 
 from . import metrics
 from .errors import BenchDataError, ThresholdError
+from .executor import EvalJob, EvalResult, ExecutorSpec, executor_record, open_executor, timed_evaluate
 from .evaldata import EvalData, label_arrays, load_eval_data
 from .gate import DEFAULT_THRESHOLDS, Threshold, judge, statistics, threshold_dict
 from .outputs import OutputSpec, artifact_output_names, describe_outputs, first_classification, resolve_labels
@@ -37,7 +38,7 @@ from .recommend import recommend
 from .regression import REGRESSION_LIMITS, check_same_data, compare, load_baseline
 from .report import REPORT_SCHEMA_VERSION, write_report
 from .summary import best_p50
-from .runners import KerasRunner, artifact_runner, predict_batched
+from .runners import KerasRunner, predict_batched
 
 Progress = Callable[[str, int, int], None]
 
@@ -65,6 +66,7 @@ class BenchConfig:
     repeat: int = 3  # fresh processes per artifact x thread count, interleaved across artifacts
     pin: bool = False  # keep each measuring process to one CPU per thread
     prefer_neural_engine: bool = True  # iOS: one that can use the Neural Engine before a smaller one that cannot
+    executor: ExecutorSpec = field(default_factory=lambda: ExecutorSpec("local"))  # where accuracy evaluation runs
     arm64: Arm64Options = field(default_factory=Arm64Options)  # the emulated ARM64 column (numerics only)
     device_results: Path | None = None  # benchmark_model logs from a phone (`mobilepack device-bench`)
 
@@ -95,6 +97,13 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
     ref_path = dist / manifest.source["model_file"]
     if not ref_path.is_file() or sha256_file(ref_path) != manifest.source["model_sha256"]:
         raise BenchDataError(f"{ref_path}: reference model missing or altered; re-run `mobilepack convert`")
+    with open_executor(config.executor) as executor:  # a cluster is checked here, before the slow part
+        return _bench(dist, config, manifest, manifest_sha256, baseline, threads_note, device, executor, log, progress)
+
+
+def _bench(dist: Path, config: BenchConfig, manifest, manifest_sha256, baseline, threads_note, device: dict, executor,
+           log, progress) -> dict:
+    ref_path = dist / manifest.source["model_file"]
     model = load_keras_model(ref_path, unsafe=config.unsafe_load)
     specs = describe_outputs(model, config.output_kinds)
     user_metric = load_metric(config.metric)
@@ -104,12 +113,18 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
     log(f"evaluating on {data.count} inputs from {data.name} ({data.split} split)")
 
     keras_runner = KerasRunner(model)
-    ref_out = predict_batched(keras_runner, list(data.inputs), config.batch_size, progress, "reference")
+    jobs = [EvalJob("reference", "keras", ref_path, manifest.source["model_sha256"], unsafe_load=config.unsafe_load,
+                    local_runner=keras_runner)]
+    jobs += [EvalJob(a.name, a.target, a.path(dist), a.sha256, num_threads=max(config.threads), input_names=names)
+             for a in manifest.artifacts]
+    results, eval_wall = timed_evaluate(executor, jobs, list(data.inputs), config.batch_size, progress)
+    executor.close()  # idle Ray processes are contention too: gone before any latency is measured
+    ref_out = results[0].outputs
     ctx = _Context(data, specs, labels, ref_out, user_metric, config, names)
     reference = _reference(ctx, keras_runner)
     ctx.reference_metrics = reference["metrics"]
     check_metric_limits(config.metric_limits, user_metric, reference.get("metrics") or {})
-    rows = [_artifact_row(a, dist, ctx, progress) for a in manifest.artifacts]
+    rows = [_artifact_row(a, dist, ctx, r, progress) for a, r in zip(manifest.artifacts, results[1:])]
     arm64 = _arm64(manifest.artifacts, rows, dist, ctx, log)
     for row in rows:
         row["device"] = device.get(row["name"])  # the phone's own figures, beside the host's, never mixed
@@ -137,6 +152,7 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
         "metric": ({"spec": user_metric.spec, "limits": config.metric_limits} if user_metric else None),
         "threads": {"measured": list(config.threads), "note": threads_note},
         "repeat": config.repeat, "pinned": config.pin,
+        "executor": executor_record(executor, eval_wall),
         "gate": {"enabled": config.gate, "verdict": ("failed" if failed else "passed") if config.gate else "not gated",
                  "failed": failed, "reasons": {r["name"]: r["reason"] for r in rows if r["status"] == "failed"},
                  "underpowered": [r["name"] for r in rows if r["statistics"]["underpowered"]]},
@@ -190,23 +206,23 @@ def _reference(ctx: _Context, runner) -> dict:
     }
 
 
-def _artifact_row(artifact, dist: Path, ctx: _Context, progress) -> dict:
+def _artifact_row(artifact, dist: Path, ctx: _Context, result: EvalResult, progress) -> dict:
     """Everything about one artifact but its latency: per-output figures, metrics, the gate."""
     config = ctx.config
     path = artifact.path(dist)
-    runner = artifact_runner(path, artifact.target, num_threads=max(config.threads), input_names=ctx.input_names)
-    out, outputs = _figures(artifact, runner, ctx, progress, artifact.name)
+    out = result.outputs  # computed by the executor: here, or on Ray workers
+    outputs = _output_figures(artifact, out, ctx)
     ctx.predictions[artifact.name] = out
     row = {
         "name": artifact.name, "target": artifact.target, "format": artifact.format,
         "quantization": artifact.quantization, "path": artifact.file, "size_bytes": artifact.size_bytes,
-        "sha256": artifact.sha256, "runtime": runner.runtime,
+        "sha256": artifact.sha256, "runtime": result.runtime,
         **headline(outputs),
         "outputs": outputs,
         "metrics": _user_metrics(ctx, out, artifact.name),
         **_search_fields(artifact),
         **_coreml_fields(artifact, path),
-        **precision_fields(artifact, path, runner, lambda cpu: _figures(artifact, cpu, ctx, progress,
+        **precision_fields(artifact, path, result, lambda cpu: _figures(artifact, cpu, ctx, progress,
                                                                         f"{artifact.name} (cpu)")[1]),
     }
     threshold = _threshold(artifact, config)
@@ -221,7 +237,11 @@ def _artifact_row(artifact, dist: Path, ctx: _Context, progress) -> dict:
 def _figures(artifact, runner, ctx: _Context, progress, label: str) -> tuple[list[np.ndarray], list[dict]]:
     """`runner`'s outputs over the eval data, and every output's figures against the reference."""
     out = predict_batched(runner, list(ctx.data.inputs), ctx.config.batch_size, progress, label)
-    return out, [{**output_figures(s, out[s.index], ctx.ref_out[s.index], ctx.labels.get(s.name)), **own}
+    return out, _output_figures(artifact, out, ctx)
+
+
+def _output_figures(artifact, out: list[np.ndarray], ctx: _Context) -> list[dict]:
+    return [{**output_figures(s, out[s.index], ctx.ref_out[s.index], ctx.labels.get(s.name)), **own}
             for s, own in zip(ctx.specs, artifact_output_names(artifact, ctx.specs))]
 
 

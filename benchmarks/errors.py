@@ -17,3 +17,7 @@ class MeasurementError(MobilepackError):
 
 class BaselineError(BenchDataError, DocumentError):
     """The --baseline report is missing, damaged or of another schema version."""
+
+
+class ExecutorError(MobilepackError):
+    """--executor cannot be used: a bad value, Ray not installed, a cluster not reachable or not set up."""

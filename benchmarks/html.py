@@ -16,7 +16,7 @@ import numpy as np
 from convert.manifest import PLATFORM_TARGET
 
 from .arm64_summary import arm64_intro, arm64_lines, device_lines, with_arm64
-from .summary import (best_p50, compute_unit_lines, crosscheck_lines, fmt, metric_lines, output_table,
+from .summary import (best_p50, compute_unit_lines, crosscheck_lines, executor_line, fmt, metric_lines, output_table,
                       recommendation_lines, shows_outputs, stability_lines, statistics_lines, table_rows,
                       text_columns, with_compute_units)
 
@@ -169,7 +169,8 @@ def render_html(report: dict, images: Sequence[np.ndarray] | None = None) -> str
         f"{report['reference']['latency_ms']['p50']:.3f} ms</li></ul>",
         f'<div class="note"><b>Measured on</b> {e(m["cpu"])}, {m["cores"]} cores '
         f"({e(', '.join(m['vector_extensions']) or 'no vector extensions seen')}), {e(m['os'])}, Python "
-        f"{e(m['python'])}.<br>{e(m['note'])}</div>",
+        f"{e(m['python'])}.<br>{e(m['note'])}" + (f"<br>{e(executor_line(report))}" if executor_line(report) else "")
+        + "</div>",
         "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>",
         *[f'<tr class="{e(r[-1])}">' + "".join(
             f'<td class="{"num" if text_cells <= i < len(r) - 1 else ""}">{e(c)}</td>' for i, c in enumerate(r))

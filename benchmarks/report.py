@@ -12,8 +12,8 @@ from train.fsutil import replace_files
 
 from .html import render_html
 from .arm64_summary import arm64_intro, arm64_lines, device_lines, with_arm64
-from .summary import (compute_unit_lines, crosscheck_lines, fmt, metric_lines, output_table, recommendation_lines,
-                      shows_outputs, stability_lines, statistics_lines, table_rows, text_columns,
+from .summary import (compute_unit_lines, crosscheck_lines, executor_line, fmt, metric_lines, output_table,
+                      recommendation_lines, shows_outputs, stability_lines, statistics_lines, table_rows, text_columns,
                       with_compute_units)
 
 # 2: fresh-process memory, Google tool cross-check, latency quantiles.
@@ -79,6 +79,7 @@ def markdown(report: dict) -> str:
         f"Measured on: {m['cpu']}, {m['cores']} cores ({', '.join(m['vector_extensions']) or 'no vector extensions seen'}), "
         f"{m['os']}, Python {m['python']}.", "",
         f"> {m['note']}", "",
+        *([executor_line(report), ""] if executor_line(report) else []),
         f"Reference (Keras): accuracy {fmt(report['reference']['accuracy'], '.4f')}, "
         f"batch-1 p50 {report['reference']['latency_ms']['p50']:.3f} ms.", "",
         *[f"- {line[0].upper()}{line[1:]}" for line in recommendation_lines(report)], "",

@@ -195,3 +195,14 @@ def recommendation_lines(report: dict) -> list[str]:
         elif any(a["target"] == PLATFORM_TARGET[platform] for a in report["artifacts"]):
             lines.append(f"recommended for {platform}: none (no artifact passed its gate)")
     return lines
+
+
+def executor_line(report: dict) -> str | None:
+    """Where accuracy was evaluated (latency is always measured on this machine, one artifact at a time)."""
+    ex = report.get("executor")
+    if not ex:
+        return None
+    where = ("in this process" if ex["name"] == "local" else
+             f"on Ray ({ex['address'] or 'a local runtime'}), {ex['workers']} worker(s), {ex['shards']} shard(s)")
+    return (f"Accuracy evaluated {where} in {ex['evaluation_wall_s']:.1f} s; latency measured on this machine, "
+            "one artifact at a time.")

@@ -8,9 +8,9 @@ traceback instead.
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -183,9 +183,15 @@ def train_cmd(data, arch, img_size, epochs, batch_size, alpha, seed, out, ui):
                    "per input) and labels 'y' / 'y_<output>', or an image folder.")
 @click.option("--output-kind", multiple=True, metavar="NAME=KIND",
               help="Judge output NAME as classification, regression or embedding during the budget search.")
+@click.option("--executor", default="local", show_default=True, metavar="local|ray|ray://HOST:PORT",
+              help="Where --max-drop judges its candidates on the validation data: this process, a local Ray "
+                   "runtime or a Ray cluster, e.g. --max-drop 1 --executor ray.")
+@click.option("--eval-workers", type=int, default=None, metavar="N",
+              help="Ray workers for --executor ray (default: one per CPU of the cluster), e.g. --eval-workers 2.")
 @command_options
 def convert_cmd(model, target, coreml_format, quant, ios_target, out, calibration, calibration_size, int8_output,
-                unsafe_load, custom_objects, input_shapes, seed, max_drop, min_sqnr, validation, output_kind, ui):
+                unsafe_load, custom_objects, input_shapes, seed, max_drop, min_sqnr, validation, output_kind, executor,
+                eval_workers, ui):
     """Convert a Keras model or run dir to TFLite / Core ML artifacts and manifest.json.
 
     Example:
@@ -218,16 +224,22 @@ def convert_cmd(model, target, coreml_format, quant, ios_target, out, calibratio
     if validation and not config.budgeted:
         raise UsageError(f"--validation {validation}: it feeds the budget search; add --max-drop PP or --min-sqnr DB")
     from benchmarks.coreml_reference.calibrate import activation_ranges
+    from benchmarks.executor import open_executor, parse_executor
 
-    manifest = convert(model, out, config, log=ui.log, evaluate=_evaluator(model, config, validation, output_kind, ui),
-                       progress=ui, activation_ranges=activation_ranges)
+    spec = parse_executor(executor, eval_workers)
+    if spec.kind != "local" and not config.budgeted:
+        raise UsageError(f"--executor {executor}: it runs the budget search's candidates; add --max-drop PP or "
+                         "--min-sqnr DB (an unbudgeted convert evaluates nothing)")
+    with open_executor(spec) as pool:  # a cluster is checked before anything converts
+        manifest = convert(model, out, config, log=ui.log, progress=ui, activation_ranges=activation_ranges,
+                           evaluate=_evaluator(model, config, validation, output_kind, ui, pool))
     click.echo(f"{out}/manifest.json: {len(manifest.artifacts)} artifact(s)")
 
 
 cli.add_command(convert_cmd)
 
 
-def _evaluator(model, config, validation, output_kinds, ui):
+def _evaluator(model, config, validation, output_kinds, ui, executor):
     if not config.budgeted:
         return None
     from benchmarks.outputs import parse_output_kinds
@@ -237,7 +249,8 @@ def _evaluator(model, config, validation, output_kinds, ui):
     load = functools.partial(load_fixed, unsafe=config.unsafe_load, custom_objects=config.custom_objects,
                              input_shapes=config.input_shapes)
     return validation_evaluator(model, config.budget(), ui.log, validation=validation,
-                            output_kinds=parse_output_kinds(output_kinds), load=load)
+                            output_kinds=parse_output_kinds(output_kinds), load=load,
+                            executor=None if executor.name == "local" else executor)
 
 
 def _bench_config(opts: dict, unsafe_load=False, dist=None, baseline=None):
@@ -367,6 +380,12 @@ def _apply(options):
 @click.option("--baseline", type=click.Path(path_type=Path), default=None,
               help="A previous report.json: exit 1 if an artifact lost accuracy, grew or slowed beyond the limits.")
 @click.option("--junit", type=click.Path(path_type=Path), default=None, help="Write each gate as a JUnit test case.")
+@click.option("--executor", default="local", show_default=True, metavar="local|ray|ray://HOST:PORT",
+              help="Where accuracy is evaluated: this process, a local Ray runtime, or a Ray cluster (`ray` joins "
+                   "RAY_ADDRESS when set); needs pip install 'mobilepack[ray]'. Latency stays here, one artifact "
+                   "at a time. E.g. --executor ray://head-node:10001")
+@click.option("--eval-workers", type=int, default=None, metavar="N",
+              help="Ray workers evaluating shards (default: one per CPU of the cluster), e.g. --eval-workers 2.")
 @click.option("--device-results", type=click.Path(path_type=Path), default=None, metavar="DIR",
               help="benchmark_model logs from a phone (the folder `mobilepack device-bench`'s script fills): a "
                    "device block per .tflite row, e.g. --device-results device-results.")
@@ -391,8 +410,11 @@ def bench_cmd(dist, data, unsafe_load, custom_objects, baseline, junit, device_r
 
     if junit:
         check_junit_path(junit)
+    from benchmarks.executor import parse_executor
+
+    executor = parse_executor(options.pop("executor"), options.pop("eval_workers"))  # a bad value: before any work
     config = replace(_bench_config({**options, "data": data}, unsafe_load, dist, baseline),
-                     device_results=device_results)
+                     device_results=device_results, executor=executor)
     with custom_objects_scope(_split_list(custom_objects)):  # the reference model is loaded inside
         report = run_bench(dist, config, log=ui.log, progress=ui)
     _finish_bench(report, dist, ui, junit)

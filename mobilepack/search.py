@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from benchmarks.executor import EvalJob
 from benchmarks.outputs import describe_outputs, first_classification, resolve_labels
 from benchmarks.parity import output_figures
 from benchmarks.runners import KerasRunner, artifact_runner, predict_batched
@@ -20,7 +21,7 @@ from convert.budget import Budget
 from convert.errors import UsageError
 from train.data import load_dataset, load_split, split_part
 from train.errors import DataError
-from train.loading import load_keras_model, resolve_model_path
+from train.loading import load_keras_model, resolve_model_path, sha256_file
 from train.preprocessing import Preprocessing
 from train.tensors import load_tensor_file
 
@@ -32,11 +33,13 @@ def min_validation_images(budget_pp: float) -> int:
 
 def validation_evaluator(source: Path, budget: Budget, log: Callable[[str], None] = print,
                          validation: str | None = None, output_kinds: dict | None = None,
-                         load: Callable | None = None) -> Callable[[Path, str], list]:
+                         load: Callable | None = None, executor=None) -> Callable[[Path, str], list]:
     """evaluate(path, target) -> per-output validation figures of that artifact against the Keras model.
 
     `load(path)` loads the Keras model (the CLI passes one that knows --unsafe-load, --custom-objects
-    and --input-shape); by default it is loaded in safe mode.
+    and --input-shape); by default it is loaded in safe mode. `executor` (benchmarks.executor) runs each
+    candidate over the validation inputs, on Ray with `--executor ray`; by default in this process. The
+    reference stays here: it is run once, and only here are the custom objects and input shapes known.
     """
     model_path = resolve_model_path(source)
     if validation is None:
@@ -57,7 +60,10 @@ def validation_evaluator(source: Path, budget: Budget, log: Callable[[str], None
         log(f"validation: {len(x[0])} inputs, no class labels: outputs held to --min-sqnr")
 
     def evaluate(path: Path, target: str) -> list:
-        out = predict_batched(artifact_runner(path, target), x, 32)
+        if executor is None:
+            out = predict_batched(artifact_runner(path, target), x, 32)
+        else:  # the same runner and batches on a worker; the bytes travel with the sha256 they must hash to
+            out = executor.evaluate([EvalJob(Path(path).name, target, Path(path), sha256_file(path))], x, 32)[0].outputs
         return [output_figures(s, out[s.index], reference[s.index], labels.get(s.name)) for s in specs]
 
     return evaluate

@@ -1,0 +1,115 @@
+"""Accuracy evaluation in this process against `--executor ray` with 2 workers.
+
+    python -m benchmarks.figures.ray_scaling [--inputs 5000] [--quick]
+
+MobileNetV2 at 96 px (random weights, seed 0, 1000 classes), its four TFLite variants (fp32, fp16,
+dynamic, int8) and one Core ML variant (mlprogram fp16, on the Core ML reference evaluator off macOS),
+and the Keras reference: six models over the same synthetic inputs (uniform pixels, seed 0), as
+bench's evaluation runs them (batch 32, LiteRT on as many threads as there are cores).
+
+Prints the wall time of the local evaluation and of a Ray one with 2 workers (a fresh local Ray
+runtime, its start-up timed separately), their ratio (goal: Ray no slower), whether every output is
+bit for bit the same, and the overhead Ray adds per shard: the workers' time (2 x the wall time)
+less what they spent loading models and predicting, over the shards. It also prints each model's
+throughput alone, from which docs/ray.md projects the 50,000-image case. Timings depend on what
+else the machine runs; say so when quoting them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .common import figure_parser, quiet, work_dir
+
+SIZE = 96
+
+
+def _artifacts(work: Path) -> list:
+    """The four TFLite variants and Core ML fp16 of MobileNetV2 96 px, as EvalJobs, plus the Keras reference."""
+    import keras
+
+    from benchmarks.executor import EvalJob
+    from convert.api import ConvertConfig, convert
+    from train.loading import sha256_file
+    from train.models import build_model
+
+    keras.utils.set_random_seed(0)
+    model_path, calib = work / "mobilenet_v2_96.keras", work / "calib.npy"
+    build_model("mobilenet_v2", (SIZE, SIZE), 1000).save(model_path)
+    np.save(calib, np.random.default_rng(1).uniform(0, 255, (50, SIZE, SIZE, 3)).astype(np.float32))
+    jobs = [EvalJob("reference", "keras", model_path, sha256_file(model_path))]
+    for name, config in [("tflite", ConvertConfig(quantizations=("fp32", "fp16", "dynamic", "int8"),
+                                                  calibration=str(calib))),
+                         ("coreml", ConvertConfig(targets=("coreml",), quantizations=("fp16",)))]:
+        manifest = convert(model_path, work / name, config, log=quiet)
+        jobs += [EvalJob(a.name, a.target, a.path(work / name), a.sha256, num_threads=os.cpu_count() or 1,
+                         input_names=None) for a in manifest.artifacts]
+    return jobs
+
+
+def _local(jobs, inputs) -> tuple[list, float, dict]:
+    from benchmarks.executor import LocalExecutor
+
+    per_model, results = {}, []
+    start = time.perf_counter()
+    for job in jobs:  # one at a time, as bench's local executor does, timing each
+        t = time.perf_counter()
+        results += LocalExecutor().evaluate([job], inputs, 32)
+        per_model[job.name] = time.perf_counter() - t
+    return results, time.perf_counter() - start, per_model
+
+
+def _ray(jobs, inputs) -> tuple[list, float, int, float]:
+    """Outputs, wall time, shards, and the time per shard the workers were not loading or predicting."""
+    from benchmarks.executor import ExecutorSpec
+    from benchmarks.ray_executor import RayExecutor
+
+    with RayExecutor.connect(ExecutorSpec("ray", workers=2)) as executor:
+        start = time.perf_counter()
+        results = executor.evaluate(jobs, inputs, 32)
+        wall = time.perf_counter() - start
+        return results, wall, executor.shards, (executor.workers * wall - executor.busy_s) / executor.shards
+
+
+def _same(a, b) -> bool:
+    return all(x.runtime == y.runtime and all(np.array_equal(p, q) for p, q in zip(x.outputs, y.outputs))
+               for x, y in zip(a, b))
+
+
+def main() -> None:
+    ap = figure_parser("ray_scaling", __doc__)
+    ap.add_argument("--inputs", type=int, default=5000, help="synthetic inputs (default 5000)")
+    ap.add_argument("--quick", action="store_true", help="500 inputs")
+    args = ap.parse_args()
+    count = 500 if args.quick else args.inputs
+    import ray
+
+    with work_dir() as work:
+        jobs = _artifacts(work)
+        inputs = [np.random.default_rng(0).uniform(0, 255, (count, SIZE, SIZE, 3)).astype(np.float32)]
+        print(f"{count} inputs of {SIZE}x{SIZE}x3, {len(jobs)} models: {', '.join(j.name for j in jobs)}; "
+              f"{os.cpu_count()} cores (shared with other work while measured)", flush=True)
+        local, local_s, per_model = _local(jobs, inputs)
+        for name, s in per_model.items():
+            print(f"  local {name}: {s:.1f} s, {count / s:.0f} inputs/s")
+        start = time.perf_counter()
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        startup = time.perf_counter() - start
+        try:
+            remote, ray_s, shards, overhead = _ray(jobs, inputs)
+        finally:
+            ray.shutdown()
+    print(f"local evaluation: {local_s:.1f} s")
+    print(f"ray, 2 workers: {ray_s:.1f} s in {shards} shards (+{startup:.1f} s to start the local runtime); "
+          f"ray/local {ray_s / local_s:.2f}")
+    print(f"outputs identical to local, bit for bit: {_same(local, remote)}")
+    print(f"ray overhead per shard: {overhead * 1e3:.0f} ms (2 workers x wall time, less the time they spent "
+          f"loading and predicting, over {shards} shards)")
+
+
+if __name__ == "__main__":
+    main()
