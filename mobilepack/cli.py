@@ -18,22 +18,10 @@ import click
 # Before any TensorFlow import: keep its C++ INFO/WARNING lines out of the output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from .bench_options import apply_options, bench_config, bench_options, finish_bench, parse_budget, split_list  # noqa: E402
 from .console import ProgressLine, native_stderr_silenced  # noqa: E402
 
 EXAMPLE_DATA = "digits"
-
-
-def _split_list(value: str | None) -> tuple[str, ...]:
-    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else ()
-
-
-def _threads(value: str | None):
-    if value is None:
-        return None
-    try:
-        return tuple(int(v) for v in _split_list(value))
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: give whole numbers >= 1, e.g. --threads 1,2") from None
 
 
 def command_options(fn):
@@ -215,10 +203,10 @@ def convert_cmd(model, target, coreml_format, quant, ios_target, out, calibratio
     from convert.errors import UsageError
 
     sqnr, sqnr_by_output = parse_min_sqnr(min_sqnr)
-    config = ConvertConfig(targets=_split_list(target), quantizations=_split_list(quant),
-                           coreml_formats=_split_list(coreml_format), calibration=calibration,
+    config = ConvertConfig(targets=split_list(target), quantizations=split_list(quant),
+                           coreml_formats=split_list(coreml_format), calibration=calibration,
                            calibration_size=calibration_size, int8_output=int8_output, unsafe_load=unsafe_load,
-                           custom_objects=_split_list(custom_objects), input_shapes=input_shapes,
+                           custom_objects=split_list(custom_objects), input_shapes=input_shapes,
                            seed=seed, max_drop_pp=max_drop, min_sqnr_db=sqnr, min_sqnr_by_output=sqnr_by_output,
                            ios_target=int(ios_target))
     if validation and not config.budgeted:
@@ -253,127 +241,10 @@ def _evaluator(model, config, validation, output_kinds, ui, executor):
                             executor=None if executor.name == "local" else executor)
 
 
-def _bench_config(opts: dict, unsafe_load=False, dist=None, baseline=None):
-    """BenchConfig from the shared bench options (as click passes them)."""
-    from benchmarks.arm64 import Arm64Options
-    from benchmarks.bench import BenchConfig
-    from benchmarks.gate import parse_gate
-    from benchmarks.latency import LatencyProtocol
-    from benchmarks.outputs import parse_output_kinds
-    from benchmarks.usermetric import parse_metric_limits
-    from convert.budget import Budget, parse_min_sqnr
-
-    _refuse_old_gate_spellings(opts)
-    kwargs = {}
-    if opts["threads"] is not None:
-        kwargs["threads"] = _threads(opts["threads"])
-    min_sqnr, per_output = parse_min_sqnr(opts["min_sqnr"])
-    budget = Budget(_budget(opts["max_drop"]) or 1.0, min_sqnr, per_output)
-    return BenchConfig(data=opts.get("data") or _default_data(dist), latency=LatencyProtocol(min_runs=opts["runs"]),
-                       thresholds=parse_gate(opts["gate"]), gate=not opts["no_gate"], unsafe_load=unsafe_load,
-                       baseline=baseline, crosscheck=not opts["no_crosscheck"],
-                       output_kinds=parse_output_kinds(opts["output_kind"]), metric=opts["metric"],
-                       metric_limits=parse_metric_limits(opts["max_metric_drop"]), budget=budget,
-                       repeat=opts["repeat"], pin=opts["pin"], prefer_neural_engine=opts["prefer_neural_engine"],
-                       arm64=Arm64Options(enabled=opts["arm64"], samples=opts["arm64_samples"]), **kwargs)
-
-
-def _refuse_old_gate_spellings(opts: dict) -> None:
-    """--max-drop QUANT=PP and --min-agreement QUANT=X were gate overrides; --gate is their one name now."""
-    from convert.errors import UsageError
-
-    for value in opts["max_drop"]:
-        if "=" in value:
-            quant, _, num = value.partition("=")
-            raise UsageError(f"--max-drop {value}: a gate override is now spelled --gate {quant}.max_drop={num} "
-                             "(--max-drop PP is the accuracy budget)")
-    for value in opts["min_agreement"]:
-        quant, _, num = value.partition("=")
-        raise UsageError(f"--min-agreement {value}: now spelled --gate {quant}.min_agreement={num}")
-
-
-def _default_data(dist) -> str:
-    from benchmarks.evaldata import default_data_spec
-
-    return default_data_spec(dist)
-
-
-def _finish_bench(report: dict, dist: Path, ui, junit: Path | None = None) -> None:
-    from benchmarks.report import text_table
-
-    click.echo(text_table(report))
-    click.echo(f"report: {dist}/report.html, {dist}/report.json, {dist}/report.md  (measured on {report['machine']['cpu']}; "
-               "host latency, not phone latency)")
-    base = report.get("baseline")
-    if junit:
-        from benchmarks.junit import write_junit
-
-        write_junit(junit, report, base["comparisons"] if base else None)
-    if base and base["regressed"]:
-        worst = next(c for c in base["comparisons"] if c["regressed"])
-        click.echo(f"Error: regression against {base['path']} for {', '.join(base['regressed'])}: "
-                   f"{worst['name']}: {'; '.join(worst['problems'])}", err=True)
-        sys.exit(1)
-    if report["gate"]["verdict"] == "failed":
-        reasons = report["gate"]["reasons"]
-        for name, reason in reasons.items():  # every failing artifact with its reason, not just the first
-            click.echo(f"FAILED {name}: {reason}")
-        click.echo(f"Error: gate failed for {len(reasons)} artifact(s): "
-                   + " | ".join(f"{n}: {r}" for n, r in reasons.items()), err=True)
-        sys.exit(1)
-
-
-bench_options = [
-    click.option("--threads", default=None, help="Comma list of thread counts for latency (default: 1 and all cores)."),
-    click.option("--max-drop", multiple=True, metavar="PP",
-                 help="Accuracy budget in percentage points (default 1): the recommended artifact must lose at most "
-                      "this much on every labelled classification output, whatever its gate row allows."),
-    click.option("--min-sqnr", multiple=True, metavar="DB|OUTPUT=DB",
-                 help="Budget for outputs without labels: SQNR floor against Keras, for every output or one "
-                      "(repeatable)."),
-    click.option("--gate", multiple=True, metavar="QUANT.FIELD=X",
-                 help="Override one gate limit, e.g. int8.max_drop=0.5, int8.min_agreement=0.99, int8.min_sqnr=30, "
-                      "int8.max_rel_error=0.05, int8.min_cosine=0.99 (repeatable)."),
-    click.option("--min-agreement", multiple=True, hidden=True),  # old spelling: refused with the new one
-    click.option("--output-kind", multiple=True, metavar="NAME=KIND",
-                 help="Judge output NAME as classification, regression or embedding (default: inferred from its "
-                      "last activation)."),
-    click.option("--metric", default=None, metavar="MODULE:FUNCTION",
-                 help="Your own task metric, computed for the reference and every artifact. Runs your code: "
-                      "only when named here."),
-    click.option("--max-metric-drop", multiple=True, metavar="NAME=X",
-                 help="Fail an artifact whose --metric NAME is worse than the reference's by more than X "
-                      "(names starting with loss/error are lower-is-better)."),
-    click.option("--no-gate", is_flag=True, help="Report only; exit 0 even when an artifact fails."),
-    click.option("--runs", type=click.IntRange(min=2), default=50, show_default=True, help="Minimum timed runs per latency."),
-    click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
-                 help="Fresh processes per artifact and thread count, interleaved across artifacts; the p50 "
-                      "interval and the baseline's significance test come from them."),
-    click.option("--pin/--no-pin", default=False, show_default=True,
-                 help="Keep each measuring process to one CPU per thread (os.sched_setaffinity)."),
-    click.option("--no-crosscheck", is_flag=True,
-                 help="Skip timing each .tflite again with Google's benchmark_litert_model.py (faster)."),
-    click.option("--arm64/--no-arm64", default=True, show_default=True,
-                 help="Run every .tflite again on LiteRT's ARM64 build under emulation (numerics only, needs "
-                      "`mobilepack arm64 setup`; skipped with a note when missing), e.g. --no-arm64 to save time."),
-    click.option("--arm64-samples", type=click.IntRange(min=1), default=64, show_default=True, metavar="N",
-                 help="Inputs the emulated ARM64 pass runs (the first N), e.g. --arm64-samples 16."),
-    click.option("--prefer-neural-engine/--smallest-ios", default=True, show_default=True,
-                 help="iOS recommendation: an artifact that can use the Neural Engine before a smaller one that "
-                      "cannot (a float32-compute ML Program), or just the smallest, e.g. --smallest-ios."),
-]
-def _apply(options):
-    def deco(fn):
-        for opt in reversed(options):
-            fn = opt(fn)
-        return fn
-    return deco
-
-
 @cli.command("bench")
 @click.argument("dist", type=click.Path(path_type=Path))
 @click.option("--data", default=None, help="digits, an image folder, or FILE.npz (x, optional y). Default: the training data's test split.")
-@_apply(bench_options)
+@apply_options(bench_options)
 @click.option("--unsafe-load", is_flag=True, help="Allow Lambda layers in the reference model.")
 @click.option("--custom-objects", default=None, metavar="MODULE:NAME[,...]",
               help="Custom layers / subclassed models the reference model needs, as for convert.")
@@ -413,11 +284,11 @@ def bench_cmd(dist, data, unsafe_load, custom_objects, baseline, junit, device_r
     from benchmarks.executor import parse_executor
 
     executor = parse_executor(options.pop("executor"), options.pop("eval_workers"))  # a bad value: before any work
-    config = replace(_bench_config({**options, "data": data}, unsafe_load, dist, baseline),
+    config = replace(bench_config({**options, "data": data}, unsafe_load, dist, baseline),
                      device_results=device_results, executor=executor)
-    with custom_objects_scope(_split_list(custom_objects)):  # the reference model is loaded inside
+    with custom_objects_scope(split_list(custom_objects)):  # the reference model is loaded inside
         report = run_bench(dist, config, log=ui.log, progress=ui)
-    _finish_bench(report, dist, ui, junit)
+    finish_bench(report, dist, ui, junit)
 
 
 # Two repetitions keep `make demo` under 3 minutes on 2 cores (three measured 180 s); bench's default is 3.
@@ -427,7 +298,7 @@ def bench_cmd(dist, data, unsafe_load, custom_objects, baseline, junit, device_r
 @click.option("--epochs", type=int, default=40, show_default=True)
 @click.option("--img-size", type=int, default=32, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@_apply(bench_options)
+@apply_options(bench_options)
 @command_options
 def demo_cmd(out, run_dir, epochs, img_size, seed, ui, **options):
     """Train on digits, convert to every TFLite and Core ML variant, benchmark, and write the report.
@@ -443,93 +314,19 @@ def demo_cmd(out, run_dir, epochs, img_size, seed, ui, **options):
     from mobilepack.pipeline import Demo, run_demo
     from train.trainer import TrainConfig
 
-    bench = _bench_config({**options, "data": "digits"})
+    bench = bench_config({**options, "data": "digits"})
     every = ConvertConfig(targets=("tflite", "coreml"), coreml_formats=("mlprogram", "neuralnetwork"), seed=seed,
-                          max_drop_pp=_budget(options["max_drop"]))
+                          max_drop_pp=parse_budget(options["max_drop"]))
     demo = Demo(out, run_dir, TrainConfig(epochs=epochs, img_size=img_size, seed=seed), every, bench)
     report = run_demo(demo, log=ui.log, progress=ui, verbose=0 if ui.quiet else 2)
-    _finish_bench(report, out, ui)
+    finish_bench(report, out, ui)
 
 
-@cli.command("ship")
-@click.argument("dist", type=click.Path(path_type=Path))
-@click.option("--android", type=click.Path(path_type=Path), default=None, help="The android_demo app folder.")
-@click.option("--ios", type=click.Path(path_type=Path), default=None, help="The ios_demo app folder.")
-@click.option("--artifact", "artifacts", multiple=True, metavar="NAME",
-              help="Ship this artifact instead of the report's recommendation (once per platform).")
-@click.option("--force", is_flag=True, help="Ship an artifact even though its gate failed.")
-@click.option("--samples", type=click.IntRange(min=0), default=10, show_default=True,
-              help="Test-split images bundled as the app's samples, at their original size with the contract's "
-                   "pixels for the app's launch check. Example: --samples 20")
-@command_options
-def ship_cmd(dist, android, ios, artifacts, force, samples, ui):
-    """Copy the artifact that passed its gate, its labels, manifest, preprocessing and samples into the apps.
+from .cli_apps import serve_cmd, ship_cmd  # noqa: E402  (they take command_options from this module)
+from .cli_arm64 import arm64_group, device_bench_cmd  # noqa: E402
 
-    The artifact is the report's recommendation per platform (run `mobilepack bench` first) unless
-    --artifact names one; an artifact whose gate failed is refused unless --force.
-
-    Example:
-
-        mobilepack ship dist --android android_demo --ios ios_demo
-    """
-    from convert.errors import UsageError
-    from mobilepack.ship import ShipConfig, ship
-
-    apps = {p: d for p, d in (("android", android), ("ios", ios)) if d is not None}
-    if not apps:
-        raise UsageError("nothing to ship into: give --android android_demo and/or --ios ios_demo")
-    ship(dist, ShipConfig(apps=apps, artifacts=tuple(artifacts), force=force, samples=samples), log=ui.log)
-
-
-@cli.command("serve")
-@click.argument("dist", type=click.Path(path_type=Path))
-@click.option("--artifact", default=None, metavar="NAME", help="Default artifact for /predict (default: the float one).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind; 0.0.0.0 exposes it.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
-              help="TCP port; 0 takes a free one and prints it, e.g. --port 0.")
-@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Worker threads of the waitress server (each keeps its own interpreters).")
-@click.option("--max-pixels", type=int, default=None, metavar="N",
-              help="Largest image decoded, in pixels (default 4194304 = 2048x2048); larger get 413, "
-                   "e.g. --max-pixels 12000000 for 12-megapixel photos.")
-@command_options
-def serve_cmd(dist, artifact, host, port, workers, max_pixels, ui):
-    """Serve DIST's .tflite artifacts over HTTP: /predict, /healthz, /v1/models, /openapi.json and a test page.
-
-    POST /predict takes JSON {"input": [...]} in the model's input shape or a multipart image
-    upload (field 'image', preprocessed as the benchmark does); ?artifact=NAME picks the artifact.
-    The artifacts' bytes are read and sha256-checked once at start and served from memory.
-
-    Example:
-
-        mobilepack serve dist --port 8000 --workers 4
-    """
-    from mobilepack.serve import serve
-
-    serve(dist, artifact, host, port, workers, log=click.echo, max_pixels=max_pixels)
-
-
-def _budget(values) -> float | None:
-    """--max-drop PP: one accuracy budget in percentage points, or None when not given."""
-    from convert.errors import UsageError
-
-    if len(values) > 1:
-        raise UsageError(f"--max-drop given {len(values)} budgets ({', '.join(values)}); give one number")
-    if not values:
-        return None
-    try:
-        value = float(values[0])
-    except ValueError:
-        raise UsageError(f"--max-drop {values[0]!r}: not a number of percentage points; e.g. --max-drop 0.5") from None
-    if not value > 0:
-        raise UsageError(f"--max-drop {values[0]}: the accuracy budget must be greater than 0, e.g. --max-drop 0.5")
-    return value
-
-
-from .cli_arm64 import arm64_group, device_bench_cmd  # noqa: E402  (they take command_options from this module)
-
-cli.add_command(arm64_group)
-cli.add_command(device_bench_cmd)
+for _command in (ship_cmd, serve_cmd, arm64_group, device_bench_cmd):
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -67,9 +67,9 @@ def device_bench_cmd(dist, out, threads, runs, gpu, ui):
     from benchmarks.device_script import BINARY_URL, write_device_script
     from benchmarks.latency import LatencyProtocol
 
-    from .cli import _threads
+    from .bench_options import parse_threads
 
-    counts = _threads(threads) or default_threads()
+    counts = parse_threads(threads) or default_threads()
     if any(t < 1 for t in counts):
         raise click.BadParameter(f"{threads!r}: give whole numbers >= 1, e.g. --threads 1,4", param_hint="--threads")
     path = write_device_script(dist, out or Path(dist) / "device-bench.sh", counts, runs, LatencyProtocol().warmup_runs,
