@@ -25,7 +25,7 @@ import numpy as np
 
 from benchmarks.report import load_report
 from convert.manifest import MANIFEST_NAME, PLATFORM_TARGET, load_manifest, verify_artifacts
-from train.documents import load_document, read_json, shown
+from train.documents import load_document, shown
 from train.errors import DocumentError, MobilepackError
 from train.fsutil import atomic_write_json, check_writable_dir, staged_directory
 from train.preprocessing import Preprocessing
@@ -57,14 +57,15 @@ def ship(dist: Path, config: ShipConfig, log: Callable[[str], None] = print) -> 
                         "labels (convert a run dir made by `mobilepack train`)")
     prep = Preprocessing.from_dict(manifest.preprocessing, f"{dist / MANIFEST_NAME} preprocessing")
     report = _load_report(dist, manifest)
-    targets = {platform: app_assets(Path(app), platform) for platform, app in config.apps.items()}
+    markers = {platform: app_marker(Path(app), platform) for platform, app in config.apps.items()}
+    targets = {platform: assets for platform, (assets, _) in markers.items()}
     for assets in targets.values():  # every app before any, so a refused one leaves none half-shipped
         check_writable_dir(assets, WRITABLE_HINT)
     chosen = {}  # every platform's artifact chosen and checked before any app is touched
     for platform in targets:
         row = _choose(platform, report, config)
         chosen[platform] = row, next(a for a in manifest.artifacts if a.name == row["name"])
-        _check_deployment_target(chosen[platform][1], Path(config.apps[platform]))
+        _check_deployment_target(chosen[platform][1], Path(config.apps[platform]), markers[platform][1])
     shipped = {}
     for platform, assets in targets.items():
         row, artifact = chosen[platform]
@@ -96,6 +97,11 @@ def _load_report(dist: Path, manifest) -> dict:
 
 
 def app_assets(app: Path, platform: str) -> Path:
+    return app_marker(app, platform)[0]
+
+
+def app_marker(app: Path, platform: str) -> tuple[Path, dict]:
+    """The app's assets folder, and its checked marker."""
     marker = app / MARKER
     if not marker.is_file():
         raise ShipError(f"{app}: not a mobilepack demo app (no {MARKER}); give this repository's "
@@ -111,10 +117,10 @@ def app_assets(app: Path, platform: str) -> Path:
     if assets.is_absolute() or ".." in assets.parts or not assets.parts or "\0" in spec["assets"]:
         # ship replaces this folder whole: never one outside the app, nor the app itself
         raise DocumentError(f"{marker}: assets {shown(spec['assets'])} is not a folder inside the app; {fix}")
-    return app / assets
+    return app / assets, spec
 
 
-def _check_deployment_target(artifact, app: Path) -> None:
+def _check_deployment_target(artifact, app: Path, marker: dict) -> None:
     """Refuse a Core ML file that needs a newer iOS than the app's deployment target (the marker's ios_target).
 
     Xcode compiles such a model but the app cannot load it on the older iPhones it promises to support.
@@ -122,7 +128,7 @@ def _check_deployment_target(artifact, app: Path) -> None:
     needs = artifact.notes.get("minimum_deployment_target", "")
     if not needs.startswith("iOS"):
         return
-    app_target = read_json(app / MARKER, "").get("ios_target")
+    app_target = marker.get("ios_target")
     if isinstance(app_target, int) and int(needs[3:]) > app_target:
         raise ShipError(f"{artifact.name} needs iOS {needs[3:]}; the app at {app} targets iOS {app_target} "
                         f"({MARKER} ios_target): ship another with --artifact NAME, re-convert with --ios-target "
