@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import CoreMLFormatError, PredictionError, UnsupportedOpError
+from .kernels import round_fp16
 from .mil_control import CONTROL_OPS, LIST_OPS, Block
 from .constexpr_ops import CONSTEXPR_OPS
 from .mil_ops import MIL_OPS
@@ -230,7 +231,7 @@ def _finish(value, half: bool, dtype):
     want = dtype if dtype is not None else (np.dtype(np.float32) if value.dtype.kind == "f" else value.dtype)
     if value.dtype != want:
         value = value.astype(want)
-    return value.astype(np.float16).astype(np.float32) if half else value
+    return round_fp16(value) if half else value
 
 
 def _as_compute(value):
@@ -243,7 +244,7 @@ def _as_compute(value):
 def _cast(x, dtype):
     target = str(np.asarray(dtype).item())
     if target == "fp16":
-        return x.astype(np.float16).astype(np.float32)
+        return round_fp16(np.asarray(x, np.float32))
     return x.astype(_CAST[target])
 
 

@@ -45,8 +45,7 @@ def weights(w, shape=None) -> np.ndarray:
 
 def half(x: np.ndarray) -> np.ndarray:
     """x rounded to float16, held in float32; overflow gives +-inf without a warning, as fp16 stores it."""
-    with np.errstate(over="ignore"):
-        return np.asarray(x, np.float32).astype(np.float16).astype(np.float32)
+    return K.round_fp16(np.asarray(x, np.float32))
 
 
 def _round_weights(message) -> None:
