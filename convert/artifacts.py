@@ -56,8 +56,7 @@ def save_coreml(ctx: ConversionContext, mlmodel, fmt: str, quant: str, keep=None
     name = f"model_{fmt}_{quant}" + ("_mixed" if keep else "")
     path = ctx.stage / f"{name}{SUFFIX[fmt]}"
     mlmodel.save(str(path))
-    if path.is_dir():
-        stable_package_ids(path)
+    reproducible_coreml(path)
     inputs, outputs, info = describe_coreml(path)
     notes = {**_coreml_notes(fmt, quant), **info,
              "minimum_deployment_target": mlmodel.user_defined_metadata["mobilepack.minimum_deployment_target"]}
@@ -74,13 +73,23 @@ def save_coreml(ctx: ConversionContext, mlmodel, fmt: str, quant: str, keep=None
                     target="coreml", format=fmt, quantization=quant, inputs=inputs, outputs=outputs, notes=notes)
 
 
-def stable_package_ids(package: Path) -> None:
-    """Name an .mlpackage's items by their path, not by the random UUIDs coremltools draws at every save.
+def reproducible_coreml(path: Path) -> None:
+    """Make a saved Core ML model the same bytes every run, so its sha256 is too.
 
-    Core ML reads Manifest.json's identifiers only as keys (rootModelIdentifier -> its item); with
-    them fixed, the same model gives the same bytes, so its sha256 is the same every run.
+    coremltools serializes the spec's metadata map in an order that changes from process to process,
+    and names an .mlpackage's items by UUIDs it draws at every save. The spec is rewritten with
+    protobuf's deterministic (sorted) map order, and the items named by their path; Core ML reads those
+    identifiers only as keys (rootModelIdentifier -> its item).
     """
-    manifest = package / "Manifest.json"
+    from coremltools.proto import Model_pb2
+
+    spec_file = path / "Data" / "com.apple.CoreML" / "model.mlmodel" if path.is_dir() else path
+    spec = Model_pb2.Model()
+    spec.ParseFromString(spec_file.read_bytes())
+    atomic_write_bytes(spec_file, spec.SerializeToString(deterministic=True))
+    if not path.is_dir():
+        return
+    manifest = path / "Manifest.json"
     doc = json.loads(manifest.read_text())
     entries = doc["itemInfoEntries"]
     ids = {old: str(uuid.uuid5(uuid.NAMESPACE_URL, f"mlpackage:{item['path']}")) for old, item in entries.items()}
