@@ -14,6 +14,7 @@ store. A worker that dies is restarted and its candidate redone (`max_restarts`,
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
 import shutil
@@ -68,14 +69,23 @@ class SearchWorker:
     """Loads the model once, then converts and judges one rung per call, like Ladder.build and Validation."""
 
     def __init__(self, job: SearchJob, model_holder: list):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        self._job, self._model, self._ctx = job, model_holder, None
+        self._ladders: dict = {}
+
+    def _context(self) -> ConversionContext:
+        """Built at the first call, not in __init__: what fails here (a --custom-objects module this node
+        cannot import) is then that call's error, one line on the command line."""
         import ray
 
         from convert.shapes import load_fixed
 
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        self._folder = Path(tempfile.mkdtemp(prefix="mobilepack-search-"))
-        path = self._folder / job.model_name
-        path.write_bytes(ray.get(model_holder[0]))
+        if self._ctx is not None:
+            return self._ctx
+        job, folder = self._job, Path(tempfile.mkdtemp(prefix="mobilepack-search-"))
+        atexit.register(shutil.rmtree, folder, True)
+        path = folder / job.model_name
+        path.write_bytes(ray.get(self._model[0]))
         if sha256_file(path) != job.model_sha256:
             raise ExecutorError(f"{job.model_name}: the bytes a Ray worker received do not hash to the model's "
                                 "sha256; re-run convert (the object store or the network damaged them)")
@@ -84,17 +94,17 @@ class SearchWorker:
         ranges = None
         if job.w8a8_ranges:
             from benchmarks.coreml_reference.calibrate import activation_ranges as ranges
-        (self._folder / "stage").mkdir()
-        self._ctx = ConversionContext(model=model, model_path=path, config=cfg, stage=self._folder / "stage",
+        (folder / "stage").mkdir()
+        self._ctx = ConversionContext(model=model, model_path=path, config=cfg, stage=folder / "stage",
                                       image_input=job.image_input, prep=job.prep, labels=job.labels,
                                       calibration=job.calibration, metadata=job.metadata, activation_ranges=ranges)
-        self._job = job
-        self._ladders: dict = {}
+        return self._ctx
 
     def run(self, target: str, fmt: str, rung: Rung) -> RungResult:
-        ladder = self._ladders.setdefault((target, fmt), Ladder(self._ctx, target, fmt))
+        ctx = self._context()
+        ladder = self._ladders.setdefault((target, fmt), Ladder(ctx, target, fmt))
         artifact = ladder.build(rung)
-        path = artifact.path(self._ctx.stage)
+        path = artifact.path(ctx.stage)
         try:
             outputs = self._job.validation(path, artifact.target)
             within = self._job.budget.check(outputs)[0]
@@ -208,7 +218,7 @@ class Scheduler:
     def _get(self, ref):
         try:
             return self._ray.get(ref)
-        except self._ray.exceptions.RayTaskError as exc:
+        except self._ray.exceptions.RayError as exc:  # a call that raised, or a worker Ray could not keep alive
             cause = getattr(exc, "cause", None)
             if isinstance(cause, (MobilepackError, OSError)):
                 return cause  # the converter's own one-line error, as a local run raises it
