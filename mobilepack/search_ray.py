@@ -68,9 +68,11 @@ class RungResult:
 class SearchWorker:
     """Loads the model once, then converts and judges one rung per call, like Ladder.build and Validation."""
 
-    def __init__(self, job: SearchJob, model_holder: list):
+    def __init__(self, job_holder: list, model_holder: list):
+        # Nested references, fetched at the first call: for an actor whose constructor arguments live in the
+        # object store, Ray prints a warning that its restart fails if they are lost (ray issue 53727).
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        self._job, self._model, self._ctx = job, model_holder, None
+        self._holders, self._job, self._ctx = (job_holder, model_holder), None, None
         self._ladders: dict = {}
 
     def _context(self) -> ConversionContext:
@@ -82,10 +84,11 @@ class SearchWorker:
 
         if self._ctx is not None:
             return self._ctx
-        job, folder = self._job, Path(tempfile.mkdtemp(prefix="mobilepack-search-"))
+        self._job = job = ray.get(self._holders[0][0])
+        folder = Path(tempfile.mkdtemp(prefix="mobilepack-search-"))
         atexit.register(shutil.rmtree, folder, True)
         path = folder / job.model_name
-        path.write_bytes(ray.get(self._model[0]))
+        path.write_bytes(ray.get(self._holders[1][0]))
         if sha256_file(path) != job.model_sha256:
             raise ExecutorError(f"{job.model_name}: the bytes a Ray worker received do not hash to the model's "
                                 "sha256; re-run convert (the object store or the network damaged them)")
@@ -134,9 +137,8 @@ class RaySearch:
                         ctx.labels, ctx.calibration, ctx.metadata, ctx.activation_ranges is not None,
                         self.validation, budget)
         actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(SearchWorker)
-        model = [ray.put(artifact_bytes(ctx.model_path))]  # nested: fetched by the worker, not by Ray's argument passing
-        job_ref = ray.put(job)
-        actors = [actor.remote(job_ref, model) for _ in range(self.workers)]
+        holders = [ray.put(job)], [ray.put(artifact_bytes(ctx.model_path))]  # put once, for every worker
+        actors = [actor.remote(*holders) for _ in range(self.workers)]
         scheduler = Scheduler(ray, actors, families, budget)
         # Candidates the walk did not need may still be running at the end: the workers exit when their handles
         # go out of scope, once that call returns (a kill would have Ray retry the call, and say so on the console).
