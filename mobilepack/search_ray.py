@@ -68,14 +68,12 @@ class RungResult:
 class SearchWorker:
     """Loads the model once, then converts and judges one rung per call, like Ladder.build and Validation."""
 
-    def __init__(self, job_holder: list, model_holder: list):
-        # Nested references, fetched at the first call: for an actor whose constructor arguments live in the
-        # object store, Ray prints a warning that its restart fails if they are lost (ray issue 53727).
+    def __init__(self):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        self._holders, self._job, self._ctx = (job_holder, model_holder), None, None
+        self._job, self._ctx = None, None
         self._ladders: dict = {}
 
-    def _context(self) -> ConversionContext:
+    def _context(self, holders: tuple) -> ConversionContext:
         """Built at the first call, not in __init__: what fails here (a --custom-objects module this node
         cannot import) is then that call's error, one line on the command line."""
         import ray
@@ -84,11 +82,11 @@ class SearchWorker:
 
         if self._ctx is not None:
             return self._ctx
-        self._job = job = ray.get(self._holders[0][0])
+        self._job = job = ray.get(holders[0][0])
         folder = Path(tempfile.mkdtemp(prefix="mobilepack-search-"))
         atexit.register(shutil.rmtree, folder, True)
         path = folder / job.model_name
-        path.write_bytes(ray.get(self._holders[1][0]))
+        path.write_bytes(ray.get(holders[1][0]))
         if sha256_file(path) != job.model_sha256:
             raise ExecutorError(f"{job.model_name}: the bytes a Ray worker received do not hash to the model's "
                                 "sha256; re-run convert (the object store or the network damaged them)")
@@ -103,8 +101,11 @@ class SearchWorker:
                                       calibration=job.calibration, metadata=job.metadata, activation_ranges=ranges)
         return self._ctx
 
-    def run(self, target: str, fmt: str, rung: Rung) -> RungResult:
-        ctx = self._context()
+    def run(self, holders: tuple, target: str, fmt: str, rung: Rung) -> RungResult:
+        """holders: the job and the model's bytes as nested references, fetched by the first call only. Every
+        call carries them, not the constructor: a restarted worker gets them from its retried call, and Ray
+        warns on the console about restartable actors whose constructor arguments live in the object store."""
+        ctx = self._context(holders)
         ladder = self._ladders.setdefault((target, fmt), Ladder(ctx, target, fmt))
         artifact = ladder.build(rung)
         path = artifact.path(ctx.stage)
@@ -138,8 +139,7 @@ class RaySearch:
                         self.validation, budget)
         actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(SearchWorker)
         holders = [ray.put(job)], [ray.put(artifact_bytes(ctx.model_path))]  # put once, for every worker
-        actors = [actor.remote(*holders) for _ in range(self.workers)]
-        scheduler = Scheduler(ray, actors, families, budget)
+        scheduler = Scheduler(ray, [actor.remote() for _ in range(self.workers)], families, holders)
         # Candidates the walk did not need may still be running at the end: the workers exit when their handles
         # go out of scope, once that call returns (a kill would have Ray retry the call, and say so on the console).
         chosen = []
@@ -174,8 +174,8 @@ class RemoteLadder:
 class Scheduler:
     """Keeps every worker busy with the earliest rungs no family has yet decided past."""
 
-    def __init__(self, ray, actors: list, families: list[Ladder], budget: Budget):
-        self._ray, self._free, self.families, self._budget = ray, list(actors), families, budget
+    def __init__(self, ray, actors: list, families: list[Ladder], holders: tuple):
+        self._ray, self._free, self.families, self._holders = ray, list(actors), families, holders
         # (position in the ladder, position among its refinements, family): ladder order, families interleaved
         self._queue = [((b, 0, f), f, rung) for f, ladder in enumerate(families) for b, rung in enumerate(ladder.bases)]
         self._keys: dict = {}  # (family, label) -> its priority key
@@ -199,7 +199,7 @@ class Scheduler:
             self._keys[family, rung.label] = key
             actor = self._free.pop()
             ladder = self.families[family]
-            self._running[actor.run.remote(ladder.target, ladder.fmt, rung)] = (family, rung, actor)
+            self._running[actor.run.remote(self._holders, ladder.target, ladder.fmt, rung)] = (family, rung, actor)
         if not self._running:
             raise RuntimeError("the budget search waits for a candidate no worker runs")  # a scheduler bug
         [ref], _ = self._ray.wait(list(self._running), num_returns=1)
