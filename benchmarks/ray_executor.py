@@ -188,8 +188,9 @@ class RayExecutor:
             self.close()
             raise ExecutorError(f"--eval-workers {self.workers}: the Ray cluster has {cpus} CPU(s); give at most "
                                 f"{cpus}, e.g. --eval-workers {max(1, cpus)}")
-        actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(EvalWorker)
-        self._actors = [actor.remote() for _ in range(self.workers)]
+        # Started at the first evaluation: until then the CPUs stay free (the budget search on Ray uses its own workers).
+        self._actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(EvalWorker)
+        self._actors = []
         self.shards = 0
         self.busy_s = 0.0  # worker time spent loading and predicting, summed over shards (for the overhead figure)
 
@@ -231,8 +232,13 @@ class RayExecutor:
         if self._started and self._ray.is_initialized():
             self._ray.shutdown()
 
+    def _pool(self) -> list:
+        if not self._actors:
+            self._actors = [self._actor.remote() for _ in range(self.workers)]
+        return self._actors
+
     def pids(self) -> list[int]:
-        return self._ray.get([a.pid.remote() for a in self._actors])
+        return self._ray.get([a.pid.remote() for a in self._pool()])
 
     def evaluate(self, jobs: list[EvalJob], inputs: list[np.ndarray], batch_size: int,
                  progress=None) -> list[EvalResult]:
@@ -245,7 +251,7 @@ class RayExecutor:
         blobs = [[ray.put(artifact_bytes(job.path))] for job in jobs]  # nested: fetched only by a worker that loads
         tasks = [(j, s) for j in range(len(jobs)) for s in range(len(bounds))]  # artifact-major: loads are reused
         sent = [replace(job, local_runner=None) for job in jobs]
-        pool = ActorPool(self._actors)
+        pool = ActorPool(self._pool())
         parts: dict = {}
         done = [0] * len(jobs)
         try:

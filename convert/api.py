@@ -16,7 +16,7 @@ from train.preprocessing import Preprocessing
 from train.trainer import read_labels
 
 from .artifacts import coreml_artifact, tflite_artifact, with_tflite_metadata
-from .budget import Evaluator, budgeted
+from .budget import Evaluator, Search, budgeted
 from .calibration import CalibrationRequest, resolve_calibration
 from .config import ConvertConfig
 from .context import ConversionContext
@@ -28,13 +28,14 @@ from .tflite import check_convertible
 
 def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str], None] = print,
             evaluate: Evaluator | None = None, progress: Callable[[str, int, int], None] | None = None,
-            activation_ranges: ActivationRanges | None = None) -> Manifest:
+            activation_ranges: ActivationRanges | None = None, search: Search | None = None) -> Manifest:
     """Convert `source` (a .keras file or run dir) into `out`, replacing it atomically.
 
     activation_ranges calibrates w8a8's activations (convert/coreml_w8a8.py); mobilepack gives the
     reference evaluator's.
     With a budget (config.budgeted), `evaluate(path, target)` gives a candidate's per-output
     validation figures and each family keeps only its most compressed candidate within budget.
+    `search(ctx, log)` runs that search elsewhere instead (mobilepack's on Ray), with the same result.
     """
     model_path = resolve_model_path(Path(source))
     run_dir = model_path.parent if (model_path.parent / "preprocessing.json").is_file() else None
@@ -47,7 +48,8 @@ def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str],
         ctx = dataclasses.replace(_context(model, model_path, run_dir, config, stage, log),
                                   activation_ranges=activation_ranges)
         if config.budgeted:
-            artifacts = [with_tflite_metadata(ctx, a) for a in budgeted(ctx, evaluate, log)]
+            chosen = search(ctx, log) if search is not None else budgeted(ctx, evaluate, log)
+            artifacts = [with_tflite_metadata(ctx, a) for a in chosen]
         else:
             artifacts = _every(ctx, log, progress)
         manifest = _write_support_files(ctx, run_dir, artifacts, model if model is not loaded else None)

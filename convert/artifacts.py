@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import uuid
+from pathlib import Path
 
-from train.fsutil import atomic_write_bytes
+from train.fsutil import atomic_write_bytes, atomic_write_text
 from train.loading import sha256_file, size_on_disk
 
 from .context import ConversionContext
@@ -53,6 +56,7 @@ def save_coreml(ctx: ConversionContext, mlmodel, fmt: str, quant: str, keep=None
     name = f"model_{fmt}_{quant}" + ("_mixed" if keep else "")
     path = ctx.stage / f"{name}{SUFFIX[fmt]}"
     mlmodel.save(str(path))
+    reproducible_coreml(path)
     inputs, outputs, info = describe_coreml(path)
     notes = {**_coreml_notes(fmt, quant), **info,
              "minimum_deployment_target": mlmodel.user_defined_metadata["mobilepack.minimum_deployment_target"]}
@@ -67,6 +71,31 @@ def save_coreml(ctx: ConversionContext, mlmodel, fmt: str, quant: str, keep=None
                                        "left uncompressed, worst first, until the candidate fit the budget")
     return Artifact(name=name, file=path.name, sha256=sha256_file(path), size_bytes=size_on_disk(path),
                     target="coreml", format=fmt, quantization=quant, inputs=inputs, outputs=outputs, notes=notes)
+
+
+def reproducible_coreml(path: Path) -> None:
+    """Make a saved Core ML model the same bytes every run, so its sha256 is too.
+
+    coremltools serializes the spec's metadata map in an order that changes from process to process,
+    and names an .mlpackage's items by UUIDs it draws at every save. The spec is rewritten with
+    protobuf's deterministic (sorted) map order, and the items named by their path; Core ML reads those
+    identifiers only as keys (rootModelIdentifier -> its item).
+    """
+    from coremltools.proto import Model_pb2
+
+    spec_file = path / "Data" / "com.apple.CoreML" / "model.mlmodel" if path.is_dir() else path
+    spec = Model_pb2.Model()
+    spec.ParseFromString(spec_file.read_bytes())
+    atomic_write_bytes(spec_file, spec.SerializeToString(deterministic=True))
+    if not path.is_dir():
+        return
+    manifest = path / "Manifest.json"
+    doc = json.loads(manifest.read_text())
+    entries = doc["itemInfoEntries"]
+    ids = {old: str(uuid.uuid5(uuid.NAMESPACE_URL, f"mlpackage:{item['path']}")) for old, item in entries.items()}
+    doc["itemInfoEntries"] = {ids[old]: item for old, item in entries.items()}
+    doc["rootModelIdentifier"] = ids[doc["rootModelIdentifier"]]
+    atomic_write_text(manifest, json.dumps(doc, indent=4, sort_keys=True) + "\n")  # coremltools' own layout
 
 
 def with_tflite_metadata(ctx: ConversionContext, artifact: Artifact) -> Artifact:

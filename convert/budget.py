@@ -26,6 +26,7 @@ from .manifest import Artifact
 from .tflite import convert_tflite, layer_sensitivity
 
 Evaluator = Callable[[Path, str], list]
+Search = Callable[[ConversionContext, Callable[[str], None]], list[Artifact]]
 TFLITE_LADDER = ("int8", "dynamic", "fp16")
 # Smallest first, as measured on digits (python -m benchmarks.figures.coreml_compress: pal4 63.0 KiB, pal4g 63.3,
 # int4b 63.5, pal4-fp32 66.5, pal6 85.7, pal6-fp32 89.4, int8w 108.7, int8w-fp32 112.6, fp16 197.8). Rungs the
@@ -115,55 +116,98 @@ def budgeted(ctx: ConversionContext, evaluate: Evaluator | None, log: Callable[[
     """One artifact per family: the most compressed rung of its ladder that `evaluate` finds within budget."""
     if evaluate is None:
         raise UsageError("a budget needs validation data to evaluate candidates; convert a run dir or give --validation")
-    config = ctx.config
-    budget = config.budget()
+    budget = ctx.config.budget()
     chosen = []
-    for target, fmt, _ in config.families():
+    for target, fmt in ladder_families(ctx.config):
         log(f"searching {fmt} within {budget.describe()}")
-        if target == "tflite":
-            rungs = tflite_rungs(ctx, [q for q in TFLITE_LADDER if config.allows(target, fmt, q)])
-        else:
-            rungs = coreml_rungs(ctx, fmt, [q for q in COREML_LADDER[fmt] if config.allows(target, fmt, q)])
-        chosen.append(choose(fmt, rungs, ctx.stage, budget, evaluate, log))
+        ladder = Ladder(ctx, target, fmt)
+        judged = ((label, lambda b=build: _judge(b(), ctx.stage, evaluate)) for label, build in rungs(ladder))
+        chosen.append(choose(fmt, judged, ctx.stage, budget, log))
     return chosen
 
 
-def tflite_rungs(ctx: ConversionContext, quants):
-    """int8, then int8 with the most sensitive layers kept float, then dynamic, then fp16."""
-    for quant in quants:
-        if quant != "int8":
-            yield quant, lambda q=quant: tflite_artifact(ctx, q)
-            continue
-        # Converted once: the candidate, then (if it misses the budget) the graph the ranking walks.
-        int8 = convert_tflite(ctx.model, "int8", ctx.calibration, ctx.image_input, ctx.config.int8_output)
-        yield quant, lambda: tflite_artifact(ctx, "int8", data=int8)
-        ranked = layer_sensitivity(ctx.model, ctx.calibration, int8)
-        for k in float_layer_counts(len(ranked)):
-            yield f"int8 with {k} tensor(s) kept float", lambda k=k: tflite_artifact(ctx, "int8", ranked[:k])
+def ladder_families(config) -> list[tuple[str, str]]:
+    return [(target, fmt) for target, fmt, _ in config.families()]
 
 
-def coreml_rungs(ctx: ConversionContext, fmt: str, quants):
-    """Each compression, then the same with its worst-reproduced weights left uncompressed, then the next."""
-    references = {}  # compute precision -> the uncompressed weights, converted only if a compression misses
-    for quant in quants:
-        mlmodel = convert_coreml(ctx, fmt, quant)
-        yield quant, lambda q=quant, m=mlmodel: save_coreml(ctx, m, fmt, q)
-        if VARIANTS[quant].compressed:
-            compute = VARIANTS[quant].compute
-            if compute not in references:  # the same precision: the weights have the same names
-                references[compute] = convert_coreml(ctx, fmt, "fp16" if compute == "float16" else "fp32")
-            ranked = weight_errors(mlmodel, references[compute])
-            for k in float_layer_counts(len(ranked)):
-                yield (f"{quant} with {k} weight(s) uncompressed",
-                       lambda q=quant, k=k: coreml_artifact(ctx, fmt, q, ranked[:k]))
+@dataclass(frozen=True)
+class Rung:
+    """One candidate of a ladder: a quantization, or it with its `keep` worst tensors/weights left float."""
+
+    label: str
+    quant: str
+    keep: tuple | None = None  # (names, score) entries of the ranking, worst first; None for the plain quantization
 
 
-def choose(family: str, rungs: Iterator[tuple[str, Callable[[], Artifact]]], stage: Path, budget: Budget,
-           evaluate: Evaluator, log: Callable[[str], None]) -> Artifact:
+class Ladder:
+    """A family's rungs, built one at a time in this process (or on a Ray worker, mobilepack/search_ray.py).
+
+    It keeps what a later rung reuses: the int8 graph the sensitivity ranking walks, and each compressed
+    Core ML model with the uncompressed reference of its precision (converted only if a compression misses).
+    """
+
+    def __init__(self, ctx: ConversionContext, target: str, fmt: str):
+        self.ctx, self.target, self.fmt = ctx, target, fmt
+        ladder = TFLITE_LADDER if target == "tflite" else COREML_LADDER[fmt]
+        self.bases = [Rung(q, q) for q in ladder if ctx.config.allows(target, fmt, q)]
+        self._built: dict = {}  # quant -> the int8 bytes or the compressed MLModel
+        self._references: dict = {}  # compute precision -> the uncompressed MLModel
+
+    def ranked(self, rung: Rung) -> bool:
+        """Whether a miss of this rung is followed by the same quantization with its worst parts float."""
+        if rung.keep is not None:
+            return False
+        return rung.quant == "int8" if self.target == "tflite" else VARIANTS[rung.quant].compressed
+
+    def build(self, rung: Rung) -> Artifact:
+        ctx, q = self.ctx, rung.quant
+        if self.target == "tflite":
+            if rung.keep is not None:
+                return tflite_artifact(ctx, "int8", rung.keep)
+            if q != "int8":
+                return tflite_artifact(ctx, q)
+            self._built[q] = convert_tflite(ctx.model, "int8", ctx.calibration, ctx.image_input, ctx.config.int8_output)
+            return tflite_artifact(ctx, "int8", data=self._built[q])
+        if rung.keep is not None:
+            return coreml_artifact(ctx, self.fmt, q, rung.keep)
+        self._built[q] = convert_coreml(ctx, self.fmt, q)
+        return save_coreml(ctx, self._built[q], self.fmt, q)
+
+    def refinements(self, rung: Rung) -> list[Rung]:
+        """The rungs after a missed `rung`: its worst 1, 2, 4, ... tensors (TFLite) or weights (Core ML) float."""
+        if not self.ranked(rung):
+            return []
+        ctx, q = self.ctx, rung.quant
+        if self.target == "tflite":
+            ranked = layer_sensitivity(ctx.model, ctx.calibration, self._built.pop(q))
+            what = "tensor(s) kept float"
+        else:
+            compute = VARIANTS[q].compute
+            if compute not in self._references:  # the same precision: the weights have the same names
+                self._references[compute] = convert_coreml(ctx, self.fmt, "fp16" if compute == "float16" else "fp32")
+            ranked = weight_errors(self._built.pop(q), self._references[compute])
+            what = "weight(s) uncompressed"
+        return [Rung(f"{q} with {k} {what}", q, tuple(ranked[:k])) for k in float_layer_counts(len(ranked))]
+
+
+def rungs(ladder: Ladder) -> Iterator[tuple[str, Callable[[], Artifact]]]:
+    """(label, build) in ladder order; a rung's refinements are ranked only once it has missed the budget."""
+    for base in ladder.bases:
+        yield base.label, lambda b=base: ladder.build(b)
+        for rung in ladder.refinements(base):
+            yield rung.label, lambda r=rung: ladder.build(r)
+
+
+def _judge(artifact: Artifact, stage: Path, evaluate: Evaluator) -> tuple[Artifact, list]:
+    return artifact, evaluate(artifact.path(stage), artifact.target)
+
+
+def choose(family: str, candidates: Iterator[tuple[str, Callable[[], tuple[Artifact, list]]]], stage: Path,
+           budget: Budget, log: Callable[[str], None]) -> Artifact:
+    """The first candidate within budget, its search trail in its notes; the ones before it are deleted."""
     trail = []
-    for label, build in rungs:
-        artifact = build()
-        outputs = evaluate(artifact.path(stage), artifact.target)
+    for label, judged in candidates:
+        artifact, outputs = judged()
         within, said = budget.check(outputs)
         trail.append({"candidate": label, "quantization": artifact.quantization, "size_bytes": artifact.size_bytes,
                       "val_drop_pp": _first_drop(outputs), "val_min_sqnr_db": _min_sqnr(outputs),
@@ -174,8 +218,11 @@ def choose(family: str, rungs: Iterator[tuple[str, Callable[[], Artifact]]], sta
             if budget.max_drop_pp is not None:
                 notes["budget_pp"] = budget.max_drop_pp
             return replace(artifact, notes=notes)
-        path = artifact.path(stage)
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        path = artifact.path(stage)  # a candidate judged on a Ray worker was never written here
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
     tried = "; ".join(f"{t['candidate']}: {t['compared']}" for t in trail) or "nothing (no quantization left)"
     raise BudgetNotMetError(
         f"{family}: no candidate stays within {budget.describe()} on the validation data (tried {tried}); "

@@ -117,8 +117,11 @@ def add_metadata(tflite: bytes, prep, labels: list[str], info: dict) -> bytes:
     builder.Finish(model.Pack(builder), b"TFL3")
     packed = io.BytesIO(bytes(builder.Output()))
     packed.seek(0, io.SEEK_END)
+    # The zip entry is dated 1980-01-01, not now: the same model gives the same bytes (and sha256) every run.
+    entry = zipfile.ZipInfo(LABELS_FILE, date_time=(1980, 1, 1, 0, 0, 0))
+    entry.external_attr = 0o600 << 16  # what writestr gives a name
     with zipfile.ZipFile(packed, "a") as zf:  # associated files live in a zip appended to the flatbuffer
-        zf.writestr(LABELS_FILE, "\n".join(labels) + "\n")
+        zf.writestr(entry, "\n".join(labels) + "\n")
     return packed.getvalue()
 
 

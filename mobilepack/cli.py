@@ -172,8 +172,8 @@ def train_cmd(data, arch, img_size, epochs, batch_size, alpha, seed, out, ui):
 @click.option("--output-kind", multiple=True, metavar="NAME=KIND",
               help="Judge output NAME as classification, regression or embedding during the budget search.")
 @click.option("--executor", default="local", show_default=True, metavar="local|ray|ray://HOST:PORT",
-              help="Where --max-drop judges its candidates on the validation data: this process, a local Ray "
-                   "runtime or a Ray cluster, e.g. --max-drop 1 --executor ray.")
+              help="Where --max-drop converts and judges its candidates: this process, or concurrently on a "
+                   "local Ray runtime or a Ray cluster, e.g. --max-drop 1 --executor ray.")
 @click.option("--eval-workers", type=int, default=None, metavar="N",
               help="Ray workers for --executor ray (default: one per CPU of the cluster), e.g. --eval-workers 2.")
 @command_options
@@ -219,15 +219,21 @@ def convert_cmd(model, target, coreml_format, quant, ios_target, out, calibratio
         raise UsageError(f"--executor {executor}: it runs the budget search's candidates; add --max-drop PP or "
                          "--min-sqnr DB (an unbudgeted convert evaluates nothing)")
     with open_executor(spec) as pool:  # a cluster is checked before anything converts
+        evaluate = _evaluator(model, config, validation, output_kind, ui)
+        search = None
+        if pool.name == "ray" and evaluate is not None:  # candidates converted and judged on the workers
+            from mobilepack.search_ray import RaySearch
+
+            search = RaySearch(evaluate, pool.workers)
         manifest = convert(model, out, config, log=ui.log, progress=ui, activation_ranges=activation_ranges,
-                           evaluate=_evaluator(model, config, validation, output_kind, ui, pool))
+                           evaluate=evaluate, search=search)
     click.echo(f"{out}/manifest.json: {len(manifest.artifacts)} artifact(s)")
 
 
 cli.add_command(convert_cmd)
 
 
-def _evaluator(model, config, validation, output_kinds, ui, executor):
+def _evaluator(model, config, validation, output_kinds, ui):
     if not config.budgeted:
         return None
     from benchmarks.outputs import parse_output_kinds
@@ -237,8 +243,7 @@ def _evaluator(model, config, validation, output_kinds, ui, executor):
     load = functools.partial(load_fixed, unsafe=config.unsafe_load, custom_objects=config.custom_objects,
                              input_shapes=config.input_shapes)
     return validation_evaluator(model, config.budget(), ui.log, validation=validation,
-                            output_kinds=parse_output_kinds(output_kinds), load=load,
-                            executor=None if executor.name == "local" else executor)
+                            output_kinds=parse_output_kinds(output_kinds), load=load)
 
 
 @cli.command("bench")

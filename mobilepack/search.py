@@ -8,12 +8,12 @@ run dir's validation split, or the user's own `--validation FILE.npz|DIR`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from benchmarks.executor import EvalJob
 from benchmarks.outputs import describe_outputs, first_classification, resolve_labels
 from benchmarks.parity import output_figures
 from benchmarks.runners import KerasRunner, artifact_runner, predict_batched
@@ -21,7 +21,7 @@ from convert.budget import Budget
 from convert.errors import UsageError
 from train.data import load_dataset, load_split, split_part
 from train.errors import DataError
-from train.loading import load_keras_model, resolve_model_path, sha256_file
+from train.loading import load_keras_model, resolve_model_path
 from train.preprocessing import Preprocessing
 from train.tensors import load_tensor_file
 
@@ -31,15 +31,33 @@ def min_validation_images(budget_pp: float) -> int:
     return math.ceil(100.0 / budget_pp - 1e-9)
 
 
+@dataclass
+class Validation:
+    """evaluate(path, target): a candidate's per-output validation figures against the Keras model.
+
+    Plain data (the inputs, the reference outputs, the labels, the output specs), so a Ray worker of
+    the budget search (mobilepack/search_ray.py) judges its candidates with this same code.
+    """
+
+    x: list[np.ndarray]
+    reference: list[np.ndarray]
+    labels: dict
+    specs: list
+
+    def __call__(self, path: Path, target: str) -> list:
+        return self.figures(predict_batched(artifact_runner(path, target), self.x, 32))
+
+    def figures(self, out: list[np.ndarray]) -> list:
+        return [output_figures(s, out[s.index], self.reference[s.index], self.labels.get(s.name)) for s in self.specs]
+
+
 def validation_evaluator(source: Path, budget: Budget, log: Callable[[str], None] = print,
                          validation: str | None = None, output_kinds: dict | None = None,
-                         load: Callable | None = None, executor=None) -> Callable[[Path, str], list]:
-    """evaluate(path, target) -> per-output validation figures of that artifact against the Keras model.
+                         load: Callable | None = None) -> Validation:
+    """The Validation that judges candidates: the run dir's validation split or `validation`, and the reference.
 
     `load(path)` loads the Keras model (the CLI passes one that knows --unsafe-load, --custom-objects
-    and --input-shape); by default it is loaded in safe mode. `executor` (benchmarks.executor) runs each
-    candidate over the validation inputs, on Ray with `--executor ray`; by default in this process. The
-    reference stays here: it is run once, and only here are the custom objects and input shapes known.
+    and --input-shape); by default it is loaded in safe mode. The reference is run here, once.
     """
     model_path = resolve_model_path(source)
     if validation is None:
@@ -58,15 +76,7 @@ def validation_evaluator(source: Path, budget: Budget, log: Callable[[str], None
         log(f"validation: {len(x[0])} {'images' if validation is None else 'inputs'}, reference accuracy {ref_acc:.4f}")
     else:
         log(f"validation: {len(x[0])} inputs, no class labels: outputs held to --min-sqnr")
-
-    def evaluate(path: Path, target: str) -> list:
-        if executor is None:
-            out = predict_batched(artifact_runner(path, target), x, 32)
-        else:  # the same runner and batches on a worker; the bytes travel with the sha256 they must hash to
-            out = executor.evaluate([EvalJob(Path(path).name, target, Path(path), sha256_file(path))], x, 32)[0].outputs
-        return [output_figures(s, out[s.index], reference[s.index], labels.get(s.name)) for s in specs]
-
-    return evaluate
+    return Validation(x, reference, labels, specs)
 
 
 def _check_run_dir(run_dir: Path, source: Path, budget: Budget) -> None:

@@ -21,9 +21,7 @@ from benchmarks.errors import ExecutorError
 from benchmarks.executor import EvalJob, ExecutorSpec, LocalExecutor, parse_executor, shard_bounds
 from benchmarks.ray_executor import RayExecutor, _load, check_workers
 from cli_helpers import assert_one_line_error, record_bad_input, run
-from convert.budget import Budget
 from convert.manifest import load_manifest
-from mobilepack.search import validation_evaluator
 from train.loading import sha256_file
 
 # Where the two reports may differ: when and where they were made, and what was timed (latency is measured
@@ -186,26 +184,6 @@ def test_executor_values():
     assert parse_executor("ray", 2, environ={"RAY_ADDRESS": "ray://h:10001"}) == ExecutorSpec("ray", "ray://h:10001", 2)
     with pytest.raises(ExecutorError, match="unknown executor"):
         parse_executor("dask")
-
-
-def test_budget_search_on_ray_chooses_what_a_local_search_chooses(ray_runtime, tiny_run, tmp_path):
-    """convert --max-drop --executor ray: the same artifacts and the same search trail, number for number."""
-    chosen = {}
-    for executor in ("local", "ray"):
-        out = tmp_path / executor
-        result = run("convert", tiny_run, "--target", "tflite", "--max-drop", "1", "--executor", executor,
-                     "--out", out)
-        assert result.exit_code == 0, result.output + result.stderr
-        # Not the sha256: the converter writes different bytes for the same int8 model from one run to the next.
-        chosen[executor] = [(a.name, a.quantization, a.notes["search"]) for a in load_manifest(out).artifacts]
-    assert chosen["ray"] == chosen["local"] and chosen["local"][0][2]
-    # The trail rounds its figures; the evaluator's own figures for one file are equal unrounded too.
-    artifact = load_manifest(tmp_path / "ray").artifacts[0]
-    path = artifact.path(tmp_path / "ray")
-    local = validation_evaluator(tiny_run, Budget(1.0), log=lambda m: None)(path, artifact.target)
-    with RayExecutor.connect(ExecutorSpec("ray", workers=2)) as executor:
-        remote = validation_evaluator(tiny_run, Budget(1.0), log=lambda m: None, executor=executor)(path, artifact.target)
-    assert report_differences(local, remote, skip=set()) == [] and local[0]["sqnr_db"] is not None
 
 
 @pytest.mark.bad_input("cli")

@@ -1,6 +1,7 @@
 """Accuracy evaluation in this process against `--executor ray` with 2 workers.
 
     python -m benchmarks.figures.ray_scaling [--inputs 5000] [--quick]
+    python -m benchmarks.figures.ray_scaling --budget-search [--min-sqnr 30]
 
 MobileNetV2 at 96 px (random weights, seed 0, 1000 classes), its four TFLite variants (fp32, fp16,
 dynamic, int8) and one Core ML variant (mlprogram fp16, on the Core ML reference evaluator off macOS),
@@ -13,6 +14,12 @@ bit for bit the same, and the overhead Ray adds per shard: the workers' time (2 
 less what they spent loading models and predicting, over the shards. It also prints each model's
 throughput alone, from which docs/ray.md projects the 50,000-image case. Timings depend on what
 else the machine runs; say so when quoting them.
+
+--budget-search times the budget search instead (`convert --min-sqnr DB` on the same model, TFLite and
+Core ML mlprogram families, 200 synthetic validation inputs, 50 calibration inputs): in this process,
+then with its candidates converted and judged on a local Ray runtime with 2 workers. It prints both wall
+times (the runtime's start-up apart), their ratio, each family's trail, and whether the chosen
+artifacts (sha256) and trails are the local run's.
 """
 
 from __future__ import annotations
@@ -80,11 +87,60 @@ def _same(a, b) -> bool:
                for x, y in zip(a, b))
 
 
+def _search(model_path: Path, out: Path, config, validation: Path, executor=None) -> tuple[list, float]:
+    """(name, sha256, trail) of each chosen artifact, and the search's wall time (the validation's reference apart)."""
+    from convert.api import convert
+    from mobilepack.search import validation_evaluator
+    from mobilepack.search_ray import RaySearch
+
+    evaluate = validation_evaluator(model_path, config.budget(), log=quiet, validation=str(validation))
+    search = RaySearch(evaluate, executor.workers) if executor else None
+    start = time.perf_counter()
+    manifest = convert(model_path, out, config, log=quiet, evaluate=evaluate, search=search)
+    return [(a.name, a.sha256, a.notes["search"]) for a in manifest.artifacts], time.perf_counter() - start
+
+
+def budget_search(min_sqnr: float) -> None:
+    import keras
+
+    from benchmarks.executor import ExecutorSpec
+    from benchmarks.ray_executor import RayExecutor
+    from convert.api import ConvertConfig
+    from train.models import build_model
+
+    with work_dir() as work:
+        keras.utils.set_random_seed(0)
+        model_path, calib, val = work / "mobilenet_v2_96.keras", work / "calib.npy", work / "val.npz"
+        build_model("mobilenet_v2", (SIZE, SIZE), 1000).save(model_path)
+        rng = np.random.default_rng(1)
+        np.save(calib, rng.uniform(0, 255, (50, SIZE, SIZE, 3)).astype(np.float32))
+        np.savez(val, x=rng.uniform(0, 255, (200, SIZE, SIZE, 3)).astype(np.float32))
+        config = ConvertConfig(targets=("tflite", "coreml"), calibration=str(calib), min_sqnr_db=min_sqnr)
+        print(f"budget search: MobileNetV2 {SIZE} px, tflite and mlprogram ladders, SQNR >= {min_sqnr:g} dB on 200 "
+              f"synthetic inputs; {os.cpu_count()} cores (shared with other work while measured)", flush=True)
+        local, local_s = _search(model_path, work / "local", config, val)
+        for name, _, trail in local:
+            print(f"  {name}: tried {', '.join(t['candidate'] for t in trail)}")
+        start = time.perf_counter()
+        with RayExecutor.connect(ExecutorSpec("ray", workers=2)) as executor:
+            startup = time.perf_counter() - start
+            remote, ray_s = _search(model_path, work / "ray", config, val, executor)
+    print(f"local search: {local_s:.1f} s")
+    print(f"ray search, 2 workers: {ray_s:.1f} s (+{startup:.1f} s to start the local runtime); ray/local "
+          f"{ray_s / local_s:.2f}")
+    print(f"chosen artifacts (sha256) and search trails identical to local: {remote == local}")
+
+
 def main() -> None:
     ap = figure_parser("ray_scaling", __doc__)
     ap.add_argument("--inputs", type=int, default=5000, help="synthetic inputs (default 5000)")
     ap.add_argument("--quick", action="store_true", help="500 inputs")
+    ap.add_argument("--budget-search", action="store_true", help="time the budget search instead")
+    ap.add_argument("--min-sqnr", type=float, default=30.0, help="its budget, dB (default 30)")
     args = ap.parse_args()
+    if args.budget_search:
+        budget_search(args.min_sqnr)
+        return
     count = 500 if args.quick else args.inputs
     import ray
 
