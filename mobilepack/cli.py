@@ -257,6 +257,10 @@ def _evaluator(model, config, validation, output_kinds, ui, executor):
                    "at a time. E.g. --executor ray://head-node:10001")
 @click.option("--eval-workers", type=int, default=None, metavar="N",
               help="Ray workers evaluating shards (default: one per CPU of the cluster), e.g. --eval-workers 2.")
+@click.option("--latency-on", default=None, metavar="NODE",
+              help="Measure latency on this Ray node instead of here, one artifact at a time, with every CPU of it "
+                   "reserved: its IP, node ID (or a unique prefix) or a label key=value from `ray start --labels`. "
+                   "Needs --executor ray. E.g. --latency-on device=pixel-host")
 @click.option("--device-results", type=click.Path(path_type=Path), default=None, metavar="DIR",
               help="benchmark_model logs from a phone (the folder `mobilepack device-bench`'s script fills): a "
                    "device block per .tflite row, e.g. --device-results device-results.")
@@ -284,8 +288,9 @@ def bench_cmd(dist, data, unsafe_load, custom_objects, baseline, junit, device_r
     from benchmarks.executor import parse_executor
 
     executor = parse_executor(options.pop("executor"), options.pop("eval_workers"))  # a bad value: before any work
-    config = replace(bench_config({**options, "data": data}, unsafe_load, dist, baseline),
-                     device_results=device_results, executor=executor)
+    latency_on = options.pop("latency_on")
+    config = replace(bench_config({**options, "data": data}, unsafe_load, dist, baseline), device_results=device_results,
+                     executor=executor, latency_on=latency_on, custom_objects=split_list(custom_objects))
     with custom_objects_scope(split_list(custom_objects)):  # the reference model is loaded inside
         report = run_bench(dist, config, log=ui.log, progress=ui)
     finish_bench(report, dist, ui, junit)
