@@ -253,8 +253,8 @@ def _evaluator(model, config, validation, output_kinds, ui, executor):
 @click.option("--junit", type=click.Path(path_type=Path), default=None, help="Write each gate as a JUnit test case.")
 @click.option("--executor", default="local", show_default=True, metavar="local|ray|ray://HOST:PORT",
               help="Where accuracy is evaluated: this process, a local Ray runtime, or a Ray cluster (`ray` joins "
-                   "RAY_ADDRESS when set); needs pip install 'mobilepack[ray]'. Latency stays here, one artifact "
-                   "at a time. E.g. --executor ray://head-node:10001")
+                   "RAY_ADDRESS when set); needs pip install 'mobilepack[ray]'. Latency stays here (or on "
+                   "--latency-on's node), one artifact at a time. E.g. --executor ray://head-node:10001")
 @click.option("--eval-workers", type=int, default=None, metavar="N",
               help="Ray workers evaluating shards (default: one per CPU of the cluster), e.g. --eval-workers 2.")
 @click.option("--latency-on", default=None, metavar="NODE",
