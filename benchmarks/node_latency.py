@@ -149,7 +149,7 @@ class NodeLatency:
         try:
             self.machine = ray.get(self._actor.ready.remote(node, workers), timeout=NODE_WAIT_S)
         except ray.exceptions.GetTimeoutError:
-            self.close()
+            self.close(clean=False)  # never placed: nothing on the node to clean, and no one to ask
             raise ExecutorError(f"--latency-on: node {describe(node)} did not free its {cpus:g} CPU(s) for this bench "
                                 f"within {NODE_WAIT_S} s (other Ray work holds them); wait, or choose another node") from None
         except ray.exceptions.RayTaskError as exc:
@@ -176,10 +176,11 @@ class NodeLatency:
 
         return self._get(self._actor.reference_latency.remote(replace(job, local_runner=None), self._blobs[job.sha256]))
 
-    def close(self) -> None:
+    def close(self, clean: bool = True) -> None:
         if getattr(self, "_actor", None) is not None:
             try:
-                self._ray.get(self._actor.close.remote(), timeout=30)
+                if clean:  # its temp folders on the node
+                    self._ray.get(self._actor.close.remote(), timeout=30)
             except Exception:  # noqa: BLE001 - a dead actor has nothing left to clean
                 pass
             self._ray.kill(self._actor)
