@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -53,12 +54,14 @@ def _descendants(pid: int) -> list[int]:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cluster")
+    # Ray's session folder holds Unix sockets, whose paths may not exceed 107 bytes: pytest-xdist's temp paths do.
+    sessions = Path(tempfile.mkdtemp(prefix="mpray-", dir="/tmp"))
     # Its own HOME: no ~/.ray/auth_token of this machine's user is found, only the token given here.
     env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32), HOME=str(tmp))
     gcs, client = _free_port(), _free_port()
     common = {"cwd": tmp, "env": env, "stderr": subprocess.STDOUT, "start_new_session": True}
     head = subprocess.Popen([RAY, "start", "--head", "--block", "--num-cpus", "2", "--port", str(gcs),
-                             "--ray-client-server-port", str(client), "--temp-dir", str(tmp / "ray"),
+                             "--ray-client-server-port", str(client), "--temp-dir", str(sessions),
                              "--include-dashboard", "false", "--disable-usage-stats"],
                             stdout=open(tmp / "head.log", "w"), **common)
     node = subprocess.Popen([RAY, "start", "--block", "--address", f"127.0.0.1:{gcs}", "--num-cpus", "1",
@@ -84,6 +87,7 @@ def cluster(tmp_path_factory):
                 pass
         for proc in procs:
             proc.wait(timeout=30)
+        shutil.rmtree(sessions, ignore_errors=True)
 
 
 def _bench(cluster, dist, *args, env=None, cwd=None):
@@ -137,13 +141,19 @@ def test_second_driver_joins_through_ray_client(cluster, tiny_benched, tmp_path,
 
 
 @pytest.mark.bad_input("cli")
-def test_latency_on_an_unknown_node_lists_the_live_nodes(cluster, tiny_benched, tmp_path):
+@pytest.mark.parametrize("node, fragment", [
+    pytest.param("gpu=none", "no live Ray node labelled gpu=none; live nodes: ", id="unknown-label"),
+    pytest.param("{ip}", "2 live nodes match", id="address-of-two-nodes"),  # both nodes run on this machine
+])
+def test_latency_on_a_node_that_is_not_one_lists_the_live_nodes(cluster, tiny_benched, tmp_path, node, fragment):
+    from ray.util import get_node_ip_address
+
     dist = tmp_path / "dist"
     shutil.copytree(tiny_benched, dist)
     before = (dist / "report.json").read_bytes()
-    result = _bench(cluster, dist, "--executor", cluster.client, "--latency-on", "gpu=none")
-    assert_one_line_error(result, 2, "--latency-on gpu=none: no live Ray node labelled gpu=none; live nodes: ",
-                          "mobilepack-test=latency")
+    node = node.format(ip=get_node_ip_address())
+    result = _bench(cluster, dist, "--executor", cluster.client, "--latency-on", node)
+    assert_one_line_error(result, 2, f"--latency-on {node}: {fragment}", "mobilepack-test=latency")
     assert (dist / "report.json").read_bytes() == before
 
 
