@@ -32,7 +32,7 @@ from .device_precision import SUGGESTION as DEVICE_SUGGESTION, gate_quantization
 from .latency import LatencyProtocol, runner_latency
 from .machine import machine_info
 from .macs import tflite_macs
-from .measure import FreshProcessMeter
+from .node_latency import NodeLatency, find_latency_node, latency_meter
 from .timing import measure_all
 from .recommend import recommend
 from .regression import REGRESSION_LIMITS, check_same_data, compare, load_baseline
@@ -67,6 +67,8 @@ class BenchConfig:
     pin: bool = False  # keep each measuring process to one CPU per thread
     prefer_neural_engine: bool = True  # iOS: one that can use the Neural Engine before a smaller one that cannot
     executor: ExecutorSpec = field(default_factory=lambda: ExecutorSpec("local"))  # where accuracy evaluation runs
+    latency_on: str | None = None  # a Ray node (IP, node ID prefix, label key=value) that measures latency instead
+    custom_objects: tuple[str, ...] = ()  # --custom-objects specs, for Ray workers that load the Keras reference
     arm64: Arm64Options = field(default_factory=Arm64Options)  # the emulated ARM64 column (numerics only)
     device_results: Path | None = None  # benchmark_model logs from a phone (`mobilepack device-bench`)
 
@@ -97,12 +99,15 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
     ref_path = dist / manifest.source["model_file"]
     if not ref_path.is_file() or sha256_file(ref_path) != manifest.source["model_sha256"]:
         raise BenchDataError(f"{ref_path}: reference model missing or altered; re-run `mobilepack convert`")
-    with open_executor(config.executor) as executor:  # a cluster is checked here, before the slow part
-        return _bench(dist, config, manifest, manifest_sha256, baseline, threads_note, device, executor, log, progress)
+    with open_executor(config.executor, config.custom_objects) as executor:  # a cluster is checked here, before
+        node = find_latency_node(executor, config.latency_on)  # the slow part, and so is --latency-on's node
+        return _bench(dist, config, manifest, manifest_sha256, baseline, threads_note, device, (executor, node), log,
+                      progress)
 
 
-def _bench(dist: Path, config: BenchConfig, manifest, manifest_sha256, baseline, threads_note, device: dict, executor,
+def _bench(dist: Path, config: BenchConfig, manifest, manifest_sha256, baseline, threads_note, device: dict, where,
            log, progress) -> dict:
+    executor, node = where
     ref_path = dist / manifest.source["model_file"]
     model = load_keras_model(ref_path, unsafe=config.unsafe_load)
     specs = describe_outputs(model, config.output_kinds)
@@ -114,22 +119,24 @@ def _bench(dist: Path, config: BenchConfig, manifest, manifest_sha256, baseline,
 
     keras_runner = KerasRunner(model)
     jobs = [EvalJob("reference", "keras", ref_path, manifest.source["model_sha256"], unsafe_load=config.unsafe_load,
-                    local_runner=keras_runner)]
+                    custom_objects=config.custom_objects, local_runner=keras_runner)]
     jobs += [EvalJob(a.name, a.target, a.path(dist), a.sha256, num_threads=max(config.threads), input_names=names)
              for a in manifest.artifacts]
     results, eval_wall = timed_evaluate(executor, jobs, list(data.inputs), config.batch_size, progress)
-    executor.close()  # idle Ray processes are contention too: gone before any latency is measured
     ref_out = results[0].outputs
     ctx = _Context(data, specs, labels, ref_out, user_metric, config, names)
-    reference = _reference(ctx, keras_runner)
+    reference = _reference(ctx)
     ctx.reference_metrics = reference["metrics"]
     check_metric_limits(config.metric_limits, user_metric, reference.get("metrics") or {})
     rows = [_artifact_row(a, dist, ctx, r, progress) for a, r in zip(manifest.artifacts, results[1:])]
     arm64 = _arm64(manifest.artifacts, rows, dist, ctx, log)
     for row in rows:
         row["device"] = device.get(row["name"])  # the phone's own figures, beside the host's, never mixed
-    with FreshProcessMeter(list(data.inputs), config.latency, names) as meter:
+    with latency_meter(node, executor, jobs, data.inputs, config.latency, names) as meter:  # eval workers gone first
+        reference["latency_ms"] = (meter.reference_latency(jobs[0]) if isinstance(meter, NodeLatency) else
+                                   runner_latency(keras_runner, list(data.inputs), config.latency).to_dict())
         timings = measure_all(rows, dist, manifest.artifacts, config, progress, meter)
+        machine = meter.machine if isinstance(meter, NodeLatency) else machine_info()
     for a, row in zip(manifest.artifacts, rows):
         row.update(timings[a.name])
         row.update(_work(a, a.path(dist), row))
@@ -140,7 +147,7 @@ def _bench(dist: Path, config: BenchConfig, manifest, manifest_sha256, baseline,
     report = {
         "schema_version": REPORT_SCHEMA_VERSION,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_info(),
+        "machine": machine,
         "dataset": {"name": data.name, "split": data.split, "count": data.count, "has_labels": bool(labels),
                     "labelled_outputs": sorted(labels)},
         "manifest": {"path": "manifest.json", "source_model_sha256": manifest.source["model_sha256"]},
@@ -191,18 +198,17 @@ class _Context:
         return {s.name: outputs[s.index] for s in self.specs}
 
 
-def _reference(ctx: _Context, runner) -> dict:
+def _reference(ctx: _Context) -> dict:
     outputs = [reference_figures(s, ctx.ref_out[s.index], ctx.labels.get(s.name)) for s in ctx.specs]
     first = next((o for o in outputs if o["kind"] == "classification"), None)
     metrics_ = (ctx.user_metric.compute(ctx.data.inputs, ctx.outputs_by_name(ctx.ref_out), ctx.labels,
                                         "the Keras reference") if ctx.user_metric else None)
     return {
-        "runtime": runner.runtime,
+        "runtime": KerasRunner.runtime,
         "accuracy": first.get("accuracy") if first else None,
         "accuracy_interval": first.get("accuracy_interval") if first else None,
         "outputs": outputs,
         "metrics": metrics_,
-        "latency_ms": runner_latency(runner, list(ctx.data.inputs), ctx.config.latency).to_dict(),
     }
 
 

@@ -71,6 +71,7 @@ class EvalJob:
     num_threads: int | None = None  # LiteRT threads: the same on every worker as in a local run
     input_names: list[str] | None = None
     unsafe_load: bool = False
+    custom_objects: tuple[str, ...] = ()  # --custom-objects specs the Keras reference needs (user code: only if named)
     local_runner: object = field(default=None, repr=False)  # a runner already built here (local only)
 
 
@@ -93,7 +94,7 @@ def build_runner(job: EvalJob, path: Path | None = None, content: bytes | None =
     if job.target == "keras":
         from train.loading import load_keras_model
 
-        return KerasRunner(load_keras_model(path or job.path, unsafe=job.unsafe_load))
+        return KerasRunner(load_keras_model(path or job.path, unsafe=job.unsafe_load, custom_objects=job.custom_objects))
     if job.target == "tflite":
         return LiteRTRunner(None if content is not None else (path or job.path), num_threads=job.num_threads,
                             input_names=job.input_names, content=content)
@@ -142,13 +143,17 @@ class LocalExecutor:
         return results
 
 
-def open_executor(spec: ExecutorSpec):
-    """The executor for a spec; a Ray one checks the cluster first (reachable, same mobilepack), before slow work."""
+def open_executor(spec: ExecutorSpec, custom_objects: tuple[str, ...] = ()):
+    """The executor for a spec; a Ray one checks the cluster first (reachable, same mobilepack), before slow work.
+
+    `custom_objects` (--custom-objects specs) are the modules Ray workers must import to load the Keras model.
+    """
     if spec.kind == "local":
         return LocalExecutor()
     from .ray_executor import RayExecutor
+    from .ray_setup import custom_objects_env
 
-    return RayExecutor.connect(spec)
+    return RayExecutor.connect(spec, custom_objects_env(custom_objects))
 
 
 def executor_record(executor, wall_s: float) -> dict:

@@ -199,6 +199,12 @@ class FreshProcessMeter:
         stats["cpus"] = request["cpus"]
         return stats
 
+    def tool_median(self, path: Path, ours: dict) -> float:
+        """Google's tool on the same file, right after one of ours (benchmarks/crosscheck.py)."""
+        from .crosscheck import tool_run
+
+        return tool_run(path, ours)
+
     def _run(self, request: dict, what: str) -> dict:
         self._count += 1
         req, res = self.dir / f"request{self._count}.json", self.dir / f"result{self._count}.json"

@@ -24,6 +24,7 @@ import numpy as np
 
 from .errors import ExecutorError
 from .executor import RAY_EXTRA, EvalJob, EvalResult, ExecutorSpec, build_runner, shard_bounds
+from .ray_setup import auth_hint, check_auth_env, quiet_ray_client
 
 PROBE_TIMEOUT_S = 120  # a worker on a cold node imports Ray and starts Python; more is a stuck cluster
 CONNECT_TIMEOUT_S = 3.0
@@ -119,6 +120,11 @@ class EvalWorker:
     def pid(self) -> int:
         return os.getpid()
 
+    def where(self) -> tuple[str, int]:
+        import ray
+
+        return ray.get_runtime_context().get_node_id(), os.getpid()
+
     def run(self, tag, job: EvalJob, blob_holder: list, inputs: list[np.ndarray], start: int, stop: int,
             batch_size: int) -> tuple[object, tuple[str, str | None], list[np.ndarray], float]:
         """(tag, runtime, outputs, seconds this worker spent on the shard): the rest of the wall time is Ray's."""
@@ -148,24 +154,30 @@ class EvalWorker:
 
 def _load(job: EvalJob, blob: bytes):
     """A runner from bytes that arrived through the object store, after checking them."""
-    from train.loading import sha256_file
-
     if job.target == "tflite":
         _check(job, hashlib.sha256(blob).hexdigest())
         return build_runner(job, content=blob), None
     folder = Path(tempfile.mkdtemp(prefix="mobilepack-ray-"))
+    path = materialize(job, blob, folder)
+    if job.target == "keras":  # Keras reads the whole file into memory: the copy can go
+        runner = build_runner(job, path=path)
+        shutil.rmtree(folder, ignore_errors=True)
+        return runner, None
+    return build_runner(job, path=path), folder  # Core ML may read its weights lazily: keep them
+
+
+def materialize(job: EvalJob, blob: bytes, folder: Path) -> Path:
+    """The artifact written into `folder` from its bytes (an .mlpackage from its tar), checked against its sha256."""
+    from train.loading import sha256_file
+
     if job.path.suffix == ".mlpackage":
         with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
             tar.extractall(folder, filter="data")
     else:
         (folder / job.path.name).write_bytes(blob)
     path = folder / job.path.name
-    _check(job, sha256_file(path))
-    if job.target == "keras":  # Keras reads the whole file into memory: the copy can go
-        runner = build_runner(job, path=path)
-        shutil.rmtree(folder, ignore_errors=True)
-        return runner, None
-    return build_runner(job, path=path), folder  # Core ML may read its weights lazily: keep them
+    _check(job, sha256_file(path) if path.is_dir() else hashlib.sha256(blob).hexdigest())
+    return path
 
 
 def _check(job: EvalJob, got: str) -> None:
@@ -196,22 +208,32 @@ class RayExecutor:
 
     @classmethod
     def connect(cls, spec: ExecutorSpec, runtime_env: dict | None = None) -> "RayExecutor":
-        """Ray importable, the cluster reachable, its workers on this mobilepack: all before any slow work."""
+        """Ray importable, the cluster reachable, its workers on this mobilepack: all before any slow work.
+
+        `runtime_env` becomes the job's (ray.init): Ray uploads local py_modules only at the job level.
+        """
         ray = _import_ray(spec)
         if spec.address:
+            check_auth_env()
             check_reachable(spec.address)
         started = not ray.is_initialized()
         if started:
-            # Ray Client (ray://) forwards other ray.init arguments to the server, with a warning: none there.
-            quiet = {} if (spec.address or "").startswith("ray://") else {
-                "include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
-            try:
-                ray.init(address=spec.address, **quiet)
+            # Ray Client (ray://) forwards these to the server's ray.init, and says so at INFO: ERROR hides that too.
+            quiet = {"log_to_driver": False, "logging_level": "ERROR"}
+            if (spec.address or "").startswith("ray://"):
+                quiet_ray_client()
+            else:
+                quiet["include_dashboard"] = False
+            try:  # the job's runtime_env (the --custom-objects modules) reaches every worker, the latency node's too
+                ray.init(address=spec.address, runtime_env=runtime_env, **quiet)
             except Exception as exc:  # Ray's own connection and version errors: one line
                 raise ExecutorError(f"--executor {spec.describe()}: Ray could not connect: {_first_line(exc)}; check "
-                                    "the address, and RAY_AUTH_TOKEN if the cluster uses token authentication") from None
+                                    f"the address; {auth_hint()}") from None
+        elif runtime_env:
+            raise ExecutorError("--custom-objects on Ray: this process joined Ray before bench did, so bench cannot "
+                                "ship the modules; install them on every node, or let bench connect")
         try:
-            check_workers(ray, runtime_env)
+            check_workers(ray)
         except ExecutorError:
             if started:
                 ray.shutdown()
@@ -236,6 +258,14 @@ class RayExecutor:
         if not self._actors:
             self._actors = [self._actor.remote() for _ in range(self.workers)]
         return self._actors
+
+    def release(self) -> list[tuple[str, int]]:
+        """Kill the evaluation workers, keep the connection (latency on a node follows); where each one ran."""
+        where = self._ray.get([a.where.remote() for a in self._actors])
+        for a in self._actors:
+            self._ray.kill(a)
+        self._actors = []
+        return where
 
     def pids(self) -> list[int]:
         return self._ray.get([a.pid.remote() for a in self._pool()])

@@ -198,11 +198,13 @@ def recommendation_lines(report: dict) -> list[str]:
 
 
 def executor_line(report: dict) -> str | None:
-    """Where accuracy was evaluated (latency is always measured on this machine, one artifact at a time)."""
+    """Where accuracy was evaluated, and where latency was measured (this machine or --latency-on's Ray node)."""
     ex = report.get("executor")
     if not ex:
         return None
     where = ("in this process" if ex["name"] == "local" else
              f"on Ray ({ex['address'] or 'a local runtime'}), {ex['workers']} worker(s), {ex['shards']} shard(s)")
-    return (f"Accuracy evaluated {where} in {ex['evaluation_wall_s']:.1f} s; latency measured on this machine, "
-            "one artifact at a time.")
+    node = (report.get("machine") or {}).get("node")
+    on = (f"on Ray node {node['id'][:12]} ({node['address']}{''.join(f', {k}={v}' for k, v in node['labels'].items())})"
+          if node else "on this machine")
+    return f"Accuracy evaluated {where} in {ex['evaluation_wall_s']:.1f} s; latency measured {on}, one artifact at a time."

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from .crosscheck import compare, tool_run
+from .crosscheck import compare
 from .latency import LatencyProtocol
 from .measure import FreshProcessMeter
 from .repeat import combine
@@ -35,7 +35,7 @@ def measure_all(rows: list[dict], dist, artifacts, config, progress, meter: Fres
                                                    pin=config.pin))
             _step(progress, label, 1)
             if a.target == "tflite" and config.crosscheck:
-                tool[(a.name, t)].append(_tool_run(a.path(dist), reps[(a.name, t)][-1], label, progress))
+                tool[(a.name, t)].append(_tool_run(meter, a.path(dist), reps[(a.name, t)][-1], label, progress))
     runtime = {r["name"]: r["runtime"] for r in rows}
     out = {}
     for a in artifacts:
@@ -57,12 +57,12 @@ def _evaluator_protocol(config) -> LatencyProtocol:
                            warmup_seconds=0.0)
 
 
-def _tool_run(path, ours: dict, label: str, progress) -> tuple[float, float]:
-    """(median ms, start time) of one process of Google's tool."""
+def _tool_run(meter, path, ours: dict, label: str, progress) -> tuple[float, float]:
+    """(median ms, start time) of one process of Google's tool, where the meter measures (here, or a Ray node)."""
     label = label.replace(" latency", " google tool")
     _step(progress, label, 0)
     started = time.time()
-    median = tool_run(path, ours)
+    median = meter.tool_median(path, ours)
     _step(progress, label, 1)
     return median, started
 

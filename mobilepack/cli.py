@@ -258,10 +258,14 @@ def _evaluator(model, config, validation, output_kinds, ui):
 @click.option("--junit", type=click.Path(path_type=Path), default=None, help="Write each gate as a JUnit test case.")
 @click.option("--executor", default="local", show_default=True, metavar="local|ray|ray://HOST:PORT",
               help="Where accuracy is evaluated: this process, a local Ray runtime, or a Ray cluster (`ray` joins "
-                   "RAY_ADDRESS when set); needs pip install 'mobilepack[ray]'. Latency stays here, one artifact "
-                   "at a time. E.g. --executor ray://head-node:10001")
+                   "RAY_ADDRESS when set); needs pip install 'mobilepack[ray]'. Latency stays here (or on "
+                   "--latency-on's node), one artifact at a time. E.g. --executor ray://head-node:10001")
 @click.option("--eval-workers", type=int, default=None, metavar="N",
               help="Ray workers evaluating shards (default: one per CPU of the cluster), e.g. --eval-workers 2.")
+@click.option("--latency-on", default=None, metavar="NODE",
+              help="Measure latency on this Ray node instead of here, one artifact at a time, with every CPU of it "
+                   "reserved: its IP, node ID (or a unique prefix) or a label key=value from `ray start --labels`. "
+                   "Needs --executor ray. E.g. --latency-on device=pixel-host")
 @click.option("--device-results", type=click.Path(path_type=Path), default=None, metavar="DIR",
               help="benchmark_model logs from a phone (the folder `mobilepack device-bench`'s script fills): a "
                    "device block per .tflite row, e.g. --device-results device-results.")
@@ -289,8 +293,9 @@ def bench_cmd(dist, data, unsafe_load, custom_objects, baseline, junit, device_r
     from benchmarks.executor import parse_executor
 
     executor = parse_executor(options.pop("executor"), options.pop("eval_workers"))  # a bad value: before any work
-    config = replace(bench_config({**options, "data": data}, unsafe_load, dist, baseline),
-                     device_results=device_results, executor=executor)
+    latency_on = options.pop("latency_on")
+    config = replace(bench_config({**options, "data": data}, unsafe_load, dist, baseline), device_results=device_results,
+                     executor=executor, latency_on=latency_on, custom_objects=split_list(custom_objects))
     with custom_objects_scope(split_list(custom_objects)):  # the reference model is loaded inside
         report = run_bench(dist, config, log=ui.log, progress=ui)
     finish_bench(report, dist, ui, junit)
