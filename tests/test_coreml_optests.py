@@ -178,6 +178,31 @@ def test_precision_modes_on_one_program(tmp_path):
     assert np.any(cpu[name] != device[name])
 
 
+def test_plugin_runs_neuralnetwork_files_at_the_precision_asked(monkeypatch):
+    """Some of Apple's tests build a NeuralNetwork (.mlmodel) whatever the backend: --optest-precision gpu/ane
+    runs it as the GPU and Neural Engine do (each layer's input and output in fp16, nn.py), cpu in float32."""
+    import coremltools as ct
+    from coremltools.converters.mil.mil import Builder as mb
+
+    for name in ("PYMIL_TEST_TARGETS", "INCLUDE_MIL_FP32_UNIT_TESTS"):  # the plugin sets them as it is imported
+        monkeypatch.delenv(name, raising=False)
+    from benchmarks.coreml_reference import optest_plugin
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4))])
+    def prog(x):
+        return mb.mul(x=x, y=np.float32(3.0))
+
+    model = ct.convert(prog, source="milinternal", convert_to="neuralnetwork")
+    x = np.array([[0.1, 1 / 3, 2.7, 1000.3]], np.float32)
+    cpu = optest_plugin._predict(model, {"x": x}, None, "cpu")
+    device = optest_plugin._predict(model, {"x": x}, None, "gpu/ane")
+    (name,) = cpu
+    np.testing.assert_array_equal(cpu[name], x * np.float32(3))
+    half = (x.astype(np.float16).astype(np.float32) * np.float32(3)).astype(np.float16)
+    np.testing.assert_array_equal(device[name], half.astype(np.float32))
+    assert optest_plugin._LAST["fp16"]  # a mismatch within fp16 resolution is classified as such
+
+
 @pytest.mark.bad_input("api")
 @pytest.mark.parametrize("call,error", [
     pytest.param(lambda r: r.predict_named({}), "no value for input\\(s\\) x", id="predict-named-missing-input"),
