@@ -203,6 +203,57 @@ def test_plugin_runs_neuralnetwork_files_at_the_precision_asked(monkeypatch):
     assert optest_plugin._LAST["fp16"]  # a mismatch within fp16 resolution is classified as such
 
 
+def _crop_resize_program(tmp_path, image, boxes, **attrs):
+    """A saved one-op ML Program (iOS 17 crop_resize: boxes and box_indices) over a (1, 1, H, W) image."""
+    import coremltools as ct
+    from coremltools.converters.mil.mil import Builder as mb
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=image.shape)], opset_version=ct.target.iOS17)
+    def prog(x):
+        return mb.crop_resize(x=x, boxes=boxes, box_indices=np.zeros(len(boxes), np.int32), **attrs)
+
+    path = tmp_path / "crop.mlpackage"
+    ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
+               compute_precision=ct.precision.FLOAT32).save(str(path))
+    return path
+
+
+def test_crop_resize_is_tensorflows_crop_and_resize(tmp_path):
+    """coremltools converts tf.image.crop_and_resize to crop_resize (ALIGN_CORNERS, normalized boxes,
+    extrapolation_value as pad_value: frontend/tensorflow/ops.py CropAndResize). Boxes here are flipped and
+    reach outside the image too; TensorFlow itself gives the expected values."""
+    import tensorflow as tf
+
+    from benchmarks.coreml_reference import CoreMLReferenceRunner
+
+    rng = np.random.default_rng(5)
+    image = rng.normal(size=(1, 1, 6, 7)).astype(np.float32)
+    boxes = rng.uniform(-0.4, 1.4, (12, 4)).astype(np.float32)
+    path = _crop_resize_program(tmp_path, image, boxes, target_height=3, target_width=4, normalized_coordinates=True,
+                                sampling_mode="ALIGN_CORNERS", pad_value=0.5)
+    (ours,) = CoreMLReferenceRunner(path).predict_named({"x": image}).values()
+    theirs = tf.image.crop_and_resize(image.transpose(0, 2, 3, 1), boxes, np.zeros(12, np.int32), (3, 4),
+                                      extrapolation_value=0.5).numpy().transpose(0, 3, 1, 2)
+    assert np.any(boxes[:, 0] > boxes[:, 2]) and np.any(theirs == 0.5)  # flipped boxes, samples outside
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-6)
+
+
+def test_crop_resize_offset_corners_is_bnns_documented_example(tmp_path):
+    """Apple's BNNSCropResize documentation: OFFSET_CORNERS, CENTER_SIZE_WIDTH_FIRST boxes of 3 x 3 pixels
+    extract those 9 pixels exactly. BNNS's crop-resize takes the MIL op's parameters (its sampling and box
+    coordinate modes have the same names); the example is Apple's only published output for OFFSET_CORNERS."""
+    from benchmarks.coreml_reference import CoreMLReferenceRunner
+
+    image = np.array([[0, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0], [0, 1, 0, 9, 0, 9], [0, 0, 0, 0, 9, 0],
+                      [0, 0, 0, 9, 0, 9]], np.float32).reshape(1, 1, 5, 6)
+    boxes = np.array([[1, 1, 3, 3], [4, 3, 3, 3]], np.float32)  # w_center, h_center, width, height
+    path = _crop_resize_program(tmp_path, image, boxes, target_height=3, target_width=3,
+                                box_coordinate_mode="CENTER_SIZE_WIDTH_FIRST", sampling_mode="OFFSET_CORNERS")
+    (ours,) = CoreMLReferenceRunner(path).predict_named({"x": image}).values()
+    expected = [[0, 1, 0, 1, 1, 1, 0, 1, 0], [9, 0, 9, 0, 9, 0, 9, 0, 9]]
+    np.testing.assert_array_equal(ours.reshape(2, 9), np.array(expected, np.float32))
+
+
 @pytest.mark.bad_input("api")
 @pytest.mark.parametrize("call,error", [
     pytest.param(lambda r: r.predict_named({}), "no value for input\\(s\\) x", id="predict-named-missing-input"),
