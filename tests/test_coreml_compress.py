@@ -6,7 +6,8 @@ import pytest
 
 from benchmarks.compute_units import ALL_UNITS, CPU_GPU, compute_units
 from benchmarks.coreml_reference import CoreMLReferenceRunner
-from benchmarks.coreml_reference.constexpr_ops import CONSTEXPR_OPS, blockwise_shift_scale, lut_to_dense_ios18
+from benchmarks.coreml_reference.constexpr_ops import (CONSTEXPR_OPS, blockwise_shift_scale, lut_to_dense_ios18,
+                                                       lut_to_sparse, sparse_blockwise_shift_scale)
 from benchmarks.coreml_reference.model import load_spec
 from benchmarks.coreml_reference.values import BlobFile, parse_value
 from benchmarks.metrics import sqnr_db
@@ -64,6 +65,50 @@ def test_ios18_lut_to_dense_is_coremltools_bit_for_bit(indices_shape, lut_shape,
         for pos in [(0,) * len(indices_shape), tuple(d - 1 for d in indices_shape)]:
             table = lut[tuple(p // b for p, b in zip(pos, block))][..., 0]
             assert ours[pos] == table[indices[pos]]
+
+
+@pytest.mark.parametrize("shape,lut_shape,vector_axis", [
+    ((8, 6), (2, 1, 4, 1), None), ((4, 3, 2), (1, 3, 1, 2, 1), None), ((4, 6), (1, 1, 4, 2), 0), ((4, 6), (2, 1, 2, 3), -1),
+])
+def test_ios18_lut_to_sparse_is_coremltools_bit_for_bit(shape, lut_shape, vector_axis):
+    """Both outputs, the (repeated) mask and the nonzero values, as coremltools' own decompress gives them."""
+    from coremltools.converters.mil.mil.ops.defs.iOS18.compression import constexpr_lut_to_sparse as op
+
+    rng = np.random.default_rng(sum(shape) + lut_shape[-1])
+    mask = rng.integers(0, 2, shape).astype(np.uint8)
+    indices = rng.integers(0, lut_shape[-2], int(mask.sum())).astype(np.uint8)
+    lut = rng.normal(size=lut_shape).astype(np.float16)
+    axis = None if vector_axis is None else np.int32(vector_axis)
+    (our_mask, ours), (their_mask, theirs) = lut_to_sparse(mask, indices, lut, axis), op.decompress(
+        mask, indices, lut, vector_axis)
+    np.testing.assert_array_equal(our_mask, their_mask)
+    assert ours.dtype == np.float16 and ours.size == mask.sum() * lut_shape[-1]
+    np.testing.assert_array_equal(ours.view(np.uint16), theirs.view(np.uint16))
+    if vector_axis is None:  # the first nonzero entry reads its own block's table
+        first = tuple(int(i) for i in np.argwhere(mask)[0])
+        block = tuple(p // (d // n) for p, d, n in zip(first, shape, lut_shape[:-2]))
+        assert ours[0] == lut[block][indices[0], 0]
+
+
+@pytest.mark.parametrize("shape,scale_shape,offset", [((8, 6), (8, 1), True), ((8, 6), (2, 3), False),
+                                                      ((4, 4, 2), (1, 2, 1), True)])
+def test_ios18_sparse_blockwise_shift_scale_is_coremltools_bit_for_bit(shape, scale_shape, offset):
+    from coremltools.converters.mil.mil.ops.defs.iOS18.compression import constexpr_sparse_blockwise_shift_scale as op
+
+    rng = np.random.default_rng(sum(shape) + len(scale_shape))
+    mask = rng.integers(0, 2, shape).astype(np.uint8)
+    data = rng.integers(-8, 8, int(mask.sum())).astype(np.int8)
+    scale = rng.uniform(1e-3, 0.1, scale_shape).astype(np.float16)
+    zero = rng.integers(-8, 8, scale_shape).astype(np.int8) if offset else None
+    (our_mask, ours), (their_mask, theirs) = sparse_blockwise_shift_scale(mask, data, scale, zero), op.decompress(
+        mask, data, scale, zero)
+    np.testing.assert_array_equal(our_mask, mask)
+    np.testing.assert_array_equal(their_mask, mask)
+    assert ours.dtype == np.float16 and ours.shape == data.shape
+    np.testing.assert_array_equal(ours.view(np.uint16), theirs.astype(np.float16).view(np.uint16))
+    last = tuple(int(i) for i in np.argwhere(mask)[-1])  # the last nonzero value, by hand
+    block = tuple(p // (d // n) for p, d, n in zip(last, shape, scale_shape))
+    assert ours[-1] == scale[block] * (np.float16(data[-1]) - (np.float16(zero[block]) if offset else 0))
 
 
 def test_fallback_block_and_group_sizes():

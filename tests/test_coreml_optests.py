@@ -44,6 +44,9 @@ SUBSET = [
     "iOS14/test_scatter_gather.py::TestScatter::test_builder_to_backend_smoke",
     "iOS14/test_scatter_gather.py::TestGatherNd::test_builder_to_backend_smoke",
     "iOS16/test_constexpr_ops.py::TestConstexprSparseToDense",
+    "iOS18/test_compression.py::TestConstexprLutToSparse::test_builder_to_backend_smoke",
+    "iOS18/test_compression.py::TestConstexprSparseBlockwiseShiftScale::test_builder_to_backend_smoke",
+    "iOS18/test_compression.py::TestConstexprSparseBlockwiseShiftScale::test_builder_to_backend_corner_case",
     "iOS14/test_control_flow.py",
 ]
 
@@ -123,6 +126,8 @@ def test_apple_op_tests_pass_through_the_evaluator(optest_run):
     assert any("LayerNorm" in r["nodeid"] and "0, 2" in r["nodeid"] and r["outcome"] == "passed" for r in apple)
     assert any("interleave" in r["nodeid"] and r["outcome"] == "passed" for r in apple)
     assert any("TestCond" in r["nodeid"] and r["outcome"] == "passed" for r in apple)
+    for op in ("TestCropResize", "TestConstexprLutToSparse", "TestConstexprSparseBlockwiseShiftScale"):
+        assert sum(op in r["nodeid"] and r["outcome"] == "passed" for r in apple) >= 2, op
     # the one case of the subset whose expected values assume fp16 rounding (fp16 data, fp32 backend)
     (rounded,) = [r for r in apple if "gamma_and_beta" in r["nodeid"] and "float16" in r["nodeid"]
                   and "precision='fp32'" in r["nodeid"]]
@@ -176,6 +181,82 @@ def test_precision_modes_on_one_program(tmp_path):
     np.testing.assert_array_equal(cpu[name], (normed * 3).astype(np.float16))
     np.testing.assert_array_equal(device[name], (normed.astype(np.float16).astype(np.float32) * 3).astype(np.float16))
     assert np.any(cpu[name] != device[name])
+
+
+def test_plugin_runs_neuralnetwork_files_at_the_precision_asked(monkeypatch):
+    """Some of Apple's tests build a NeuralNetwork (.mlmodel) whatever the backend: --optest-precision gpu/ane
+    runs it as the GPU and Neural Engine do (each layer's input and output in fp16, nn.py), cpu in float32."""
+    import coremltools as ct
+    from coremltools.converters.mil.mil import Builder as mb
+
+    for name in ("PYMIL_TEST_TARGETS", "INCLUDE_MIL_FP32_UNIT_TESTS"):  # the plugin sets them as it is imported
+        monkeypatch.delenv(name, raising=False)
+    from benchmarks.coreml_reference import optest_plugin
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4))])
+    def prog(x):
+        return mb.mul(x=x, y=np.float32(3.0))
+
+    model = ct.convert(prog, source="milinternal", convert_to="neuralnetwork")
+    x = np.array([[0.1, 1 / 3, 2.7, 1000.3]], np.float32)
+    cpu = optest_plugin._predict(model, {"x": x}, None, "cpu")
+    device = optest_plugin._predict(model, {"x": x}, None, "gpu/ane")
+    (name,) = cpu
+    np.testing.assert_array_equal(cpu[name], x * np.float32(3))
+    half = (x.astype(np.float16).astype(np.float32) * np.float32(3)).astype(np.float16)
+    np.testing.assert_array_equal(device[name], half.astype(np.float32))
+    assert optest_plugin._LAST["fp16"]  # a mismatch within fp16 resolution is classified as such
+
+
+def _crop_resize_program(tmp_path, image, boxes, **attrs):
+    """A saved one-op ML Program (iOS 17 crop_resize: boxes and box_indices) over a (1, 1, H, W) image."""
+    import coremltools as ct
+    from coremltools.converters.mil.mil import Builder as mb
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=image.shape)], opset_version=ct.target.iOS17)
+    def prog(x):
+        return mb.crop_resize(x=x, boxes=boxes, box_indices=np.zeros(len(boxes), np.int32), **attrs)
+
+    path = tmp_path / "crop.mlpackage"
+    ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
+               compute_precision=ct.precision.FLOAT32).save(str(path))
+    return path
+
+
+def test_crop_resize_is_tensorflows_crop_and_resize(tmp_path):
+    """coremltools converts tf.image.crop_and_resize to crop_resize (ALIGN_CORNERS, normalized boxes,
+    extrapolation_value as pad_value: frontend/tensorflow/ops.py CropAndResize). Boxes here are flipped and
+    reach outside the image too; TensorFlow itself gives the expected values."""
+    import tensorflow as tf
+
+    from benchmarks.coreml_reference import CoreMLReferenceRunner
+
+    rng = np.random.default_rng(5)
+    image = rng.normal(size=(1, 1, 6, 7)).astype(np.float32)
+    boxes = rng.uniform(-0.4, 1.4, (12, 4)).astype(np.float32)
+    path = _crop_resize_program(tmp_path, image, boxes, target_height=3, target_width=4, normalized_coordinates=True,
+                                sampling_mode="ALIGN_CORNERS", pad_value=0.5)
+    (ours,) = CoreMLReferenceRunner(path).predict_named({"x": image}).values()
+    theirs = tf.image.crop_and_resize(image.transpose(0, 2, 3, 1), boxes, np.zeros(12, np.int32), (3, 4),
+                                      extrapolation_value=0.5).numpy().transpose(0, 3, 1, 2)
+    assert np.any(boxes[:, 0] > boxes[:, 2]) and np.any(theirs == 0.5)  # flipped boxes, samples outside
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-6)
+
+
+def test_crop_resize_offset_corners_is_bnns_documented_example(tmp_path):
+    """Apple's BNNSCropResize documentation: OFFSET_CORNERS, CENTER_SIZE_WIDTH_FIRST boxes of 3 x 3 pixels
+    extract those 9 pixels exactly. BNNS's crop-resize takes the MIL op's parameters (its sampling and box
+    coordinate modes have the same names); the example is Apple's only published output for OFFSET_CORNERS."""
+    from benchmarks.coreml_reference import CoreMLReferenceRunner
+
+    image = np.array([[0, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0], [0, 1, 0, 9, 0, 9], [0, 0, 0, 0, 9, 0],
+                      [0, 0, 0, 9, 0, 9]], np.float32).reshape(1, 1, 5, 6)
+    boxes = np.array([[1, 1, 3, 3], [4, 3, 3, 3]], np.float32)  # w_center, h_center, width, height
+    path = _crop_resize_program(tmp_path, image, boxes, target_height=3, target_width=3,
+                                box_coordinate_mode="CENTER_SIZE_WIDTH_FIRST", sampling_mode="OFFSET_CORNERS")
+    (ours,) = CoreMLReferenceRunner(path).predict_named({"x": image}).values()
+    expected = [[0, 1, 0, 1, 1, 1, 0, 1, 0], [9, 0, 9, 0, 9, 0, 9, 0, 9]]
+    np.testing.assert_array_equal(ours.reshape(2, 9), np.array(expected, np.float32))
 
 
 @pytest.mark.bad_input("api")

@@ -1,4 +1,5 @@
-"""The iOS 18 compressed-weight ops, as the MIL op definitions in coremltools specify them.
+"""The iOS 18 compressed-weight ops, as the MIL op definitions in coremltools specify them
+(coremltools/converters/mil/mil/ops/defs/iOS18/compression.py).
 
 Weights are expanded once, at load. `constexpr_lut_to_dense` has one name for two ops: the iOS 16 one
 (attributes lut, indices packed into bytes, shape) and the iOS 18 one (inputs indices, already
@@ -14,6 +15,7 @@ import numpy as np
 from .errors import CoreMLFormatError
 from .mil_ops import CONSTEXPR_OPS as IOS16_CONSTEXPR_OPS
 from .mil_ops import lut_to_dense as lut_to_dense_ios16
+from .mil_ops_tensor import sparse_to_dense
 
 
 def _blocks(full: tuple[int, ...], per_block: tuple[int, ...], what: str) -> list[int]:
@@ -74,8 +76,33 @@ def lut_to_dense(**args):
     return lut_to_dense_ios18(**args)
 
 
+def lut_to_sparse(indices_mask, indices_nonzero_data, lut, vector_axis=None):
+    """constexpr_lut_to_sparse (iOS 18): the lut applied to a sparse tensor's nonzero indices only.
+
+    Two outputs, for a constexpr_sparse_to_dense to join: the mask (with vector palettization, each mask
+    bit repeated VECTOR_SIZE times along vector_axis) and the values of its set bits in row-major order.
+    """
+    mask = np.asarray(indices_mask)
+    dense = lut_to_dense_ios18(sparse_to_dense(indices_nonzero_data, mask), lut, vector_axis)
+    if vector_axis is not None:
+        mask = np.repeat(mask, np.asarray(lut).shape[-1], axis=int(np.asarray(vector_axis)))
+    return mask, dense[mask != 0]
+
+
+def sparse_blockwise_shift_scale(data_mask, nonzero_data, scale, offset=None):
+    """constexpr_sparse_blockwise_shift_scale (iOS 18): constexpr_blockwise_shift_scale on a sparse tensor's
+    nonzero data, each value taking the scale (and offset) of its block in the dense layout. Outputs the
+    mask, unchanged, and the dequantized values of its set bits in row-major order."""
+    mask = np.asarray(data_mask)
+    dense = blockwise_shift_scale(sparse_to_dense(nonzero_data, mask), scale, offset)
+    return mask, dense[mask != 0]
+
+
 CONSTEXPR_OPS = {
     **IOS16_CONSTEXPR_OPS,
     "constexpr_lut_to_dense": lut_to_dense,
     "constexpr_blockwise_shift_scale": blockwise_shift_scale,
+    "constexpr_lut_to_sparse": lut_to_sparse,
+    "constexpr_sparse_blockwise_shift_scale": sparse_blockwise_shift_scale,
+    "constexpr_sparse_to_dense": sparse_to_dense,
 }

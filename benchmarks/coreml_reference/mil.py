@@ -23,11 +23,10 @@ from .mil_ops import MIL_OPS
 from .mil_ops_elementwise import ELEMENTWISE_OPS
 from .mil_ops_image import IMAGE_OPS
 from .mil_ops_nn import NN_OPS
-from .mil_ops_tensor import TENSOR_OPS, sparse_to_dense
+from .mil_ops_tensor import TENSOR_OPS
 from .values import FLOAT16, NP_DTYPES, BlobFile, parse_value, tensor_shape
 
 OPS = {**MIL_OPS, **ELEMENTWISE_OPS, **TENSOR_OPS, **NN_OPS, **IMAGE_OPS, **LIST_OPS}
-CONSTEXPR = {**CONSTEXPR_OPS, "constexpr_sparse_to_dense": sparse_to_dense}
 # Variadic inputs: a list even when the program gives one tensor.
 _LIST_INPUTS = {("concat", "values"), ("stack", "values"), ("einsum", "values"), ("reshape_like", "ref_tensors"),
                 ("while_loop", "loop_vars")}
@@ -57,7 +56,7 @@ class MILProgram:
         block = fn.block_specializations[fn.opset]
         self.input_shapes = {i.name: tensor_shape(i.type) for i in fn.inputs}
         self.outputs = list(block.outputs)
-        known = set(OPS) | set(CONSTEXPR) | set(CONTROL_OPS) | {"const", "cast"}
+        known = set(OPS) | set(CONSTEXPR_OPS) | set(CONTROL_OPS) | {"const", "cast"}
         unknown = sorted(_op_types(block) - known)
         if unknown:
             raise UnsupportedOpError(
@@ -82,14 +81,16 @@ class MILProgram:
             self._stored[out_names[0]] = parse_value(op.attributes["val"], blobs)
             self.values[out_names[0]] = _as_compute(self._stored[out_names[0]])
             return
-        if op.type in CONSTEXPR:
+        if op.type in CONSTEXPR_OPS:
             args = {k: parse_value(v, blobs) for k, v in op.attributes.items() if k != "name"}
             args.update({k: self._const_arg(a, blobs) for k, a in op.inputs.items()})
             try:
-                self._stored[out_names[0]] = CONSTEXPR[op.type](**args)
+                result = CONSTEXPR_OPS[op.type](**args)
             except (ValueError, IndexError, KeyError, TypeError, NotImplementedError) as exc:
                 raise UnsupportedOpError(f"ML Program op {op.type} ({out_names[0]}) failed: {exc}") from None
-            self.values[out_names[0]] = _as_compute(self._stored[out_names[0]])
+            for name, value in zip(out_names, result if isinstance(result, tuple) else (result,)):  # the sparse
+                self._stored[name] = value  # ops (iOS 18) give two outputs: a mask and the nonzero values
+                self.values[name] = _as_compute(value)
             return
         refs, consts = {}, {}
         for param, arg in op.inputs.items():

@@ -102,7 +102,11 @@ def _boxes_in_pixels(boxes, mode: str, normalized: bool, scale: float, hw) -> np
 def _box_grid(start, end, n: int, mode: str) -> np.ndarray:
     """n samples in a box: the box edges play the input grid's [0, n_in - 1] of resize's sampling modes.
 
-    Apple's op tests check ALIGN_CORNERS (TensorFlow's crop_and_resize); the others follow by analogy.
+    Sources: NeuralNetwork.proto's SamplingMode and CropResizeLayerParams (grid points sampled from the
+    box's interval [0, X-1]); for ALIGN_CORNERS, TensorFlow's crop_and_resize, which coremltools'
+    TensorFlow frontend converts to this op (a box whose end comes before its start samples it flipped,
+    samples outside the image take the pad value); for OFFSET_CORNERS, the example of Apple's
+    BNNSCropResize documentation. tests/test_coreml_optests.py checks the last two.
     """
     return start + np.sign(end - start or 1) * grid(mode, abs(end - start) + 1, n)
 

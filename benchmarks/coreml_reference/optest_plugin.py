@@ -16,7 +16,9 @@ and MLModel.predict saves the model and runs the saved file through the evaluato
 to their declared types, one call at the declared shape, outputs by name). An op the evaluator
 lacks skips the test naming the op, so it is counted apart from a wrong number; a stateful model
 skips. compare_backend is wrapped only to classify a failure: one within 2 fp16 ulps, in a case
-whose data are fp16-typed, is told apart from a wrong number (see _fp16_aware). Every test's
+whose data are fp16-typed (or a NeuralNetwork file run at gpu/ane precision, where every layer's
+output is fp16), is told apart from a wrong number (see _fp16_aware). --optest-precision applies
+to both formats: an ML Program's fp16-typed ops, a NeuralNetwork file's every layer (nn.py). Every test's
 outcome goes to --optest-log as one JSON line (read by benchmarks/figures/coreml_optests.py).
 
 Loaded only by pytest (-p): the library never imports it.
@@ -51,7 +53,8 @@ def pytest_addoption(parser):
     group = parser.getgroup("coreml optests")
     group.addoption("--optest-log", default=None, help="write one JSON line per test to this file")
     group.addoption("--optest-precision", default="cpu", choices=("cpu", "gpu/ane"),
-                    help="evaluator precision for fp16-typed ops, e.g. --optest-precision gpu/ane")
+                    help="evaluator precision (an ML Program's fp16-typed ops, a NeuralNetwork's layers), "
+                         "e.g. --optest-precision gpu/ane")
 
 
 def pytest_configure(config):
@@ -82,8 +85,8 @@ def _predict(mlmodel, data: dict, state, precision: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / ("model.mlpackage" if mlmodel.is_package else "model.mlmodel")
         mlmodel.save(str(path))
-        try:  # a few tests build NeuralNetwork models whatever the backend; those run in float32 only
-            runner = CoreMLReferenceRunner(path, precision=precision if mlmodel.is_package else "cpu")
+        try:  # a few tests build NeuralNetwork models whatever the backend: those run at the precision asked too
+            runner = CoreMLReferenceRunner(path, precision=precision)
         except UnsupportedOpError as exc:
             if not getattr(exc, "ops", None):
                 raise
@@ -94,7 +97,7 @@ def _predict(mlmodel, data: dict, state, precision: str) -> dict:
             outputs = runner.predict_named(data)
         except PredictionError as exc:  # Core ML's predict fails with RuntimeError on such inputs
             raise RuntimeError(f"Unable to compute the prediction using ML Program: {exc}") from None
-        _LAST.update(outputs=outputs, fp16=_has_fp16(runner.spec))
+        _LAST.update(outputs=outputs, fp16=_has_fp16(runner.spec) or (precision == "gpu/ane" and not mlmodel.is_package))
         return outputs
 
 
