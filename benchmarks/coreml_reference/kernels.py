@@ -8,6 +8,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .workspace import empty, scratch
+
 
 @dataclass(frozen=True)
 class ConvGeometry:
@@ -54,10 +56,17 @@ def _windows(x: np.ndarray, kernel, strides, dilations=(1, 1)) -> np.ndarray:
                       writeable=False)
 
 
-def _pad(x: np.ndarray, pads, value: float = 0.0) -> np.ndarray:
+def _pad(x: np.ndarray, pads, value: float = 0.0, purpose: str = "padded input") -> np.ndarray:
+    """x padded in H and W, in a scratch buffer: for a kernel's own use, never its output."""
     if not any(a or b for a, b in pads):
         return x
-    return pad_constant(x, [(0, 0), (0, 0), *pads], value)
+    (pt, pb), (pl, pr) = pads
+    n, c, h, w = x.shape
+    out = scratch(purpose, (n, c, h + pt + pb, w + pl + pr), x.dtype)
+    for border in (out[:, :, :pt], out[:, :, pt + h:], out[:, :, pt:pt + h, :pl], out[:, :, pt:pt + h, pl + w:]):
+        border[...] = value  # only the border: the inside is copied next
+    out[:, :, pt:pt + h, pl:pl + w] = x
+    return out
 
 
 def pad_constant(x: np.ndarray, pairs, value: float = 0.0) -> np.ndarray:
@@ -80,12 +89,15 @@ def conv2d(x, weight, bias, geo: ConvGeometry) -> np.ndarray:
     elif groups == 1:
         x = _pad(x, geo.pads)
         if kh == kw == 1 and sh == sw == 1:
-            out = np.matmul(weight.reshape(o, c), x.reshape(n, c, -1)).reshape(n, o, *x.shape[2:])
+            out = empty((n, o, *x.shape[2:]))
+            np.matmul(weight.reshape(o, c), x.reshape(n, c, -1), out=out.reshape(n, o, -1))
         else:
             win = _windows(x, (kh, kw), geo.strides, geo.dilations)
             oh, ow = win.shape[4:]
-            cols = win.reshape(n, c * kh * kw, oh * ow)  # im2col (this reshape copies)
-            out = np.matmul(weight.reshape(o, -1), cols).reshape(n, o, oh, ow)
+            cols = scratch("im2col", (n, c * kh * kw, oh * ow))
+            np.copyto(cols.reshape(win.shape), win)
+            out = empty((n, o, oh, ow))
+            np.matmul(weight.reshape(o, -1), cols, out=out.reshape(n, o, -1))
     else:
         x = _pad(x, geo.pads)
         step_in, step_out = c // groups, o // groups
@@ -123,17 +135,19 @@ def _depthwise(x, weight, geo: ConvGeometry, multiplier: int) -> np.ndarray:
     reach = (kh - 1) // s + 1, (kw - 1) // s + 1
     rows, cols = oh + reach[0], ow + reach[1]  # one spare row absorbs the last tap's overrun
     # A batch is n*c planes, each with its channel's taps: the blocks span samples.
-    flat = {(a, b): _phase_plane(x, (pt, pl), s, (a, b), (rows, cols)).reshape(n * c, rows * cols)
-            for a in range(min(s, kh)) for b in range(min(s, kw))}
+    phases = [(a, b) for a in range(min(s, kh)) for b in range(min(s, kw))]
+    planes = scratch("depthwise planes", (len(phases), n, c, rows, cols))
+    flat = {ab: _phase_plane(x, (pt, pl), s, ab, planes[k]).reshape(n * c, rows * cols)
+            for k, ab in enumerate(phases)}
     sources, taps = _depthwise_sources(np.tile(weight[:, 0], (n, 1, 1)), s)
     size, length = oh * cols, (oh + reach[0] - 1) * cols
-    out = np.empty((n * c, 1, size), np.float32)
+    out = scratch("depthwise sums", (n * c, 1, size))
     # Copy each column shift of a few planes once, as runs long enough for every row shift;
     # then per row shift one small matmul per plane over a strided view of those runs does
     # its taps' multiply-adds (a third of the copying of one run per tap).
     block = max(1, DEPTHWISE_BLOCK_BYTES // (4 * len(sources) * length))
-    buf = np.empty((block, len(sources), length), np.float32)
-    more = np.empty((block, 1, size), np.float32)
+    buf = scratch("depthwise runs", (block, len(sources), length))
+    more = scratch("depthwise more", (block, 1, size))
     for c0 in range(0, n * c, block):
         c1 = min(n * c, c0 + block)
         part = buf[: c1 - c0]
@@ -144,7 +158,9 @@ def _depthwise(x, weight, geo: ConvGeometry, multiplier: int) -> np.ndarray:
             np.matmul(t[c0:c1], part[:, : t.shape[2], r * cols:r * cols + size], out=dest)
             if r:
                 out[c0:c1] += dest
-    return np.ascontiguousarray(out.reshape(n, c, oh, cols)[..., :ow])
+    result = empty((n, c, oh, ow))
+    np.copyto(result, out.reshape(n, c, oh, cols)[..., :ow])
+    return result
 
 
 def _depthwise_sources(w, s: int):
@@ -163,18 +179,18 @@ def _depthwise_sources(w, s: int):
     return sources, taps
 
 
-def _phase_plane(x, top_left, s: int, phase, size) -> np.ndarray:
-    """Rows a, a+s, ... and columns b, b+s, ... of x zero-padded by top_left, as a (rows, cols) plane.
-
-    top_left is (pt, pl), phase is (a, b), size is (rows, cols).
+def _phase_plane(x, top_left, s: int, phase, plane) -> np.ndarray:
+    """Fill plane (n, c, rows, cols) with rows a, a+s, ... and columns b, b+s, ... of x
+    zero-padded by top_left; returns it. top_left is (pt, pl), phase is (a, b).
     """
-    (pt, pl), (a, b), (rows, cols) = top_left, phase, size
-    n, c, h, w = x.shape
+    (pt, pl), (a, b), (rows, cols) = top_left, phase, plane.shape[2:]
+    h, w = x.shape[2:]
     k0, k1 = max(0, -((a - pt) // s)), min(rows, (h - 1 + pt - a) // s + 1)
     j0, j1 = max(0, -((b - pl) // s)), min(cols, (w - 1 + pl - b) // s + 1)
     if k1 <= k0 or j1 <= j0:
-        return np.zeros((n, c, rows, cols), np.float32)
-    plane = np.empty((n, c, rows, cols), np.float32)  # only the border is zeroed: one pass fewer
+        plane[...] = 0
+        return plane
+    # only the border is zeroed: one pass fewer
     plane[:, :, :k0] = 0
     plane[:, :, k1:] = 0
     plane[:, :, k0:k1, :j0] = 0
@@ -243,7 +259,7 @@ def pool2d(x, kind: str, kernel, geo: ConvGeometry, exclude_padding: bool, ceil_
     xp = _pad(x, pads, 0.0)
     total = _windows(np.ascontiguousarray(xp), kernel, strides).sum(axis=(2, 3), dtype=np.float32)
     if exclude_padding and any(a or b for a, b in pads):
-        ones = _pad(np.ones((1, 1, *x.shape[2:]), np.float32), pads, 0.0)
+        ones = _pad(np.ones((1, 1, *x.shape[2:]), np.float32), pads, 0.0, "padded ones")
         count = _windows(ones, kernel, strides).sum(axis=(2, 3))
         return total / count
     return total / np.float32(kh * kw)

@@ -19,12 +19,13 @@ from .errors import CoreMLFormatError, PredictionError, UnsupportedOpError
 from .kernels import round_fp16
 from .mil_control import CONTROL_OPS, LIST_OPS, Block
 from .constexpr_ops import CONSTEXPR_OPS
-from .mil_ops import MIL_OPS
+from .mil_ops import ARITHMETIC, MIL_OPS, arithmetic
 from .mil_ops_elementwise import ELEMENTWISE_OPS
 from .mil_ops_image import IMAGE_OPS
 from .mil_ops_nn import NN_OPS
 from .mil_ops_tensor import TENSOR_OPS, sparse_to_dense
 from .values import FLOAT16, NP_DTYPES, BlobFile, parse_value, tensor_shape
+from .workspace import active, sole
 
 OPS = {**MIL_OPS, **ELEMENTWISE_OPS, **TENSOR_OPS, **NN_OPS, **IMAGE_OPS, **LIST_OPS}
 CONSTEXPR = {**CONSTEXPR_OPS, "constexpr_sparse_to_dense": sparse_to_dense}
@@ -46,6 +47,8 @@ class _Step:
     fp16: list[bool]
     dtypes: list  # numpy dtype per output as declared (float32 for fp16 and fp32), None if not a tensor
     blocks: list | None = None  # cond / while_loop: their nested blocks (mil_control.Block)
+    dies: tuple = ()  # names no later step reads (top-level steps): their memory may be reused
+    in_place: object = None  # the kernel that overwrites x, used when this step is x's last reader
 
 
 class MILProgram:
@@ -74,7 +77,7 @@ class MILProgram:
         del self._stored
         if not observable:  # folding drops the pad's output, which calibration must see (run's watch)
             self._fold_zero_pads()
-        self._mark_in_place()
+        self._plan_lifetimes()
 
     def _load(self, op, blobs: BlobFile) -> None:
         out_names = [o.name for o in op.outputs]
@@ -163,14 +166,17 @@ class MILProgram:
             dropped.add(id(pad))
         self.steps = [st for st in self.steps if id(st) not in dropped]
 
-    def _mark_in_place(self) -> None:
-        """relu/relu6 may overwrite an input that no one else reads (saves an allocation per layer)."""
-        uses = self._uses()
-        for st in self.steps:
-            x = st.refs.get("x")
-            if st.op_type in _IN_PLACE and isinstance(x, str) and uses[x] == 1 and x not in self.values \
-                    and x not in self.outputs and x not in self.input_shapes:
-                st.kernel = _IN_PLACE[st.op_type]
+    def _plan_lifetimes(self) -> None:
+        """Which names each top-level step reads last (then a relu may overwrite its input, and a
+        bound workspace takes the dead feature maps for later outputs: see workspace.py)."""
+        last = {}
+        for i, st in enumerate(self.steps):
+            for name in self._uses([st]):
+                last[name] = i
+        keep = set(self.values) | set(self.outputs) | set(self.input_shapes)
+        for i, st in enumerate(self.steps):
+            st.dies = tuple(name for name in self._uses([st]) if last[name] == i and name not in keep)
+            st.in_place = _IN_PLACE.get(st.op_type)
 
     def _const_arg(self, arg, blobs: BlobFile):
         """A constexpr input in its stored dtype: a const or constexpr output, or a value of its own (iOS 18)."""
@@ -182,31 +188,45 @@ class MILProgram:
         (before an in-place relu may reuse it), e.g. to collect activation ranges."""
         env = dict(self.values)
         env.update(feeds)
-        self._execute(self.steps, env, watch)
+        self._execute(self.steps, env, watch, top=True)
         return {name: env[name] for name in self.outputs}
 
-    def _execute(self, steps: list[_Step], env: dict, watch=None) -> None:
+    def _execute(self, steps: list[_Step], env: dict, watch=None, top: bool = False) -> None:
+        """Run steps in env. At the top level, a name's memory is released after its last reader
+        (nested blocks run against a copy of env and release nothing)."""
+        workspace = active() if top else None
         for step in steps:
             kwargs = dict(step.consts)
             for param, ref in step.refs.items():
                 kwargs[param] = [env[r] for r in ref] if isinstance(ref, list) else env[ref]
+            dead = [env.pop(name) for name in step.dies] if top else []
+            kernel = step.kernel
+            # 1 holder: the kwargs entry (dead, env and other names would be more)
+            if top and step.in_place is not None and step.refs.get("x") in step.dies:
+                dead = [v for v in dead if v is not kwargs["x"]]
+                if sole(kwargs["x"], 1):
+                    kernel = step.in_place
             try:
-                result = step.kernel(**kwargs) if step.blocks is None else \
-                    step.kernel(self._execute, env, step.blocks, **kwargs)
+                result = kernel(**kwargs) if step.blocks is None else \
+                    kernel(self._execute, env, step.blocks, **kwargs)
             except PredictionError as exc:
                 raise PredictionError(f"ML Program op {step.op_type} ({step.outputs[0]}): {exc}") from None
             except (ValueError, IndexError, KeyError, TypeError, NotImplementedError) as exc:
                 raise UnsupportedOpError(f"ML Program op {step.op_type} ({step.outputs[0]}) failed: {exc}") from None
+            del kwargs  # (dead inputs are kept below only if nothing else holds them)
             results = result if isinstance(result, tuple) else (result,)
             for name, value, half, dtype in zip(step.outputs, results, step.fp16, step.dtypes):
                 env[name] = _finish(value, half, dtype)
                 if watch is not None:
                     watch(name, env[name])
+            while workspace is not None and dead:
+                workspace.keep(dead.pop())
 
 
 _IN_PLACE = {
     "relu": lambda x: np.maximum(x, np.float32(0), out=x),
     "relu6": lambda x: np.clip(x, np.float32(0), np.float32(6), out=x),
+    **{name: arithmetic(fn, in_place=True) for name, fn in ARITHMETIC.items()},
 }
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import kernels as K
+from .workspace import empty
 
 
 def _s(v):
@@ -224,12 +225,27 @@ def _prelu(x, alpha):
     return np.where(x >= 0, x, x * a)
 
 
+def _floats(x, y) -> bool:
+    return isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.dtype == y.dtype == np.float32 \
+        and (x.ndim > 0 or y.ndim > 0)
+
+
+def arithmetic(ufunc, in_place: bool = False):
+    """x (op) y as numpy computes it; two float32 operands write into a recycled buffer (a
+    workspace's, see workspace.py) or, in_place, into x itself when x has the result's shape
+    (the executor asks for that only when nothing else reads x)."""
+    def run(x, y):
+        if not _floats(x, y):
+            return ufunc(x, y)
+        shape = np.broadcast_shapes(x.shape, y.shape)
+        return ufunc(x, y, out=x if in_place and x.shape == shape and x.flags.writeable else empty(shape))
+    return run
+
+
 f32 = np.float32
+ARITHMETIC = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "real_div": np.true_divide}
 MIL_OPS = {
-    "add": lambda x, y: x + y,
-    "sub": lambda x, y: x - y,
-    "mul": lambda x, y: x * y,
-    "real_div": lambda x, y: x / y,
+    **{name: arithmetic(fn) for name, fn in ARITHMETIC.items()},
     "maximum": lambda x, y: np.maximum(x, y),
     "minimum": lambda x, y: np.minimum(x, y),
     "pow": lambda x, y: np.power(x, y),
