@@ -121,3 +121,26 @@ def test_broadcast_that_would_move_the_batch_runs_per_sample(tmp_path):
     assert "broadcasting" in runner.per_sample_reason
     x = np.random.default_rng(1).normal(size=(2, 4)).astype(np.float32)
     np.testing.assert_array_equal(runner.predict([x])[0], np.concatenate([x[i] + y for i in range(2)]))
+
+
+@pytest.mark.parametrize("quant,precision", [("fp32", "cpu"), ("fp16", "gpu/ane")])
+def test_conv_with_fused_activation_gives_the_unfused_bits(zoo_packages, quant, precision):
+    """The zoo's relu and relu6 after a conv (and a depthwise conv) run inside the conv; the outputs
+    are those of the program with every op apart (calibration's observable program)."""
+    from benchmarks.coreml_reference.mil import MILProgram
+    from benchmarks.coreml_reference.model import load_spec
+    from benchmarks.coreml_reference.values import BlobFile
+
+    paths, x = zoo_packages
+    runner = CoreMLReferenceRunner(paths[quant], precision=precision)
+    fused = [st for st in runner.program.steps if "post" in st.consts]
+    assert len(fused) >= 2  # the zoo's conv + relu and depthwise + relu6
+    apart = MILProgram(runner.spec, BlobFile(load_spec(paths[quant])[1]), fp16_ops=precision == "gpu/ane",
+                       observable=True)
+    assert not [st for st in apart.steps if "post" in st.consts]
+    name = runner.inputs[0].name
+    for sample in x[:3]:
+        feed = runner._feed(runner.inputs[0], sample)
+        a, b = runner.program.run({name: feed}), apart.run({name: feed.copy()})
+        for out in runner.program.outputs:
+            assert a[out].tobytes() == b[out].tobytes()

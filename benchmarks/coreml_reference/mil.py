@@ -19,7 +19,7 @@ from .errors import CoreMLFormatError, PredictionError, UnsupportedOpError
 from .kernels import round_fp16
 from .mil_control import CONTROL_OPS, LIST_OPS, Block
 from .constexpr_ops import CONSTEXPR_OPS
-from .mil_ops import ARITHMETIC, MIL_OPS, arithmetic
+from .mil_ops import ARITHMETIC, MIL_OPS, _s, arithmetic
 from .mil_ops_elementwise import ELEMENTWISE_OPS
 from .mil_ops_image import IMAGE_OPS
 from .mil_ops_nn import NN_OPS
@@ -75,8 +75,9 @@ class MILProgram:
         for op in block.operations:
             self._load(op, blobs)
         del self._stored
-        if not observable:  # folding drops the pad's output, which calibration must see (run's watch)
+        if not observable:  # folding drops the pad's and the conv's outputs, which calibration must see
             self._fold_zero_pads()
+            self._fuse_activations()
         self._plan_lifetimes()
 
     def _load(self, op, blobs: BlobFile) -> None:
@@ -166,6 +167,24 @@ class MILProgram:
             dropped.add(id(pad))
         self.steps = [st for st in self.steps if id(st) not in dropped]
 
+    def _fuse_activations(self) -> None:
+        """A conv whose one reader is a relu, relu6 or clip applies it itself, block by block while
+        its output is in cache (depthwise.py). The bits are the two ops': the conv's output is
+        rounded to fp16 first when the program says so, then the same numpy call clips it, and
+        the activation's own output is finished (rounded again) as before."""
+        uses, made_by = self._uses(), {st.outputs[0]: st for st in self.steps}
+        dropped = set()
+        for act in self.steps:
+            conv = made_by.get(act.refs.get("x")) if act.op_type in _IN_PLACE_CLIPS else None
+            if conv is None or conv.op_type != "conv" or uses[conv.outputs[0]] != 1 \
+                    or conv.outputs[0] in self.outputs or set(act.refs) != {"x"}:
+                continue
+            finish = _IN_PLACE_CLIPS[act.op_type](**act.consts)
+            conv.consts["post"] = _round_then(finish) if conv.fp16[0] else finish
+            conv.outputs, conv.fp16, conv.dtypes = act.outputs, act.fp16, act.dtypes
+            dropped.add(id(act))
+        self.steps = [st for st in self.steps if id(st) not in dropped]
+
     def _plan_lifetimes(self) -> None:
         """Which names each top-level step reads last (then a relu may overwrite its input, and a
         bound workspace takes the dead feature maps for later outputs: see workspace.py)."""
@@ -228,6 +247,27 @@ _IN_PLACE = {
     "relu6": lambda x: np.clip(x, np.float32(0), np.float32(6), out=x),
     **{name: arithmetic(fn, in_place=True) for name, fn in ARITHMETIC.items()},
 }
+
+
+# The activations a conv can apply in place (their arguments as the program gives them): the
+# same numpy calls as MIL_OPS' relu, relu6 and clip.
+_IN_PLACE_CLIPS = {
+    "relu": lambda: _IN_PLACE["relu"],
+    "relu6": lambda: _IN_PLACE["relu6"],
+    "clip": lambda alpha, beta: lambda x: np.clip(x, np.float32(_s(alpha)), np.float32(_s(beta)), out=x),
+}
+
+
+def _round_then(finish):
+    def post(x):
+        round16(x)
+        finish(x)
+    return post
+
+
+def round16(x) -> None:
+    """Round a float32 array to float16 values in place, as _finish rounds an op's output."""
+    x[...] = round_fp16(x)
 
 
 def _op_types(block) -> set[str]:

@@ -58,12 +58,13 @@ class _ConvWindow(_PoolWindow):
         return strides, dilations
 
 
-def _conv(x, weight, bias=None, **window):
+def _conv(x, weight, bias=None, post=None, **window):
+    """post: the activation the program fused into this conv (mil.py), applied in place."""
     win = _ConvWindow(**window)
     kernel = weight.shape[2:]
     strides, dilations = win.steps(len(kernel))
     pads = K.resolve_pads(str(_s(win.pad_type)), win.pad, x.shape[2:], kernel, strides, dilations)
-    return K.conv2d(x, weight, bias, K.ConvGeometry(strides, pads, dilations, int(_s(win.groups))))
+    return K.conv2d(x, weight, bias, K.ConvGeometry(strides, pads, dilations, int(_s(win.groups))), post)
 
 
 def _conv_transpose(x, weight, bias=None, output_shape=None, **window):

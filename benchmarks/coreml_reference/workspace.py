@@ -14,6 +14,7 @@ every buffer handed out is written in full before it is read.
 
 from __future__ import annotations
 
+import math
 import queue
 import sys
 import threading
@@ -34,7 +35,7 @@ class Workspace:
         self._held = 0
 
     def scratch(self, purpose: str, shape, dtype) -> np.ndarray:
-        size = int(np.prod(shape, dtype=np.int64))
+        size = math.prod(shape)
         buf = self._scratch.get((purpose, dtype))
         if buf is None or buf.size < size:
             buf = self._scratch[(purpose, dtype)] = np.empty(size, dtype)
