@@ -3,21 +3,8 @@
 import numpy as np
 import pytest
 
-from benchmarks.coreml_reference import CoreMLReferenceRunner
 from benchmarks.coreml_reference import workspace as W
-
-
-def _saved(tmp_path, build, shape):
-    import coremltools as ct
-    from coremltools.converters.mil import Builder as mb
-
-    @mb.program(input_specs=[mb.TensorSpec(shape=shape)])
-    def prog(x):
-        return build(mb, x)
-
-    path = tmp_path / "prog.mlpackage"
-    ct.convert(prog, convert_to="mlprogram", compute_precision=ct.precision.FLOAT32).save(str(path))
-    return CoreMLReferenceRunner(path)
+from model_zoo import mil_program
 
 
 def _relu_of_a_view(mb, x):
@@ -48,7 +35,7 @@ def test_reused_memory_never_changes_a_live_tensor(tmp_path, build, expected):
     """The first case failed before the workspace: relu overwrote its input, a view of `a`, so the
     last add saw relu(a) twice ([0, 0, 1, 4] instead of [-3, -1.5, 1, 4])."""
     x = np.array([[-2, -0.5, 1.5, 3]], np.float32)
-    runner = _saved(tmp_path, build, (1, 4))
+    runner = mil_program(tmp_path, build, (1, 4))
     want = expected(x.astype(np.float64))
     for _ in range(2):  # the second call runs on the first one's kept memory
         np.testing.assert_allclose(runner.predict([x])[0], want, rtol=1e-6)
