@@ -218,13 +218,10 @@ class MILProgram:
             kwargs = dict(step.consts)
             for param, ref in step.refs.items():
                 kwargs[param] = [env[r] for r in ref] if isinstance(ref, list) else env[ref]
-            dead = [env.pop(name) for name in step.dies] if top else []
             kernel = step.kernel
-            # 1 holder: the kwargs entry (dead, env and other names would be more)
-            if top and step.in_place is not None and step.refs.get("x") in step.dies:
-                dead = [v for v in dead if v is not kwargs["x"]]
-                if sole(kwargs["x"], 1):
-                    kernel = step.in_place
+            # 2 holders: env and kwargs (another name, a view or a watcher would be more)
+            if top and step.in_place is not None and step.refs.get("x") in step.dies and sole(kwargs["x"], 2):
+                kernel = step.in_place
             try:
                 result = kernel(**kwargs) if step.blocks is None else \
                     kernel(self._execute, env, step.blocks, **kwargs)
@@ -238,6 +235,8 @@ class MILProgram:
                 env[name] = _finish(value, half, dtype)
                 if watch is not None:
                     watch(name, env[name])
+            # after the step: a cond's or while_loop's blocks read env while it runs
+            dead = [env.pop(name) for name in step.dies if name in env] if top else []  # (a block's own names are not)
             while workspace is not None and dead:
                 workspace.keep(dead.pop())
 
