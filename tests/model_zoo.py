@@ -47,3 +47,19 @@ def zoo_model(size=16, seed=0):
     x = L.Dense(10)(x)
     out = L.Softmax()(x)
     return keras.Model(inp, out)
+
+
+def mil_program(tmp_path, build, shape=(1, 2, 4)):
+    """A runner of an ML Program built with coremltools' MIL builder: build(mb, x) returns its output."""
+    import coremltools as ct
+    from coremltools.converters.mil import Builder as mb
+
+    from benchmarks.coreml_reference import CoreMLReferenceRunner
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=shape)])
+    def prog(x):
+        return build(mb, x)
+
+    path = tmp_path / "prog.mlpackage"
+    ct.convert(prog, convert_to="mlprogram", compute_precision=ct.precision.FLOAT32).save(str(path))
+    return CoreMLReferenceRunner(path)

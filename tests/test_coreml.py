@@ -251,28 +251,6 @@ def test_bench_cli_one_line_for_a_damaged_package(coreml_dist, tmp_path, edit, m
     assert len(lines) == 1 and message in lines[0] and "model_mlprogram_fp32.mlpackage" in lines[0], result.stderr
 
 
-@pytest.mark.parametrize("size,stride,kernel,pads", [
-    (9, 1, 3, ((1, 1), (1, 1))), (10, 2, 3, ((0, 1), (0, 1))), (11, 2, 3, ((1, 1), (1, 1))),
-    (7, 2, 5, ((2, 2), (1, 2))), (8, 1, 5, ((2, 2), (2, 2))), (6, 3, 3, ((0, 0), (0, 0))),
-])
-def test_fast_depthwise_equals_the_textbook_sum(size, stride, kernel, pads):
-    """The gathered-matmul depthwise kernel against kh*kw explicit shifted products."""
-    from benchmarks.coreml_reference import kernels as K
-
-    rng = np.random.default_rng(size)
-    x = rng.normal(size=(2, 6, size, size)).astype(np.float32)
-    w = rng.normal(size=(6, 1, kernel, kernel)).astype(np.float32)
-    fast = K.conv2d(x, w, None, K.ConvGeometry((stride, stride), pads, (1, 1), groups=6))
-    xp = np.pad(x, [(0, 0), (0, 0), *pads])
-    oh = (xp.shape[2] - kernel) // stride + 1
-    ow = (xp.shape[3] - kernel) // stride + 1
-    slow = np.zeros((2, 6, oh, ow), np.float32)
-    for i in range(kernel):
-        for j in range(kernel):
-            slow += xp[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride] * w[None, :, 0, i, j, None, None]
-    np.testing.assert_allclose(fast, slow, atol=1e-5)
-
-
 def test_real_bench_process_keeps_stderr_clean(coreml_dist, tmp_path):
     """coremltools logs about macOS-only modules on import; none of it may reach the user."""
     import subprocess

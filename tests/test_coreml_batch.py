@@ -6,6 +6,7 @@ import pytest
 from benchmarks.coreml_reference import CoreMLReferenceRunner
 from convert.context import ConversionContext
 from convert.coreml import convert_coreml
+from model_zoo import mil_program
 
 
 @pytest.fixture(scope="module")
@@ -48,20 +49,6 @@ def test_fp16_rounding_survives_batching(zoo_packages):
     assert np.abs(device - cpu).max() > 1e-5
 
 
-def _program(tmp_path, build, shape=(1, 2, 4)):
-    """An ML Program of one op, built with coremltools' MIL builder, saved as an .mlpackage."""
-    import coremltools as ct
-    from coremltools.converters.mil import Builder as mb
-
-    @mb.program(input_specs=[mb.TensorSpec(shape=shape)])
-    def prog(x):
-        return build(mb, x)
-
-    path = tmp_path / "one_op.mlpackage"
-    ct.convert(prog, convert_to="mlprogram", compute_precision=ct.precision.FLOAT32).save(str(path))
-    return CoreMLReferenceRunner(path)
-
-
 @pytest.mark.parametrize("build,reason", [
     pytest.param(lambda mb, x: mb.reduce_sum(x=x, axes=[0], keep_dims=True), "across axis 0", id="reduce-axis-0"),
     pytest.param(lambda mb, x: mb.transpose(x=x, perm=[1, 0, 2]), "moves axis 0", id="transpose-axis-0"),
@@ -71,7 +58,7 @@ def _program(tmp_path, build, shape=(1, 2, 4)):
 def test_program_that_mixes_samples_runs_per_sample(tmp_path, build, reason):
     """An op that would mix samples (or move the batch) keeps the whole program per sample, so a
     batch gives what each sample alone gives; batched, these would be wrong or fail."""
-    runner = _program(tmp_path, build)
+    runner = mil_program(tmp_path, build)
     assert reason in runner.per_sample_reason
     x = np.random.default_rng(0).normal(size=(3, 2, 4)).astype(np.float32)
     out = runner.predict([x])[0]
@@ -79,7 +66,7 @@ def test_program_that_mixes_samples_runs_per_sample(tmp_path, build, reason):
 
 
 def test_reshape_with_a_leading_1_takes_the_batch(tmp_path):
-    runner = _program(tmp_path, lambda mb, x: mb.reshape(x=mb.add(x=x, y=1.0), shape=[1, 8]))
+    runner = mil_program(tmp_path, lambda mb, x: mb.reshape(x=mb.add(x=x, y=1.0), shape=[1, 8]))
     assert runner.per_sample_reason is None
     x = np.arange(24, dtype=np.float32).reshape(3, 2, 4)
     np.testing.assert_array_equal(runner.predict([x])[0], x.reshape(3, 8) + 1)
@@ -117,7 +104,30 @@ def test_image_classifier_takes_a_batch(tiny_run, tmp_path):
 def test_broadcast_that_would_move_the_batch_runs_per_sample(tmp_path):
     """x (1, 4) + a constant (3, 1, 4) is (3, 1, 4) per sample; batched it would be (3, N, 4)."""
     y = np.arange(12, dtype=np.float32).reshape(3, 1, 4)
-    runner = _program(tmp_path, lambda mb, x: mb.add(x=x, y=y), shape=(1, 4))
+    runner = mil_program(tmp_path, lambda mb, x: mb.add(x=x, y=y), shape=(1, 4))
     assert "broadcasting" in runner.per_sample_reason
     x = np.random.default_rng(1).normal(size=(2, 4)).astype(np.float32)
     np.testing.assert_array_equal(runner.predict([x])[0], np.concatenate([x[i] + y for i in range(2)]))
+
+
+@pytest.mark.parametrize("quant,precision", [("fp32", "cpu"), ("fp16", "gpu/ane")])
+def test_conv_with_fused_activation_gives_the_unfused_bits(zoo_packages, quant, precision):
+    """The zoo's relu and relu6 after a conv (and a depthwise conv) run inside the conv; the outputs
+    are those of the program with every op apart (calibration's observable program)."""
+    from benchmarks.coreml_reference.mil import MILProgram
+    from benchmarks.coreml_reference.model import load_spec
+    from benchmarks.coreml_reference.values import BlobFile
+
+    paths, x = zoo_packages
+    runner = CoreMLReferenceRunner(paths[quant], precision=precision)
+    fused = [st for st in runner.program.steps if "post" in st.consts]
+    assert len(fused) >= 2  # the zoo's conv + relu and depthwise + relu6
+    apart = MILProgram(runner.spec, BlobFile(load_spec(paths[quant])[1]), fp16_ops=precision == "gpu/ane",
+                       observable=True)
+    assert not [st for st in apart.steps if "post" in st.consts]
+    name = runner.inputs[0].name
+    for sample in x[:3]:
+        feed = runner._feed(runner.inputs[0], sample)
+        a, b = runner.program.run({name: feed}), apart.run({name: feed.copy()})
+        for out in runner.program.outputs:
+            assert a[out].tobytes() == b[out].tobytes()

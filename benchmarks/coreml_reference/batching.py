@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import UnsupportedOpError
+from .workspace import WorkspacePool
 
 # Ops that compute each sample of axis 0 apart and never move axis 0, whatever their arguments.
 _SAMPLEWISE = {
@@ -201,13 +202,13 @@ def _reshape_target(program, step, shapes):
 CHUNK = 4
 
 
-def run_batched(run_chunk, feeds: list[np.ndarray], n: int) -> list[np.ndarray]:
+def run_batched(run_chunk, feeds: list[np.ndarray], n: int, workspaces: WorkspacePool) -> list[np.ndarray]:
     """run_chunk over slices of at most CHUNK samples, one slice per core at a time.
 
     Each slice runs in its own thread with single-threaded BLAS: numpy releases the GIL in
     its copies, ufuncs and matmuls, and a core per slice keeps working on a busy machine,
     where BLAS's own threads wait on each other. Slices are independent, so the result does
-    not depend on how the batch was cut.
+    not depend on how the batch was cut. Each thread works in a workspace from `workspaces`.
     """
     import os
     from concurrent.futures import ThreadPoolExecutor
@@ -217,9 +218,14 @@ def run_batched(run_chunk, feeds: list[np.ndarray], n: int) -> list[np.ndarray]:
     starts = range(0, n, CHUNK)
     workers = min(len(starts), os.cpu_count() or 1)
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
-        parts = list(pool.map(lambda i: run_chunk([x[i:i + CHUNK] for x in feeds]), starts))
+        parts = list(pool.map(lambda i: _in_workspace(workspaces, run_chunk, [x[i:i + CHUNK] for x in feeds]), starts))
     for part, i in zip(parts, starts):
         rows = min(CHUNK, n - i)
         if any(len(o) != rows for o in part):
             raise UnsupportedOpError(f"a batched output lost its batch axis ({[o.shape for o in part]})")
     return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
+
+
+def _in_workspace(workspaces: WorkspacePool, run_chunk, feeds):
+    with workspaces.lend():
+        return run_chunk(feeds)

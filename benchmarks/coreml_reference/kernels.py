@@ -8,6 +8,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .depthwise import depthwise
+from .workspace import empty, scratch
+
 
 @dataclass(frozen=True)
 class ConvGeometry:
@@ -54,10 +57,17 @@ def _windows(x: np.ndarray, kernel, strides, dilations=(1, 1)) -> np.ndarray:
                       writeable=False)
 
 
-def _pad(x: np.ndarray, pads, value: float = 0.0) -> np.ndarray:
+def pad_planes(x: np.ndarray, pads, value: float = 0.0, purpose: str = "padded input") -> np.ndarray:
+    """x padded in H and W, in a scratch buffer: for a kernel's own use, never its output."""
     if not any(a or b for a, b in pads):
         return x
-    return pad_constant(x, [(0, 0), (0, 0), *pads], value)
+    (pt, pb), (pl, pr) = pads
+    n, c, h, w = x.shape
+    out = scratch(purpose, (n, c, h + pt + pb, w + pl + pr), x.dtype)
+    for border in (out[:, :, :pt], out[:, :, pt + h:], out[:, :, pt:pt + h, :pl], out[:, :, pt:pt + h, pl + w:]):
+        border[...] = value  # only the border: the inside is copied next
+    out[:, :, pt:pt + h, pl:pl + w] = x
+    return out
 
 
 def pad_constant(x: np.ndarray, pairs, value: float = 0.0) -> np.ndarray:
@@ -68,133 +78,52 @@ def pad_constant(x: np.ndarray, pairs, value: float = 0.0) -> np.ndarray:
     return out
 
 
-def conv2d(x, weight, bias, geo: ConvGeometry) -> np.ndarray:
-    """Cross-correlation as Core ML and TensorFlow define it; weight is (O, C/groups, kh, kw)."""
+def conv2d(x, weight, bias, geo: ConvGeometry, post=None) -> np.ndarray:
+    """Cross-correlation as Core ML and TensorFlow define it; weight is (O, C/groups, kh, kw).
+
+    post(out), if given, finishes the output in place after the bias: the fp16 rounding and
+    activation of a conv the program fused with its relu (mil.py)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     o, cg, kh, kw = weight.shape
     sh, sw = geo.strides
     n, c = x.shape[:2]
     groups = geo.groups
     if groups == c and cg == 1:
-        out = _depthwise(x, weight, geo, o // c)  # pads while gathering: one copy fewer
-    elif groups == 1:
-        x = _pad(x, geo.pads)
+        return depthwise(x, weight, bias, geo, post)  # pads while gathering: one copy fewer
+    if groups == 1:
+        x = pad_planes(x, geo.pads)
         if kh == kw == 1 and sh == sw == 1:
-            out = np.matmul(weight.reshape(o, c), x.reshape(n, c, -1)).reshape(n, o, *x.shape[2:])
+            out = empty((n, o, *x.shape[2:]))
+            w2, x3, o3 = weight.reshape(o, c), x.reshape(n, c, -1), out.reshape(n, o, -1)
+            for i in range(n):  # a sample at a time: its bias and activation while it is in cache
+                np.matmul(w2, x3[i], out=o3[i])  # the product np.matmul of the stack makes per sample
+                _finish(o3[i], bias[:, None] if bias is not None else None, post)
+            return out
         else:
             win = _windows(x, (kh, kw), geo.strides, geo.dilations)
             oh, ow = win.shape[4:]
-            cols = win.reshape(n, c * kh * kw, oh * ow)  # im2col (this reshape copies)
-            out = np.matmul(weight.reshape(o, -1), cols).reshape(n, o, oh, ow)
+            cols = scratch("im2col", (n, c * kh * kw, oh * ow))
+            np.copyto(cols.reshape(win.shape), win)
+            out = empty((n, o, oh, ow))
+            np.matmul(weight.reshape(o, -1), cols, out=out.reshape(n, o, -1))
     else:
-        x = _pad(x, geo.pads)
+        x = pad_planes(x, geo.pads)
         step_in, step_out = c // groups, o // groups
         one_group = replace(geo, pads=((0, 0), (0, 0)), groups=1)  # x is padded once, for all groups
         out = np.concatenate([
             conv2d(x[:, g * step_in:(g + 1) * step_in], weight[g * step_out:(g + 1) * step_out], None, one_group)
             for g in range(groups)], axis=1)
     out = out.astype(np.float32, copy=False)
+    _finish(out, bias.reshape(-1, 1, 1) if bias is not None else None, post)
+    return out
+
+
+def _finish(out, bias, post) -> None:
+    """The bias (broadcast along out's channel axis), then post, in place."""
     if bias is not None:
-        out += bias.reshape(1, -1, 1, 1)
-    return out
-
-
-DEPTHWISE_BLOCK_BYTES = 1 << 20
-
-
-def _depthwise(x, weight, geo: ConvGeometry, multiplier: int) -> np.ndarray:
-    """Depthwise convolution as shifted multiply-adds over flattened planes.
-
-    Each tap is one contiguous run per channel (the row wrap-around lands in
-    columns cut off at the end); a stride-2 input is first split into its four
-    phase planes.
-    """
-    if multiplier != 1:
-        x = np.repeat(x, multiplier, axis=1)
-    _, _, kh, kw = weight.shape
-    n, c, h, w = x.shape
-    (sh, sw), (dh, dw) = geo.strides, geo.dilations
-    (pt, pb), (pl, pr) = geo.pads
-    oh = (h + pt + pb - (kh - 1) * dh - 1) // sh + 1
-    ow = (w + pl + pr - (kw - 1) * dw - 1) // sw + 1
-    if dh != 1 or dw != 1 or sh != sw or sh not in (1, 2):
-        return _depthwise_direct(_pad(x, geo.pads), weight, geo, (oh, ow))
-    s = sh
-    reach = (kh - 1) // s + 1, (kw - 1) // s + 1
-    rows, cols = oh + reach[0], ow + reach[1]  # one spare row absorbs the last tap's overrun
-    # A batch is n*c planes, each with its channel's taps: the blocks span samples.
-    flat = {(a, b): _phase_plane(x, (pt, pl), s, (a, b), (rows, cols)).reshape(n * c, rows * cols)
-            for a in range(min(s, kh)) for b in range(min(s, kw))}
-    sources, taps = _depthwise_sources(np.tile(weight[:, 0], (n, 1, 1)), s)
-    size, length = oh * cols, (oh + reach[0] - 1) * cols
-    out = np.empty((n * c, 1, size), np.float32)
-    # Copy each column shift of a few planes once, as runs long enough for every row shift;
-    # then per row shift one small matmul per plane over a strided view of those runs does
-    # its taps' multiply-adds (a third of the copying of one run per tap).
-    block = max(1, DEPTHWISE_BLOCK_BYTES // (4 * len(sources) * length))
-    buf = np.empty((block, len(sources), length), np.float32)
-    more = np.empty((block, 1, size), np.float32)
-    for c0 in range(0, n * c, block):
-        c1 = min(n * c, c0 + block)
-        part = buf[: c1 - c0]
-        for k, (a, b, q) in enumerate(sources):
-            part[:, k] = flat[a, b][c0:c1, q:q + length]
-        for r, t in enumerate(taps):
-            dest = out[c0:c1] if r == 0 else more[: c1 - c0]
-            np.matmul(t[c0:c1], part[:, : t.shape[2], r * cols:r * cols + size], out=dest)
-            if r:
-                out[c0:c1] += dest
-    return np.ascontiguousarray(out.reshape(n, c, oh, cols)[..., :ow])
-
-
-def _depthwise_sources(w, s: int):
-    """The runs to copy, (phase row a, phase column b, column shift q), ordered by a, and per row
-    shift r the (planes, 1, k) taps over the first k runs: tap (a + s*r, b + s*q) of each plane.
-
-    Row shift r uses only phases a < kh - s*r, a prefix of the runs, so no tap is a zero weight
-    (0 * inf would make a NaN the textbook sum does not have).
-    """
-    _, kh, kw = w.shape
-    sources = [(a, b, q) for a in range(min(s, kh)) for b in range(min(s, kw)) for q in range((kw - 1 - b) // s + 1)]
-    taps = []
-    for r in range((kh - 1) // s + 1):
-        used = [(a, b, q) for a, b, q in sources if a + s * r < kh]
-        taps.append(np.ascontiguousarray(np.stack([w[:, a + s * r, b + s * q] for a, b, q in used], axis=-1)[:, None]))
-    return sources, taps
-
-
-def _phase_plane(x, top_left, s: int, phase, size) -> np.ndarray:
-    """Rows a, a+s, ... and columns b, b+s, ... of x zero-padded by top_left, as a (rows, cols) plane.
-
-    top_left is (pt, pl), phase is (a, b), size is (rows, cols).
-    """
-    (pt, pl), (a, b), (rows, cols) = top_left, phase, size
-    n, c, h, w = x.shape
-    k0, k1 = max(0, -((a - pt) // s)), min(rows, (h - 1 + pt - a) // s + 1)
-    j0, j1 = max(0, -((b - pl) // s)), min(cols, (w - 1 + pl - b) // s + 1)
-    if k1 <= k0 or j1 <= j0:
-        return np.zeros((n, c, rows, cols), np.float32)
-    plane = np.empty((n, c, rows, cols), np.float32)  # only the border is zeroed: one pass fewer
-    plane[:, :, :k0] = 0
-    plane[:, :, k1:] = 0
-    plane[:, :, k0:k1, :j0] = 0
-    plane[:, :, k0:k1, j1:] = 0
-    plane[:, :, k0:k1, j0:j1] = x[:, :, a + s * k0 - pt: a + s * (k1 - 1) - pt + 1: s,
-                                  b + s * j0 - pl: b + s * (j1 - 1) - pl + 1: s]
-    return plane
-
-
-def _depthwise_direct(x, weight, geo: ConvGeometry, out_hw) -> np.ndarray:
-    """x is already padded: geo.pads is not applied again."""
-    (sh, sw), (dh, dw), (oh, ow) = geo.strides, geo.dilations, out_hw
-    c = x.shape[1]
-    _, _, kh, kw = weight.shape
-    out = np.zeros((x.shape[0], c, oh, ow), np.float32)
-    for i in range(kh):
-        for j in range(kw):
-            patch = x[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw]
-            out += patch * weight[:, 0, i, j].reshape(1, -1, 1, 1)
-    return out
+        out += bias
+    if post is not None:
+        post(out)
 
 
 def conv_transpose2d(x, weight, bias, geo: ConvGeometry, output_hw=None) -> np.ndarray:
@@ -238,12 +167,12 @@ def pool2d(x, kind: str, kernel, geo: ConvGeometry, exclude_padding: bool, ceil_
     if ceil_mode:
         pads = [(a, b + s - 1) for (a, b), s in zip(pads, strides)]
     if kind == "max":
-        xp = _pad(x, pads, -np.inf)
+        xp = pad_planes(x, pads, -np.inf)
         return _windows(np.ascontiguousarray(xp), kernel, strides).max(axis=(2, 3))
-    xp = _pad(x, pads, 0.0)
+    xp = pad_planes(x, pads, 0.0)
     total = _windows(np.ascontiguousarray(xp), kernel, strides).sum(axis=(2, 3), dtype=np.float32)
     if exclude_padding and any(a or b for a, b in pads):
-        ones = _pad(np.ones((1, 1, *x.shape[2:]), np.float32), pads, 0.0)
+        ones = pad_planes(np.ones((1, 1, *x.shape[2:]), np.float32), pads, 0.0, "padded ones")
         count = _windows(ones, kernel, strides).sum(axis=(2, 3))
         return total / count
     return total / np.float32(kh * kw)

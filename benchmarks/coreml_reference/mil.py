@@ -19,12 +19,13 @@ from .errors import CoreMLFormatError, PredictionError, UnsupportedOpError
 from .kernels import round_fp16
 from .mil_control import CONTROL_OPS, LIST_OPS, Block
 from .constexpr_ops import CONSTEXPR_OPS
-from .mil_ops import MIL_OPS
+from .mil_ops import ARITHMETIC, MIL_OPS, _s, arithmetic
 from .mil_ops_elementwise import ELEMENTWISE_OPS
 from .mil_ops_image import IMAGE_OPS
 from .mil_ops_nn import NN_OPS
 from .mil_ops_tensor import TENSOR_OPS
 from .values import FLOAT16, NP_DTYPES, BlobFile, parse_value, tensor_shape
+from .workspace import active, sole
 
 OPS = {**MIL_OPS, **ELEMENTWISE_OPS, **TENSOR_OPS, **NN_OPS, **IMAGE_OPS, **LIST_OPS}
 # Variadic inputs: a list even when the program gives one tensor.
@@ -45,6 +46,8 @@ class _Step:
     fp16: list[bool]
     dtypes: list  # numpy dtype per output as declared (float32 for fp16 and fp32), None if not a tensor
     blocks: list | None = None  # cond / while_loop: their nested blocks (mil_control.Block)
+    dies: tuple = ()  # names no later step reads (top-level steps): their memory may be reused
+    in_place: object = None  # the kernel that overwrites x, used when this step is x's last reader
 
 
 class MILProgram:
@@ -71,9 +74,10 @@ class MILProgram:
         for op in block.operations:
             self._load(op, blobs)
         del self._stored
-        if not observable:  # folding drops the pad's output, which calibration must see (run's watch)
+        if not observable:  # folding drops the pad's and the conv's outputs, which calibration must see
             self._fold_zero_pads()
-        self._mark_in_place()
+            self._fuse_activations()
+        self._plan_lifetimes()
 
     def _load(self, op, blobs: BlobFile) -> None:
         out_names = [o.name for o in op.outputs]
@@ -164,14 +168,35 @@ class MILProgram:
             dropped.add(id(pad))
         self.steps = [st for st in self.steps if id(st) not in dropped]
 
-    def _mark_in_place(self) -> None:
-        """relu/relu6 may overwrite an input that no one else reads (saves an allocation per layer)."""
-        uses = self._uses()
-        for st in self.steps:
-            x = st.refs.get("x")
-            if st.op_type in _IN_PLACE and isinstance(x, str) and uses[x] == 1 and x not in self.values \
-                    and x not in self.outputs and x not in self.input_shapes:
-                st.kernel = _IN_PLACE[st.op_type]
+    def _fuse_activations(self) -> None:
+        """A conv whose one reader is a relu, relu6 or clip applies it itself, block by block while
+        its output is in cache (depthwise.py). The bits are the two ops': the conv's output is
+        rounded to fp16 first when the program says so, then the same numpy call clips it, and
+        the activation's own output is finished (rounded again) as before."""
+        uses, made_by = self._uses(), {st.outputs[0]: st for st in self.steps}
+        dropped = set()
+        for act in self.steps:
+            conv = made_by.get(act.refs.get("x")) if act.op_type in _IN_PLACE_CLIPS else None
+            if conv is None or conv.op_type != "conv" or uses[conv.outputs[0]] != 1 \
+                    or conv.outputs[0] in self.outputs or set(act.refs) != {"x"}:
+                continue
+            finish = _IN_PLACE_CLIPS[act.op_type](**act.consts)
+            conv.consts["post"] = _round_then(finish) if conv.fp16[0] else finish
+            conv.outputs, conv.fp16, conv.dtypes = act.outputs, act.fp16, act.dtypes
+            dropped.add(id(act))
+        self.steps = [st for st in self.steps if id(st) not in dropped]
+
+    def _plan_lifetimes(self) -> None:
+        """Which names each top-level step reads last (then a relu may overwrite its input, and a
+        bound workspace takes the dead feature maps for later outputs: see workspace.py)."""
+        last = {}
+        for i, st in enumerate(self.steps):
+            for name in self._uses([st]):
+                last[name] = i
+        keep = set(self.values) | set(self.outputs) | set(self.input_shapes)
+        for i, st in enumerate(self.steps):
+            st.dies = tuple(name for name in self._uses([st]) if last[name] == i and name not in keep)
+            st.in_place = _IN_PLACE.get(st.op_type)
 
     def _const_arg(self, arg, blobs: BlobFile):
         """A constexpr input in its stored dtype: a const or constexpr output, or a value of its own (iOS 18)."""
@@ -183,32 +208,66 @@ class MILProgram:
         (before an in-place relu may reuse it), e.g. to collect activation ranges."""
         env = dict(self.values)
         env.update(feeds)
-        self._execute(self.steps, env, watch)
+        self._execute(self.steps, env, watch, top=True)
         return {name: env[name] for name in self.outputs}
 
-    def _execute(self, steps: list[_Step], env: dict, watch=None) -> None:
+    def _execute(self, steps: list[_Step], env: dict, watch=None, top: bool = False) -> None:
+        """Run steps in env. At the top level, a name's memory is released after its last reader
+        (nested blocks run against a copy of env and release nothing)."""
+        workspace = active() if top else None
         for step in steps:
             kwargs = dict(step.consts)
             for param, ref in step.refs.items():
                 kwargs[param] = [env[r] for r in ref] if isinstance(ref, list) else env[ref]
+            kernel = step.kernel
+            # 2 holders: env and kwargs (another name, a view or a watcher would be more)
+            if top and step.in_place is not None and step.refs.get("x") in step.dies and sole(kwargs["x"], 2):
+                kernel = step.in_place
             try:
-                result = step.kernel(**kwargs) if step.blocks is None else \
-                    step.kernel(self._execute, env, step.blocks, **kwargs)
+                result = kernel(**kwargs) if step.blocks is None else \
+                    kernel(self._execute, env, step.blocks, **kwargs)
             except PredictionError as exc:
                 raise PredictionError(f"ML Program op {step.op_type} ({step.outputs[0]}): {exc}") from None
             except (ValueError, IndexError, KeyError, TypeError, NotImplementedError) as exc:
                 raise UnsupportedOpError(f"ML Program op {step.op_type} ({step.outputs[0]}) failed: {exc}") from None
+            del kwargs  # (dead inputs are kept below only if nothing else holds them)
             results = result if isinstance(result, tuple) else (result,)
             for name, value, half, dtype in zip(step.outputs, results, step.fp16, step.dtypes):
                 env[name] = _finish(value, half, dtype)
                 if watch is not None:
                     watch(name, env[name])
+            # after the step: a cond's or while_loop's blocks read env while it runs
+            dead = [env.pop(name) for name in step.dies if name in env] if top else []  # (a block's own names are not)
+            while workspace is not None and dead:
+                workspace.keep(dead.pop())
 
 
 _IN_PLACE = {
     "relu": lambda x: np.maximum(x, np.float32(0), out=x),
     "relu6": lambda x: np.clip(x, np.float32(0), np.float32(6), out=x),
+    **{name: arithmetic(fn, in_place=True) for name, fn in ARITHMETIC.items()},
 }
+
+
+# The activations a conv can apply in place (their arguments as the program gives them): the
+# same numpy calls as MIL_OPS' relu, relu6 and clip.
+_IN_PLACE_CLIPS = {
+    "relu": lambda: _IN_PLACE["relu"],
+    "relu6": lambda: _IN_PLACE["relu6"],
+    "clip": lambda alpha, beta: lambda x: np.clip(x, np.float32(_s(alpha)), np.float32(_s(beta)), out=x),
+}
+
+
+def _round_then(finish):
+    def post(x):
+        round16(x)
+        finish(x)
+    return post
+
+
+def round16(x) -> None:
+    """Round a float32 array to float16 values in place, as _finish rounds an op's output."""
+    x[...] = round_fp16(x)
 
 
 def _op_types(block) -> set[str]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import kernels as K
+from .workspace import empty
 
 
 def _s(v):
@@ -57,12 +58,13 @@ class _ConvWindow(_PoolWindow):
         return strides, dilations
 
 
-def _conv(x, weight, bias=None, **window):
+def _conv(x, weight, bias=None, post=None, **window):
+    """post: the activation the program fused into this conv (mil.py), applied in place."""
     win = _ConvWindow(**window)
     kernel = weight.shape[2:]
     strides, dilations = win.steps(len(kernel))
     pads = K.resolve_pads(str(_s(win.pad_type)), win.pad, x.shape[2:], kernel, strides, dilations)
-    return K.conv2d(x, weight, bias, K.ConvGeometry(strides, pads, dilations, int(_s(win.groups))))
+    return K.conv2d(x, weight, bias, K.ConvGeometry(strides, pads, dilations, int(_s(win.groups))), post)
 
 
 def _conv_transpose(x, weight, bias=None, output_shape=None, **window):
@@ -224,12 +226,27 @@ def _prelu(x, alpha):
     return np.where(x >= 0, x, x * a)
 
 
+def _floats(x, y) -> bool:
+    return isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.dtype == y.dtype == np.float32 \
+        and (x.ndim > 0 or y.ndim > 0)
+
+
+def arithmetic(ufunc, in_place: bool = False):
+    """x (op) y as numpy computes it; two float32 operands write into a recycled buffer (a
+    workspace's, see workspace.py) or, in_place, into x itself when x has the result's shape
+    (the executor asks for that only when nothing else reads x)."""
+    def run(x, y):
+        if not _floats(x, y):
+            return ufunc(x, y)
+        shape = np.broadcast_shapes(x.shape, y.shape)
+        return ufunc(x, y, out=x if in_place and x.shape == shape and x.flags.writeable else empty(shape))
+    return run
+
+
 f32 = np.float32
+ARITHMETIC = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "real_div": np.true_divide}
 MIL_OPS = {
-    "add": lambda x, y: x + y,
-    "sub": lambda x, y: x - y,
-    "mul": lambda x, y: x * y,
-    "real_div": lambda x, y: x / y,
+    **{name: arithmetic(fn) for name, fn in ARITHMETIC.items()},
     "maximum": lambda x, y: np.maximum(x, y),
     "minimum": lambda x, y: np.minimum(x, y),
     "pow": lambda x, y: np.power(x, y),

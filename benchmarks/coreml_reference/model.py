@@ -11,6 +11,7 @@ from train.documents import check, check_document, read_json, shown
 from .batching import adapt, batch_plan, declared_shapes, run_batched
 from .errors import CoreMLFormatError, InputMismatchError, UnsupportedOpError
 from .values import BlobFile
+from .workspace import WorkspacePool
 
 _PACKAGE_MANIFEST = {"itemInfoEntries": dict, "rootModelIdentifier": str}  # what names the model spec inside Data/
 
@@ -101,6 +102,7 @@ class CoreMLReferenceRunner:
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r}: choose from {', '.join(PRECISIONS)}")
         self.precision = precision
+        self._workspaces = WorkspacePool()  # memory reused from one call to the next
         try:
             self._load(Path(path))
         except (CoreMLFormatError, UnsupportedOpError) as exc:
@@ -160,7 +162,8 @@ class CoreMLReferenceRunner:
 
     def predict_one(self, sample: list[np.ndarray]) -> list[np.ndarray]:
         feeds = {f.name: self._feed(f, x) for f, x in zip(self.inputs, sample)}
-        out = self.program.run(feeds)
+        with self._workspaces.lend():
+            out = self.program.run(feeds)
         if self.probabilities:
             return [np.asarray(out[self.probabilities], np.float32).reshape(1, -1)]
         return [np.asarray(out[n], np.float32) for n in self.output_names]
@@ -187,7 +190,7 @@ class CoreMLReferenceRunner:
         if self.per_sample_reason is None and n > 1:
             feeds = [np.concatenate([self._feed(f, s) for s in x]) for f, x in zip(self.inputs, inputs)]
             try:
-                return run_batched(self._predict_chunk, feeds, n)
+                return run_batched(self._predict_chunk, feeds, n, self._workspaces)
             except UnsupportedOpError as exc:  # an op the plan let through did not take the batch:
                 self.per_sample_reason = f"a batched run failed ({exc})"  # per sample from now on
         # One sample at a time at the model's declared batch of 1 (batching.py says when a
