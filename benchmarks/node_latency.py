@@ -53,9 +53,14 @@ def find_latency_node(executor, spec: str | None) -> dict | None:
 
 
 def describe(node: dict) -> str:
-    labels = {k: v for k, v in (node.get("Labels") or {}).items() if not k.startswith("ray.io/")}
+    labels = user_labels(node)
     return (f"{node['NodeID'][:12]} at {node.get('NodeManagerAddress')}, {int(node['Resources'].get('CPU', 0))} CPU"
             + "".join(f", {k}={v}" for k, v in sorted(labels.items())))
+
+
+def user_labels(node: dict) -> dict:
+    """The labels `ray start --labels` gave a node, without Ray's own (ray.io/...)."""
+    return {k: v for k, v in (node.get("Labels") or {}).items() if not k.startswith("ray.io/")}
 
 
 def latency_meter(node: dict | None, executor, jobs, inputs, protocol: LatencyProtocol, names):
@@ -71,8 +76,8 @@ class NodeMeter:
 
     def __init__(self, inputs, protocol: dict, names):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        self._meter = FreshProcessMeter(inputs, LatencyProtocol(**protocol), names)
         self._inputs, self._protocol = inputs, LatencyProtocol(**protocol)
+        self._meter = FreshProcessMeter(inputs, self._protocol, names)
         self._folder = Path(tempfile.mkdtemp(prefix="mobilepack-latency-"))
         self._paths: dict = {}
 
@@ -88,7 +93,7 @@ class NodeMeter:
                 raise ExecutorError(f"evaluation workers {pids} on Ray node {here[:12]} did not exit within "
                                     f"{EXIT_WAIT_S} s; latency would be measured beside them")
             time.sleep(0.1)
-        labels = {k: v for k, v in (node.get("Labels") or {}).items() if not k.startswith("ray.io/")}
+        labels = user_labels(node)
         return {**machine_info(), "node": {"id": here, "address": node.get("NodeManagerAddress"), "labels": labels,
                                            "evaluation_workers_exited": pids}}
 
@@ -130,7 +135,7 @@ def _alive(pid: int) -> bool:
 
 
 class NodeLatency:
-    """FreshProcessMeter's interface (measure, tool_median, close) with every process on one Ray node."""
+    """FreshProcessMeter's interface (measure, tool_median, reference_latency, machine, close), on one Ray node."""
 
     def __init__(self, node: dict, workers, jobs, inputs, protocol: LatencyProtocol, names):
         import ray
@@ -195,9 +200,8 @@ class NodeLatency:
 
 def _cause(exc):
     """The mobilepack error a node raised, as it was raised there; anything else as one line."""
-    from .ray_executor import _first_line
+    from .ray_executor import _first_line, own_error
 
-    cause = getattr(exc, "cause", None)
-    if cause is not None and type(cause).__module__.split(".")[0] in ("train", "benchmarks", "convert"):
+    if (cause := own_error(exc)) is not None:
         return cause
     return ExecutorError(f"--latency-on: the measurement on the Ray node failed: {_first_line(exc)}")

@@ -98,6 +98,14 @@ def _first_line(exc: BaseException) -> str:
     return lines[-1][:300] if lines else type(exc).__name__
 
 
+def own_error(exc: BaseException) -> BaseException | None:
+    """The error a Ray task raised when it is one of mobilepack's own (train, convert, benchmarks), to raise
+    here as a local run would; None for anything else, which the caller turns into one line."""
+    cause = getattr(exc, "cause", None)
+    return cause if cause is not None and type(cause).__module__.split(".")[0] in ("train", "benchmarks", "convert") \
+        else None
+
+
 def artifact_bytes(path: Path) -> bytes:
     """A file's bytes, or a folder (.mlpackage) as an uncompressed tar in sorted order."""
     path = Path(path)
@@ -295,8 +303,7 @@ class RayExecutor:
                 if progress:
                     progress(jobs[j].name, done[j], count)
         except ray.exceptions.RayTaskError as exc:
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, ExecutorError) or type(cause).__module__.split(".")[0] in ("train", "benchmarks"):
+            if (cause := own_error(exc)) is not None:
                 raise cause from None
             raise ExecutorError(f"a Ray worker failed: {_first_line(exc)}; run with --executor local to see it "
                                 "here") from None
