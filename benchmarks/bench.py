@@ -29,10 +29,9 @@ from .device_results import load_device_results
 from .crosscheck import AGREEMENT_LIMIT, GOOGLE_TOOL
 from .device_precision import SUGGESTION as DEVICE_SUGGESTION, gate_quantization, is_neural_network, precision_fields, \
     precision_note
-from .latency import LatencyProtocol, runner_latency
-from .machine import machine_info
+from .latency import LatencyProtocol
 from .macs import tflite_macs
-from .node_latency import NodeLatency, find_latency_node, latency_meter
+from .node_latency import find_latency_node, latency_meter
 from .timing import measure_all
 from .recommend import recommend
 from .regression import REGRESSION_LIMITS, check_same_data, compare, load_baseline
@@ -133,10 +132,9 @@ def _bench(dist: Path, config: BenchConfig, manifest, manifest_sha256, baseline,
     for row in rows:
         row["device"] = device.get(row["name"])  # the phone's own figures, beside the host's, never mixed
     with latency_meter(node, executor, jobs, data.inputs, config.latency, names) as meter:  # eval workers gone first
-        reference["latency_ms"] = (meter.reference_latency(jobs[0]) if isinstance(meter, NodeLatency) else
-                                   runner_latency(keras_runner, list(data.inputs), config.latency).to_dict())
+        reference["latency_ms"] = meter.reference_latency(jobs[0])
         timings = measure_all(rows, dist, manifest.artifacts, config, progress, meter)
-        machine = meter.machine if isinstance(meter, NodeLatency) else machine_info()
+        machine = meter.machine
     for a, row in zip(manifest.artifacts, rows):
         row.update(timings[a.name])
         row.update(_work(a, a.path(dist), row))

@@ -161,7 +161,7 @@ class FreshProcessMeter:
         self.dir = Path(self._tmp.name)
         self.inputs_path = self.dir / "inputs.npz"
         np.savez(self.inputs_path, *[np.ascontiguousarray(x[:1]) for x in inputs])
-        self.protocol = protocol
+        self.inputs, self.protocol = inputs, protocol
         self.input_names = input_names
         self._baselines: dict[str, int] = {}
         self._count = 0
@@ -198,6 +198,17 @@ class FreshProcessMeter:
         stats["started"] = result["started"]
         stats["cpus"] = request["cpus"]
         return stats
+
+    @property
+    def machine(self) -> dict:
+        """The machine that measures: this one (node_latency.NodeLatency's is a Ray node)."""
+        from .machine import machine_info
+
+        return machine_info()
+
+    def reference_latency(self, job) -> dict:
+        """The Keras reference's latency, in this process: its runner (job.local_runner) is loaded here already."""
+        return runner_latency(job.local_runner, self.inputs, self.protocol).to_dict()
 
     def tool_median(self, path: Path, ours: dict) -> float:
         """Google's tool on the same file, right after one of ours (benchmarks/crosscheck.py)."""
