@@ -3,7 +3,8 @@
 The whole table (every folder, iOS14 ... iOS18) is `python -m benchmarks.figures.coreml_optests`.
 Here one pytest child process runs a few of Apple's test classes through
 benchmarks/coreml_reference/optest_plugin.py, beside a small module of our own whose cases
-must come out as a pass, a numeric failure, a missing op and a kernel error.
+must come out as a pass, a numeric failure, a wrong number for an input outside the op's
+documented domain, a missing op and a kernel error.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ SUBSET = [
     "iOS14/test_elementwise_unary.py::TestElementwiseUnary::test_builder_to_backend_smoke",
     "iOS14/test_image_resizing.py::TestUpsampleBilinear",
     "iOS14/test_image_resizing.py::TestCropResize",
+    "iOS15/test_image_resizing.py::TestCropResize::test_builder_to_backend_smoke",
+    "iOS17/test_image_resizing.py::TestCropResize::test_builder_to_backend_ios17",
     "iOS14/test_tensor_operation.py::TestTopK",
     "iOS14/test_tensor_operation.py::TestBandPart",
     "iOS14/test_scatter_gather.py::TestScatter::test_builder_to_backend_smoke",
@@ -79,6 +82,23 @@ def test_missing_op(monkeypatch):
 
     monkeypatch.delitem(mil.OPS, "softsign")  # the real evaluator, one op type short
     check(lambda x: mb.softsign(x=x), X / (1 + np.abs(X)))
+
+
+def _crop(box, expected):
+    image = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    run_compare_builder(lambda x: mb.crop_resize(x=x, boxes=np.array([box], np.float32), target_height=1,
+                                                 target_width=1, normalized_coordinates=True),
+                        {"x": mb.placeholder(shape=(1, 1, 4, 4))}, {"x": image}, [(1, 1, 1, 1, types.fp32)],
+                        [np.full((1, 1, 1, 1), expected, np.float32)],
+                        backend=BackendConfig(backend="mlprogram", precision="fp32", opset_version=ct.target.iOS17))
+
+
+def test_wrong_crop_inside_its_contract():
+    _crop([0.0, 0.0, 1.0, 1.0], -1.0)  # a wrong number for a box inside [0, 1]: numeric
+
+
+def test_wrong_crop_outside_its_contract():
+    _crop([0.0, 0.0, 1.5, 1.0], -1.0)  # the same wrong number, a box past 1: no document says what is right
 
 
 def test_kernel_error():
@@ -133,6 +153,12 @@ def test_apple_op_tests_pass_through_the_evaluator(optest_run):
                   and "precision='fp32'" in r["nodeid"]]
     assert rounded["outcome"] == "fp16-resolution", rounded
     assert counts["fp16-resolution"] == 1, counts
+    # Apple's crop_resize cases whose normalized boxes leave [0, 1] (iOS15 [2, 2, 1, 1]; iOS17 x 1.8),
+    # where the documentation defines no result and the expected values match no documented grid
+    undefined = [r for r in apple if r["outcome"] == "undefined-input"]
+    assert undefined and all("TestCropResize" in r["nodeid"] and "outside [0, 1]" in r["reason"] for r in undefined)
+    assert {r["file"] for r in undefined} == {"test_image_resizing.py"}
+    assert any("iOS15" in r["nodeid"] for r in undefined) and any("iOS17" in r["nodeid"] for r in undefined)
 
 
 def test_each_outcome_is_told_apart(optest_run):
@@ -146,8 +172,13 @@ def test_each_outcome_is_told_apart(optest_run):
     assert own["test_missing_op"]["reason"] == "evaluator lacks op: softsign"
     assert own["test_kernel_error"]["outcome"] == "kernel-error"
     assert "conv_transpose" in own["test_kernel_error"]["reason"]
+    # a wrong number is numeric unless the op's documentation rules the input out
+    assert own["test_wrong_crop_inside_its_contract"]["outcome"] == "numeric"
+    assert own["test_wrong_crop_outside_its_contract"]["outcome"] == "undefined-input"
+    assert "outside [0, 1] (0 .. 1.5)" in own["test_wrong_crop_outside_its_contract"]["reason"]
     # every failure the log counts failed the child run too (ours: the wrong number and the kernel error)
-    failed = sum(r["outcome"] in ("numeric", "fp16-resolution", "kernel-error", "other-failure") for r in records)
+    failed = sum(r["outcome"] in ("numeric", "undefined-input", "fp16-resolution", "kernel-error", "other-failure")
+                 for r in records)
     assert proc.returncode == 1 and f"{failed} failed" in proc.stdout
 
 

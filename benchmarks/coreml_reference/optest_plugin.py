@@ -97,8 +97,33 @@ def _predict(mlmodel, data: dict, state, precision: str) -> dict:
             outputs = runner.predict_named(data)
         except PredictionError as exc:  # Core ML's predict fails with RuntimeError on such inputs
             raise RuntimeError(f"Unable to compute the prediction using ML Program: {exc}") from None
-        _LAST.update(outputs=outputs, fp16=_has_fp16(runner.spec) or (precision == "gpu/ane" and not mlmodel.is_package))
+        _LAST.update(outputs=outputs, fp16=_has_fp16(runner.spec) or (precision == "gpu/ane" and not mlmodel.is_package),
+                     undefined=_outside_contract(runner, data))
         return outputs
+
+
+def _outside_contract(runner, data: dict) -> str | None:
+    """Why the program's inputs lie outside what an op's documentation defines, or None.
+
+    One case is known: crop_resize with normalized_coordinates, whose coordinates "must be in the
+    interval [0, 1]" (coremltools, mil/ops/defs/iOS15/image_resizing.py and iOS17). What Core ML
+    returns for a box outside it is documented nowhere; Apple's TensorFlow frontend test calls it
+    unstable (rdar://98749492) and keeps its boxes inside the image.
+    """
+    program = getattr(runner, "program", None)  # a NeuralNetwork file has no steps to read
+    for step in getattr(program, "steps", ()):
+        if step.op_type != "crop_resize":
+            continue
+        args = dict(step.consts)
+        args.update({k: program.values.get(ref, data.get(ref)) for k, ref in step.refs.items() if isinstance(ref, str)})
+        if not bool(np.asarray(args.get("normalized_coordinates", False))):
+            continue
+        boxes = np.asarray(args["boxes"] if args.get("boxes") is not None else args["roi"], np.float64)
+        coords = boxes.reshape(boxes.shape[0], -1)[:, -4:]  # a 5-value roi starts with the image index
+        if coords.size and (coords.min() < 0 or coords.max() > 1):
+            return (f"crop_resize with normalized coordinates outside [0, 1] ({coords.min():g} .. {coords.max():g}), "
+                    "which its documentation rules out")
+    return None
 
 
 _LAST: dict = {}
@@ -157,7 +182,8 @@ def _within_fp16(outputs: dict, expected: dict, atol: float, rtol: float) -> boo
 
 
 def _outcome(report, call, record: dict) -> str:
-    """passed | passed-no-prediction | numeric | fp16-resolution | kernel-error | other-failure | missing-op | other-skip."""
+    """passed | passed-no-prediction | numeric | undefined-input | fp16-resolution | kernel-error | other-failure |
+    missing-op | other-skip. undefined-input: a wrong number for inputs the op's documentation rules out."""
     if report.skipped:
         reason = getattr(report, "wasxfail", None)
         if reason is not None:
@@ -177,6 +203,9 @@ def _outcome(report, call, record: dict) -> str:
     if kind == "Fp16Resolution":
         return "fp16-resolution"
     if record["predictions"] and report.when == "call" and kind == "AssertionError" and _about_numbers(call, text):
+        if _LAST.get("undefined"):
+            record["reason"] = f"{_LAST['undefined']} | {record['reason']}"[:400]
+            return "undefined-input"
         return "numeric"
     return "other-failure"
 

@@ -6,7 +6,9 @@
 coremltools ships its op unit tests in the wheel (converters/mil/mil/ops/tests/iOS14 ... iOS18),
 ML Program fp16 and fp32. Each folder runs in its own pytest process with
 benchmarks/coreml_reference/optest_plugin.py, which predicts through the evaluator. Per file it
-prints: numeric cases passed; numeric failures (a wrong number or shape); fp16res, mismatches within
+prints: numeric cases passed; numeric failures (a wrong number or shape); undefined, wrong numbers for
+inputs the op's own documentation rules out (crop_resize with normalized box coordinates outside
+[0, 1], whose result no document gives; see optest_plugin._outside_contract); fp16res, mismatches within
 2 fp16 ulps in cases that compare fp16-typed data at fp32 tolerance (their expected values assume
 fp16 rounding in some tests and none in others, so no one precision passes them all); kernel errors
 (an implemented op raised); missing ops (skipped, counted by op); other skips (PyTorch absent,
@@ -30,9 +32,9 @@ from pathlib import Path
 from .common import figure_parser, work_dir
 
 FOLDERS = ("iOS14", "iOS15", "iOS16", "iOS17", "iOS18")
-COLUMNS = ("passed", "numeric", "fp16-resolution", "kernel-error", "missing-op", "other-skip", "other-failure",
+COLUMNS = ("passed", "numeric", "undefined-input", "fp16-resolution", "kernel-error", "missing-op", "other-skip", "other-failure",
            "passed-no-prediction")
-HEADERS = ("passed", "numeric", "fp16res", "kernel", "missing", "skip", "fail", "no-pred")
+HEADERS = ("passed", "numeric", "undefined", "fp16res", "kernel", "missing", "skip", "fail", "no-pred")
 
 
 def tests_root() -> Path:
@@ -86,7 +88,7 @@ def details(records: list[dict], limit: int = 8) -> None:
     ops = missing_ops(records)
     if ops:
         print(f"  missing ops ({len(ops)} types): " + ", ".join(f"{op} {n}" for op, n in ops.most_common()))
-    for kind in ("numeric", "fp16-resolution", "kernel-error", "other-failure"):
+    for kind in ("numeric", "undefined-input", "fp16-resolution", "kernel-error", "other-failure"):
         bad = [r for r in records if r["outcome"] == kind]
         for r in bad[:limit]:
             print(f"  {kind}: {r['nodeid'].split('/')[-1][:150]}\n      {r.get('reason', '')[:200]}")
