@@ -91,3 +91,39 @@ def test_fused_activation_gives_the_separate_ops_bits(kernel, groups, stride, pa
     for post, want in ((_relu6, fp32), (_rounded_relu6, fp16)):
         got = K.conv2d(x, w, b, geo, post)
         assert got.tobytes() == want.tobytes()
+
+
+def _float32_fold(x, w, b, geo):
+    """The sum the compiled loop promises: each product rounded to float32, added left to right in
+    row-major tap order from the first product, then the bias (numpy rounds every op, fuses none)."""
+    xp = np.pad(x, [(0, 0), (0, 0), *geo.pads])
+    (kh, kw), (sh, sw), (dh, dw) = w.shape[2:], geo.strides, geo.dilations
+    oh, ow = (xp.shape[2] - (kh - 1) * dh - 1) // sh + 1, (xp.shape[3] - (kw - 1) * dw - 1) // sw + 1
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            product = xp[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw] \
+                * w[None, :, 0, i, j, None, None]
+            out = product if out is None else out + product
+    return out + b[None, :, None, None] if b is not None else out
+
+
+@pytest.mark.parametrize("size,stride,kernel,dilation,pads,mult", [g for g in GEOMETRIES if g[5] == 1])
+def test_depthwise_is_the_float32_sum_in_tap_order(size, stride, kernel, dilation, pads, mult):
+    """Bit for bit: no reassociation and no fused multiply-add, in the 3x3 loops (stride 1, 2) and the general one."""
+    rng = np.random.default_rng(size + 100)
+    x = rng.normal(size=(2, 4, size, size + 1)).astype(np.float32)
+    w = rng.normal(size=(4, 1, kernel, kernel)).astype(np.float32)
+    b = rng.normal(size=4).astype(np.float32)
+    geo = K.ConvGeometry((stride, stride), pads, (dilation, dilation), groups=4)
+    for bias in (b, None):
+        assert K.conv2d(x, w, bias, geo).tobytes() == _float32_fold(x, w, bias, geo).tobytes()
+
+
+def test_no_bias_keeps_a_negative_zero():
+    """A sum of -0.0 products is -0.0; with no bias nothing may be added to it (+0.0 would make it +0.0)."""
+    x = np.full((1, 2, 5, 5), -0.0, np.float32)
+    w = np.ones((2, 1, 3, 3), np.float32)
+    for stride in (1, 2):
+        out = K.conv2d(x, w, None, K.ConvGeometry((stride, stride), ((0, 0), (0, 0)), (1, 1), groups=2))
+        assert np.signbit(out).all() and not out.any()
