@@ -67,11 +67,11 @@ def table(folder: str, records: list[dict]) -> Counter:
     for r in records:
         per_file[r["nodeid"].split("::")[0].split("/")[-1]][r["outcome"]] += 1
     total = Counter()
-    print(f"\n{folder}: {'file':32s}" + "".join(f"{h:>9s}" for h in HEADERS))
+    print(f"\n{folder}: {'file':32s}" + "".join(f"{h:>10s}" for h in HEADERS))
     for name in sorted(per_file):
         total.update(per_file[name])
-        print(f"{'':{len(folder) + 2}s}{name:32s}" + "".join(f"{per_file[name][c]:9d}" for c in COLUMNS))
-    print(f"{'':{len(folder) + 2}s}{'total':32s}" + "".join(f"{total[c]:9d}" for c in COLUMNS))
+        print(f"{'':{len(folder) + 2}s}{name:32s}" + "".join(f"{per_file[name][c]:10d}" for c in COLUMNS))
+    print(f"{'':{len(folder) + 2}s}{'total':32s}" + "".join(f"{total[c]:10d}" for c in COLUMNS))
     return total
 
 
