@@ -63,3 +63,19 @@ def mil_program(tmp_path, build, shape=(1, 2, 4)):
     path = tmp_path / "prog.mlpackage"
     ct.convert(prog, convert_to="mlprogram", compute_precision=ct.precision.FLOAT32).save(str(path))
     return CoreMLReferenceRunner(path)
+
+
+def nn_program(tmp_path, build, shape=(1, 2, 4)):
+    """A runner of a NeuralNetwork built with coremltools' builder (exact rank mapping, as the
+    converter writes): build(builder, "x", "y") adds the layers from input x to output y."""
+    import coremltools as ct
+    from coremltools.models import datatypes
+    from coremltools.models.neural_network import NeuralNetworkBuilder
+
+    from benchmarks.coreml_reference import CoreMLReferenceRunner
+
+    builder = NeuralNetworkBuilder([("x", datatypes.Array(*shape))], [("y", None)], disable_rank5_shape_mapping=True)
+    build(builder, "x", "y")
+    path = tmp_path / "prog.mlmodel"
+    ct.utils.save_spec(builder.spec, str(path))
+    return CoreMLReferenceRunner(path)

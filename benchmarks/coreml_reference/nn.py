@@ -331,12 +331,21 @@ class NeuralNetworkProgram:
                 f"NeuralNetwork layer(s) {', '.join(unknown)} not implemented by the reference evaluator; "
                 "the model cannot be checked on this machine (run the bench on a Mac, or use --coreml-format mlprogram)"
             )
+        # (inputs, output, kernel, its params, takes a list?) per layer; adapt() may swap a kernel
+        self.steps = [(list(layer.input), layer.output[0], LAYERS[kind][1], getattr(layer, kind), LAYERS[kind][0])
+                      for kind, layer in self.layers]
         self.preprocessing = {p.featureName: p for p in nn.preprocessing}
         # Constant layers are computed once.
         self.consts = {}
         for kind, layer in self.layers:
             if kind == "loadConstantND":
                 self.consts[layer.output[0]] = LAYERS[kind][1](layer.loadConstantND, [])
+
+    def adapt(self, plan) -> None:
+        """Swap in the batch-taking kernels of nn_batching.nn_batch_plan (each the same at batch 1)."""
+        for index, kernel in plan:
+            inputs, output, _, params, many = self.steps[index]
+            self.steps[index] = (inputs, output, kernel, params, many)
 
     def _preprocess(self, name: str, x: np.ndarray) -> np.ndarray:
         p = self.preprocessing.get(name)
@@ -359,15 +368,13 @@ class NeuralNetworkProgram:
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         env = {k: self._store(self._preprocess(k, v)) for k, v in feeds.items()}
         env.update(self.consts)
-        for kind, layer in self.layers:
+        for (kind, layer), (inputs, output, fn, params, many) in zip(self.layers, self.steps):
             if kind == "loadConstantND":
                 continue
-            many, fn = LAYERS[kind]
-            params = getattr(layer, kind)
             try:
-                xs = [env[i] for i in layer.input]
+                xs = [env[i] for i in inputs]
                 out = fn(params, xs) if many else fn(params, xs[0])
             except (ValueError, IndexError, KeyError) as exc:
                 raise UnsupportedOpError(f"NeuralNetwork layer {layer.name} ({kind}) failed: {exc}") from None
-            env[layer.output[0]] = self._store(out)
+            env[output] = self._store(out)
         return env
