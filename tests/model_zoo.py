@@ -1,6 +1,7 @@
 """One seeded Keras model holding every building block the Core ML evaluator must run, for its tests."""
 
 import keras
+import numpy as np
 from keras import layers as L
 
 
@@ -79,3 +80,13 @@ def nn_program(tmp_path, build, shape=(1, 2, 4)):
     path = tmp_path / "prog.mlmodel"
     ct.utils.save_spec(builder.spec, str(path))
     return CoreMLReferenceRunner(path)
+
+
+def check_batched_run(runner, x):
+    """A batch in one pass gives each sample's own numbers, bit for bit, without falling back; returns them."""
+    assert runner.per_sample_reason is None
+    batched = runner.predict([x])[0]
+    assert runner.per_sample_reason is None  # ran batched, did not fall back
+    np.testing.assert_array_equal(batched, np.concatenate([runner.predict_one([s])[0] for s in x]))
+    assert len({row.tobytes() for row in batched}) == len(x)  # the samples did not collapse into one
+    return batched

@@ -7,7 +7,7 @@ from benchmarks.coreml_reference import CoreMLReferenceRunner
 from benchmarks.coreml_reference.batching import CHUNK
 from convert.context import ConversionContext
 from convert.coreml import convert_coreml
-from model_zoo import nn_program
+from model_zoo import check_batched_run, nn_program
 
 
 def conv_net():
@@ -58,32 +58,21 @@ def test_conv_net_batched_equals_per_sample_bit_for_bit(conv_files, quant, preci
     kinds = [layer.WhichOneof("layer") for layer in runner.spec.neuralNetwork.layers]
     assert {"convolution", "pooling", "batchnorm", "batchedMatmul", "softmaxND"} <= set(kinds)
     assert any(layer.convolution.nGroups > 1 for layer in runner.spec.neuralNetwork.layers)  # the depthwise conv
-    assert runner.per_sample_reason is None
-    batched = runner.predict([x])[0]
-    assert runner.per_sample_reason is None  # ran batched, did not fall back
+    batched = check_batched_run(runner, x)
     assert batched.shape == (len(x), 10)
-    np.testing.assert_array_equal(batched, _per_sample(runner, x))
-    assert len({row.tobytes() for row in batched}) == len(x)  # the samples did not collapse into one
+    if precision == "gpu/ane":  # the fp16 rounding of each layer's output survives batching
+        assert np.abs(batched - CoreMLReferenceRunner(paths[quant]).predict([x])[0]).max() > 1e-5
 
 
-def test_fp16_rounding_survives_batching(conv_files):
-    """gpu/ane still rounds every layer's output when batched: it differs from cpu as per sample it does."""
-    paths, x = conv_files
-    device = CoreMLReferenceRunner(paths["fp32"], precision="gpu/ane").predict([x])[0]
-    cpu = CoreMLReferenceRunner(paths["fp32"]).predict([x])[0]
-    assert np.abs(device - cpu).max() > 1e-5
-
-
-@pytest.mark.parametrize("precision", ["cpu", "gpu/ane"])
-def test_zoo_batched_equals_per_sample(tmp_path, precision):
+def test_zoo_batched_equals_per_sample(tmp_path):
     """The zoo's layers: transposes, upsample, pads, slices, tiles and reshapes with a leading 1,
-    layer norm's reductions over the last axis, the legacy concat, gelu."""
+    layer norm's reductions over the last axis, the legacy concat, gelu; in both precisions."""
     from model_zoo import zoo_model
 
-    runner = CoreMLReferenceRunner(_mlmodel(zoo_model(), tmp_path / "zoo.mlmodel"), precision=precision)
-    assert runner.per_sample_reason is None
+    path = _mlmodel(zoo_model(), tmp_path / "zoo.mlmodel")
     x = np.random.default_rng(5).uniform(0, 255, (CHUNK + 1, 16, 16, 3)).astype(np.float32)
-    np.testing.assert_array_equal(runner.predict([x])[0], _per_sample(runner, x))
+    for precision in ("cpu", "gpu/ane"):
+        check_batched_run(CoreMLReferenceRunner(path, precision=precision), x)
 
 
 def test_sum_over_the_batch_runs_per_sample(tmp_path):
