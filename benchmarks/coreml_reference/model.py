@@ -129,10 +129,11 @@ class CoreMLReferenceRunner:
             from .nn_batching import nn_batch_plan
 
             nn = getattr(spec, kind)
-            self.program = NeuralNetworkProgram(nn, half=self.precision == "gpu/ane")
-            plan, adapt_to = nn_batch_plan(nn, self.inputs), self.program.adapt
             if kind == "neuralNetworkClassifier":
                 self.probabilities = nn.labelProbabilityLayerName
+            outputs = (*(o.name for o in desc.output), self.probabilities or "")
+            self.program = NeuralNetworkProgram(nn, half=self.precision == "gpu/ane", outputs=outputs)
+            plan, adapt_to = nn_batch_plan(nn, self.inputs), self.program.adapt
         else:
             raise CoreMLFormatError(f"{path}: Core ML model type {kind!r} is not a neural network")
         # why predict cannot run a batch in one pass (batching.py, nn_batching.py), or None
