@@ -104,8 +104,10 @@ def _layer_rule(kind, p, layer, ranks, shapes):
     if kind in _ELEMENTWISE and not (kind == "activation" and p.WhichOneof("NonlinearityType") == "PReLU"):
         return rank, None
     if kind in _CHANNELWISE or kind == "activation":  # (PReLU's slopes are per channel)
-        if min(varying) < 4 or len(set(varying)) != 1 or len(varying) != len(layer.input):
-            raise _Refused(f"works on axis -3 as channels of a rank-{min(varying)} tensor: it would reach axis 0")
+        if len(varying) != len(layer.input) or len(set(varying)) != 1:
+            raise _Refused("joins a constant or tensors of other ranks")
+        if rank < 4:
+            raise _Refused(f"reads axis -3 as channels, and in a rank-{rank} tensor that reaches axis 0")
         return rank, None
     rule = _SHAPE_RULES.get(kind)
     if rule is None:
