@@ -131,8 +131,8 @@ class CoreMLReferenceRunner:
             nn = getattr(spec, kind)
             if kind == "neuralNetworkClassifier":
                 self.probabilities = nn.labelProbabilityLayerName
-            outputs = (*(o.name for o in desc.output), self.probabilities or "")
-            self.program = NeuralNetworkProgram(nn, half=self.precision == "gpu/ane", outputs=outputs)
+            outputs = {o.name for o in desc.output} | {self.probabilities} - {None}
+            self.program = NeuralNetworkProgram(nn, half=self.precision == "gpu/ane", outputs=tuple(outputs))
             plan, adapt_to = nn_batch_plan(nn, self.inputs), self.program.adapt
         else:
             raise CoreMLFormatError(f"{path}: Core ML model type {kind!r} is not a neural network")
