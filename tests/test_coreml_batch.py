@@ -6,7 +6,7 @@ import pytest
 from benchmarks.coreml_reference import CoreMLReferenceRunner
 from convert.context import ConversionContext
 from convert.coreml import convert_coreml
-from model_zoo import mil_program
+from model_zoo import check_batched_run, mil_program
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +32,8 @@ def test_batched_run_equals_per_sample_bit_for_bit(zoo_packages, quant, precisio
     same order, fp16 rounding is per element, and the dense layers run a row at a time."""
     paths, x = zoo_packages
     runner = CoreMLReferenceRunner(paths[quant], precision=precision)
-    assert runner.per_sample_reason is None  # the zoo's reshapes, slices, tiles, concats all take a batch
-    batched = runner.predict([x])[0]
-    assert runner.per_sample_reason is None  # ran batched, did not fall back
-    per_sample = np.concatenate([runner.predict_one([s])[0] for s in x])
-    assert batched.shape == (len(x), 10)
-    np.testing.assert_array_equal(batched, per_sample)
-    assert len({row.tobytes() for row in batched}) == len(x)  # the samples did not collapse into one
+    # the zoo's reshapes, slices, tiles, concats all take a batch
+    assert check_batched_run(runner, x).shape == (len(x), 10)
 
 
 def test_fp16_rounding_survives_batching(zoo_packages):
@@ -72,33 +67,30 @@ def test_reshape_with_a_leading_1_takes_the_batch(tmp_path):
     np.testing.assert_array_equal(runner.predict([x])[0], x.reshape(3, 8) + 1)
 
 
-def test_neuralnetwork_files_still_run_per_sample(zoo_packages, tmp_path):
-    from model_zoo import zoo_model
-
-    path = tmp_path / "zoo.mlmodel"
-    convert_coreml(ConversionContext(zoo_model()), "neuralnetwork", "fp32").save(str(path))
-    runner = CoreMLReferenceRunner(path)
-    _, x = zoo_packages
-    np.testing.assert_array_equal(runner.predict([x[:3]])[0],
-                                  np.concatenate([runner.predict_one([s])[0] for s in x[:3]]))
-
-
 def test_image_classifier_takes_a_batch(tiny_run, tmp_path):
-    """The bench's own artifacts: an image input and a classify op (labels per row)."""
+    """The bench's own artifacts, ML Program and NeuralNetwork: an image input (with the
+    NeuralNetwork's scaler) and labels per row."""
     from convert.api import ConvertConfig, convert
 
-    convert(tiny_run, tmp_path / "dist", ConvertConfig(targets=("coreml",), coreml_formats=("mlprogram",),
+    convert(tiny_run, tmp_path / "dist", ConvertConfig(targets=("coreml",), coreml_formats=("mlprogram", "neuralnetwork"),
                                                        quantizations=("fp32",)), log=lambda m: None)
-    runner = CoreMLReferenceRunner(next((tmp_path / "dist").glob("*.mlpackage")))
-    assert runner.per_sample_reason is None and runner.probabilities
-    image = runner.inputs[0].type.imageType
-    x = np.random.default_rng(4).uniform(0, 255, (5, image.height, image.width, 3)).astype(np.float32)
-    batched = runner.predict([x])[0]
-    np.testing.assert_array_equal(batched, np.concatenate([runner.predict_one([s])[0] for s in x]))
-    out = runner.program.run({runner.inputs[0].name: np.concatenate([runner._feed(runner.inputs[0], s) for s in x])})
-    labels = [o.name for o in runner.spec.description.output if o.name != runner.probabilities]
-    assert list(out[labels[0]]) == [runner.program.run({runner.inputs[0].name: runner._feed(runner.inputs[0], s)})[labels[0]]
-                                    for s in x]
+    paths = sorted((tmp_path / "dist").glob("*.ml*"))
+    assert [p.suffix for p in paths] == [".mlpackage", ".mlmodel"]
+    for path in paths:
+        runner = CoreMLReferenceRunner(path)
+        assert runner.per_sample_reason is None and runner.probabilities, path.name
+        image = runner.inputs[0].type.imageType
+        x = np.random.default_rng(4).uniform(0, 255, (5, image.height, image.width, 3)).astype(np.float32)
+        batched = runner.predict([x])[0]
+        np.testing.assert_array_equal(batched, np.concatenate([runner.predict_one([s])[0] for s in x]))
+        feed = runner._feed
+        out = runner.program.run({runner.inputs[0].name: np.concatenate([feed(runner.inputs[0], s) for s in x])})
+        labels = [o.name for o in runner.spec.description.output if o.name != runner.probabilities]
+        if path.suffix == ".mlpackage":  # the classify op gives each row's label
+            assert list(out[labels[0]]) == [runner.program.run({runner.inputs[0].name: feed(runner.inputs[0], s)})[labels[0]]
+                                            for s in x]
+        else:  # a NeuralNetwork classifier leaves the label to Core ML; its image scaler took the batch
+            assert labels[0] not in out and getattr(runner.spec, runner.spec.WhichOneof("Type")).preprocessing
 
 
 def test_broadcast_that_would_move_the_batch_runs_per_sample(tmp_path):

@@ -93,11 +93,14 @@ def adapt(plan) -> None:
 
 
 def _row_at_a_time(kernel):
-    def run(x, **kwargs):
-        if len(x) == 1:
-            return kernel(x=x, **kwargs)
-        return np.concatenate([kernel(x=x[i:i + 1], **kwargs) for i in range(len(x))])
-    return run
+    return lambda x, **kwargs: one_row_at_a_time(x, lambda row: kernel(x=row, **kwargs))
+
+
+def one_row_at_a_time(x: np.ndarray, run) -> np.ndarray:
+    """run(rows) one sample's row at a time: a 2-D matmul over N rows sums in another order than over 1."""
+    if len(x) == 1:
+        return run(x)
+    return np.concatenate([run(x[i:i + 1]) for i in range(len(x))])
 
 
 def _refusal(program, step, shapes):

@@ -118,24 +118,28 @@ class CoreMLReferenceRunner:
         kind = spec.WhichOneof("Type")
         desc = spec.description
         self.inputs = list(desc.input)
-        self.per_sample_reason = "NeuralNetwork files run per sample"  # why predict cannot batch, or None
         self.probabilities = desc.predictedProbabilitiesName or None
         if kind == "mlProgram":
             from .mil import MILProgram
 
             self.program = MILProgram(spec, BlobFile(weights), fp16_ops=self.precision == "gpu/ane")
-            plan = batch_plan(self.program, declared_shapes(spec))
-            self.per_sample_reason = plan if isinstance(plan, str) else None
-            if self.per_sample_reason is None:
-                adapt(plan)
+            plan, adapt_to = batch_plan(self.program, declared_shapes(spec)), adapt
         elif kind in ("neuralNetwork", "neuralNetworkClassifier"):
             from .nn import NeuralNetworkProgram
+            from .nn_batching import nn_batch_plan
 
-            self.program = NeuralNetworkProgram(getattr(spec, kind), half=self.precision == "gpu/ane")
+            nn = getattr(spec, kind)
             if kind == "neuralNetworkClassifier":
-                self.probabilities = getattr(spec, kind).labelProbabilityLayerName
+                self.probabilities = nn.labelProbabilityLayerName
+            outputs = {o.name for o in desc.output} | {self.probabilities} - {None}
+            self.program = NeuralNetworkProgram(nn, half=self.precision == "gpu/ane", outputs=tuple(outputs))
+            plan, adapt_to = nn_batch_plan(nn, self.inputs), self.program.adapt
         else:
             raise CoreMLFormatError(f"{path}: Core ML model type {kind!r} is not a neural network")
+        # why predict cannot run a batch in one pass (batching.py, nn_batching.py), or None
+        self.per_sample_reason = plan if isinstance(plan, str) else None
+        if self.per_sample_reason is None:
+            adapt_to(plan)
         self.output_names = self._output_names()
 
     def _output_names(self) -> list[str]:

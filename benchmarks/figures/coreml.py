@@ -10,8 +10,8 @@ NeuralNetwork in every quantization, runs the saved files through the evaluator 
 against the Keras model on the same inputs: max abs error of the softmax outputs (fp32
 limit 1e-4), SQNR (fp16 limit 30 dB) and top-1 agreement. First it times the evaluator on
 MobileNetV2 224 fp32 at batch 32 against LiteRT fp32 on the same inputs, in three runs (goal:
-at least 0.5 of LiteRT's throughput), then once per sample, as the evaluator ran before it
-batched (--speed-only stops there).
+at least 0.5 of LiteRT's throughput), as an ML Program and as a NeuralNetwork .mlmodel, then
+once per sample, as the evaluator ran before it batched (--speed-only stops there).
 """
 
 from __future__ import annotations
@@ -131,8 +131,9 @@ def digits_model(work: Path):
 
 
 def speed(work: Path, batch: int = 32, runs: int = 3) -> None:
-    """Images per second of LiteRT fp32 and of the evaluator on MobileNetV2 224 fp32, same process,
-    same inputs, interleaved; each run takes the better of two timed calls per runner."""
+    """Images per second of LiteRT fp32 and of the evaluator on MobileNetV2 224 fp32, as an ML Program
+    (.mlpackage) and as a NeuralNetwork (.mlmodel, cpu precision), same process, same inputs,
+    interleaved; each run takes the better of two timed calls per runner. Then each once per sample."""
     from benchmarks.coreml_reference import CoreMLReferenceRunner
     from benchmarks.runners import LiteRTRunner
     from convert.tflite import convert_tflite
@@ -140,25 +141,49 @@ def speed(work: Path, batch: int = 32, runs: int = 3) -> None:
     model = app_model("mobilenet_v2")
     x = np.random.default_rng(1).uniform(0, 255, (batch, 224, 224, 3)).astype(np.float32)
     (work / "mnv2.tflite").write_bytes(convert_tflite(model, "fp32"))
-    _coreml(model, "mlprogram", "fp32").save(str(work / "mnv2.mlpackage"))
     litert = LiteRTRunner(work / "mnv2.tflite", num_threads=os.cpu_count())
-    evaluator = CoreMLReferenceRunner(work / "mnv2.mlpackage")
-    if evaluator.per_sample_reason:
-        print(f"speed: the evaluator runs MobileNetV2 per sample ({evaluator.per_sample_reason})", flush=True)
-    per_sample = CoreMLReferenceRunner(work / "mnv2.mlpackage")
-    per_sample.per_sample_reason = "the figure's per-sample baseline"  # the evaluator before batching
     litert.predict([x])
-    evaluator.predict([x[:2]])
-    ratios = []
+    paths = {fmt: work / f"mnv2{'.mlpackage' if fmt == 'mlprogram' else '.mlmodel'}" for fmt in ("mlprogram", "neuralnetwork")}
+    evaluators = {fmt: _speed_evaluator(model, fmt, path, x) for fmt, path in paths.items()}
+    print(f"speed: load average {_load()} before the runs", flush=True)
+    ratios = {fmt: [] for fmt in evaluators}
     for run in range(1, runs + 1):
-        lit, ev = (batch / min(_timed(runner, x) for _ in range(2)) for runner in (litert, evaluator))
-        ratios.append(ev / lit)
+        lit = batch / min(_timed(litert, x) for _ in range(2))
+        rates = {fmt: batch / min(_timed(ev, x) for _ in range(2)) for fmt, ev in evaluators.items()}
+        for fmt, rate in rates.items():
+            ratios[fmt].append(rate / lit)
+        ev, nn = rates["mlprogram"], rates["neuralnetwork"]
         print(f"speed run {run}, MobileNetV2 224 fp32, batch {batch}: LiteRT {lit:.1f} img/s ({os.cpu_count()} threads), "
-              f"evaluator {ev:.1f} img/s = {ev / lit:.2f} of LiteRT (goal >= 0.5)", flush=True)
-    lit, base = batch / _timed(litert, x), batch / _timed(per_sample, x)
-    print(f"speed, per sample (before batching): LiteRT {lit:.1f} img/s, evaluator {base:.1f} img/s = {base / lit:.2f}; "
-          f"batched runs: {', '.join(f'{r:.2f}' for r in ratios)} "
-          f"({'meets' if min(ratios) >= 0.5 else 'below'} the 0.5 goal)", flush=True)
+              f"evaluator {ev:.1f} img/s = {ev / lit:.2f} of LiteRT (goal >= 0.5); "
+              f".mlmodel {nn:.1f} img/s = {nn / lit:.2f}", flush=True)
+    lit = batch / _timed(litert, x)
+    base = {}
+    for fmt, path in paths.items():
+        per_sample = CoreMLReferenceRunner(path)
+        per_sample.per_sample_reason = "the figure's per-sample baseline"  # the evaluator before batching
+        base[fmt] = batch / _timed(per_sample, x)
+    shown = {fmt: ", ".join(f"{r:.2f}" for r in ratios[fmt]) for fmt in ratios}
+    print(f"speed, per sample (before batching): LiteRT {lit:.1f} img/s, evaluator {base['mlprogram']:.1f} img/s = "
+          f"{base['mlprogram'] / lit:.2f}, .mlmodel {base['neuralnetwork']:.1f} img/s = {base['neuralnetwork'] / lit:.2f}; "
+          f"batched runs: evaluator {shown['mlprogram']} "
+          f"({'meets' if min(ratios['mlprogram']) >= 0.5 else 'below'} the 0.5 goal), .mlmodel {shown['neuralnetwork']}; "
+          f"load average {_load()}", flush=True)
+
+
+def _speed_evaluator(model, fmt: str, path: Path, x: np.ndarray):
+    """The evaluator of `model` saved as `fmt` at path, warmed up; says if it cannot batch."""
+    from benchmarks.coreml_reference import CoreMLReferenceRunner
+
+    _coreml(model, fmt, "fp32").save(str(path))
+    evaluator = CoreMLReferenceRunner(path)
+    if evaluator.per_sample_reason:
+        print(f"speed: the evaluator runs MobileNetV2 {path.suffix} per sample ({evaluator.per_sample_reason})", flush=True)
+    evaluator.predict([x[:2]])
+    return evaluator
+
+
+def _load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def _timed(runner, x: np.ndarray) -> float:
