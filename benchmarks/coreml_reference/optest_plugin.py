@@ -110,8 +110,10 @@ def _outside_contract(runner, data: dict) -> str | None:
     returns for a box outside it is documented nowhere; Apple's TensorFlow frontend test calls it
     unstable (rdar://98749492) and keeps its boxes inside the image.
     """
-    program = getattr(runner, "program", None)  # a NeuralNetwork file has no steps to read
-    for step in getattr(program, "steps", ()):
+    if runner.spec.WhichOneof("Type") != "mlProgram":  # crop_resize is an ML Program op
+        return None
+    program = runner.program
+    for step in program.steps:
         if step.op_type != "crop_resize":
             continue
         args = dict(step.consts)
