@@ -92,30 +92,26 @@ def _planes(planes, taps, bias, geometry, c, multiplier, q0, out):  # pragma: no
             _any_window(phases, taps[channel], add, sh, sw, dh, dw, out[k], row)
 
 
-# A 3-wide window's nine products, summed in registers in the textbook order. Each stride has its
-# own loop, whose reads are a few rows at fixed offsets: LLVM vectorizes those, and not a loop whose
-# offsets it does not know (it would have to check more pairs of pointers for overlap than it will).
-@njit(nogil=True, cache=True, inline="always")
-def _three_wide_s1(padded, t, add, sh, dh, out):  # pragma: no cover (compiled)
-    t00, t01, t02, t10, t11, t12, t20, t21, t22 = (t[0, 0], t[0, 1], t[0, 2], t[1, 0], t[1, 1], t[1, 2],
-                                                   t[2, 0], t[2, 1], t[2, 2])
-    for i in range(out.shape[0]):
-        a, b, c, dest = padded[i * sh], padded[i * sh + dh], padded[i * sh + 2 * dh], out[i]
-        for j in range(out.shape[1]):
-            dest[j] = ((((((((t00 * a[j] + t01 * a[j + 1]) + t02 * a[j + 2]) + t10 * b[j]) + t11 * b[j + 1])
-                         + t12 * b[j + 2]) + t20 * c[j]) + t21 * c[j + 1]) + t22 * c[j + 2]) + add
+def _three_wide(stride: int):
+    """A 3-wide window's nine products, summed in registers in the textbook order, at one column stride.
+
+    The stride is a constant of the compiled loop, so its reads are a few rows at fixed offsets:
+    LLVM vectorizes those, and not a loop whose offsets it does not know (it would have to check
+    more pairs of pointers for overlap than it will)."""
+    @njit(nogil=True, cache=True, inline="always")
+    def loop(padded, t, add, sh, dh, out):  # pragma: no cover (compiled)
+        t00, t01, t02, t10, t11, t12, t20, t21, t22 = (t[0, 0], t[0, 1], t[0, 2], t[1, 0], t[1, 1], t[1, 2],
+                                                       t[2, 0], t[2, 1], t[2, 2])
+        for i in range(out.shape[0]):
+            a, b, c, dest = padded[i * sh], padded[i * sh + dh], padded[i * sh + 2 * dh], out[i]
+            for j in range(out.shape[1]):
+                x = stride * j
+                dest[j] = ((((((((t00 * a[x] + t01 * a[x + 1]) + t02 * a[x + 2]) + t10 * b[x]) + t11 * b[x + 1])
+                             + t12 * b[x + 2]) + t20 * c[x]) + t21 * c[x + 1]) + t22 * c[x + 2]) + add
+    return loop
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _three_wide_s2(padded, t, add, sh, dh, out):  # pragma: no cover (compiled)
-    t00, t01, t02, t10, t11, t12, t20, t21, t22 = (t[0, 0], t[0, 1], t[0, 2], t[1, 0], t[1, 1], t[1, 2],
-                                                   t[2, 0], t[2, 1], t[2, 2])
-    for i in range(out.shape[0]):
-        a, b, c, dest = padded[i * sh], padded[i * sh + dh], padded[i * sh + 2 * dh], out[i]
-        for j in range(out.shape[1]):
-            x = 2 * j
-            dest[j] = ((((((((t00 * a[x] + t01 * a[x + 1]) + t02 * a[x + 2]) + t10 * b[x]) + t11 * b[x + 1])
-                         + t12 * b[x + 2]) + t20 * c[x]) + t21 * c[x + 1]) + t22 * c[x + 2]) + add
+_three_wide_s1, _three_wide_s2 = _three_wide(1), _three_wide(2)
 
 
 @njit(nogil=True, cache=True, inline="always")
