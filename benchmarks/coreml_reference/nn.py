@@ -27,6 +27,7 @@ import numpy as np
 
 from . import kernels as K
 from .errors import UnsupportedOpError
+from .nn_fusion import conv_chains
 from .workspace import active
 
 
@@ -72,7 +73,7 @@ def _from4d(y, lead):
     return y.reshape(tuple(lead) + y.shape[1:])
 
 
-def _conv(p, x):
+def _conv(p, x, post=None):
     x4, lead = _as4d(x)
     kh, kw = p.kernelSize or (3, 3)
     strides = list(p.stride) or [1, 1]
@@ -97,7 +98,7 @@ def _conv(p, x):
     else:
         pads = _border(p.valid.paddingAmounts)
     b = weights(p.bias) if p.hasBias else None
-    return _from4d(K.conv2d(x4, w, b, K.ConvGeometry(strides, pads, dil, groups)), lead)
+    return _from4d(K.conv2d(x4, w, b, K.ConvGeometry(strides, pads, dil, groups), post), lead)
 
 
 def _border(amounts):
@@ -317,9 +318,11 @@ LAYERS = {
 
 class NeuralNetworkProgram:
     """half=False: float32 throughout, as Core ML's CPU runs it; half=True: float16 tensors and
-    weights, as the GPU and the Neural Engine run it (the rule is in this module's docstring)."""
+    weights, as the GPU and the Neural Engine run it (the rule is in this module's docstring).
+    outputs: every name the caller reads after a run; fuse=False runs each layer on its own
+    (nn_fusion.py: the same bits, slower)."""
 
-    def __init__(self, nn, half: bool = False, outputs: tuple[str, ...] = ()):
+    def __init__(self, nn, half: bool = False, outputs: tuple[str, ...] = (), fuse: bool = True):
         self.half = half
         if half:  # round a copy: the caller's spec keeps its stored weights
             nn = type(nn).FromString(nn.SerializeToString())
@@ -335,17 +338,20 @@ class NeuralNetworkProgram:
         # (inputs, output, kernel, its params, takes a list?) per layer; adapt() may swap a kernel
         self.steps = [(list(layer.input), layer.output[0], LAYERS[kind][1], getattr(layer, kind), LAYERS[kind][0])
                       for kind, layer in self.layers]
+        # convs that finish their output in cache (its fp16 rounding, the activations after it)
+        fused, self.taken = conv_chains(self.layers, set(outputs), half) if fuse else ({}, set())
+        for index, (output, post) in fused.items():
+            inputs, _, _, params, many = self.steps[index]
+            self.steps[index] = (inputs, output, lambda p, x, post=post: _conv(p, x, post), params, many)
+        self.finished = set(fused)  # their outputs are stored as made
         self.preprocessing = {p.featureName: p for p in nn.preprocessing}
-        # Constant layers are computed once.
-        self.consts = {}
-        for kind, layer in self.layers:
-            if kind == "loadConstantND":
-                self.consts[layer.output[0]] = LAYERS[kind][1](layer.loadConstantND, [])
+        self.consts = {layer.output[0]: LAYERS[kind][1](layer.loadConstantND, [])  # computed once
+                       for kind, layer in self.layers if kind == "loadConstantND"}
         # The names each layer reads last, released after it runs: holding every feature map of a
         # batch made MobileNetV2 224 2.3 times slower (fresh memory is page-faulted in again).
-        last = {name: i for i, (inputs, *_) in enumerate(self.steps) for name in inputs}
+        last = {name: i for i, (inputs, *_) in enumerate(self.steps) if i not in self.taken for name in inputs}
         kept = set(outputs) | set(self.consts)
-        self.dies = [[name for name in inputs if last[name] == i and name not in kept]
+        self.dies = [[name for name in inputs if i not in self.taken and last[name] == i and name not in kept]
                      for i, (inputs, *_) in enumerate(self.steps)]
 
     def adapt(self, plan) -> None:
@@ -376,8 +382,9 @@ class NeuralNetworkProgram:
         env = {k: self._store(self._preprocess(k, v)) for k, v in feeds.items()}
         env.update(self.consts)
         workspace = active()
-        for (kind, layer), (inputs, output, fn, params, many), dies in zip(self.layers, self.steps, self.dies):
-            if kind == "loadConstantND":
+        for index, ((kind, layer), (inputs, output, fn, params, many), dies) in enumerate(
+                zip(self.layers, self.steps, self.dies)):
+            if kind == "loadConstantND" or index in self.taken:
                 continue
             try:
                 xs = [env[i] for i in inputs]
@@ -385,7 +392,7 @@ class NeuralNetworkProgram:
             except (ValueError, IndexError, KeyError) as exc:
                 raise UnsupportedOpError(f"NeuralNetwork layer {layer.name} ({kind}) failed: {exc}") from None
             del xs  # (a dead input goes to the workspace below only if nothing else holds it)
-            env[output] = self._store(out)
+            env[output] = out if index in self.finished else self._store(out)
             dead = [env.pop(name) for name in dies if name in env]
             while workspace is not None and dead:
                 workspace.keep(dead.pop())
