@@ -14,8 +14,8 @@ from model_zoo import nn_program
 
 def relu6_net():
     """ReLU6 after a conv and after a depthwise conv (the converter lowers each to ReLU, linear,
-    threshold, linear), a leaky ReLU, and the last feature map as the output (its bits are checked
-    directly, not through a softmax)."""
+    threshold, linear), a zero padding layer before the depthwise conv, a leaky ReLU, and the last
+    feature map as the output (its bits are checked directly, not through a softmax)."""
     import keras
     from keras import layers as L
 
@@ -23,7 +23,8 @@ def relu6_net():
     inp = keras.Input((12, 12, 3), name="image")
     big = keras.initializers.RandomNormal(stddev=1.5)  # its outputs reach 6 too
     x = L.ReLU(6.0)(L.Conv2D(8, 3, padding="same")(L.Rescaling(1 / 10.0)(inp)))
-    x = L.ReLU(6.0)(L.DepthwiseConv2D(3, strides=2, padding="same", depthwise_initializer=big)(x))
+    x = L.ZeroPadding2D(((0, 1), (0, 1)))(x)  # as MobileNetV2 pads before a stride-2 depthwise conv
+    x = L.ReLU(6.0)(L.DepthwiseConv2D(3, strides=2, depthwise_initializer=big)(x))
     x = L.LeakyReLU(negative_slope=0.1)(L.Conv2D(8, 3)(x))
     out = L.ReLU(6.0)(L.Conv2D(6, 1)(x))
     return keras.Model(inp, out)
@@ -53,9 +54,9 @@ def test_fused_chains_give_the_layers_bits(relu6_file, precision):
     fused = CoreMLReferenceRunner(path, precision=precision)
     layers = fused.spec.neuralNetwork.layers
     taken = [layers[i] for i in sorted(fused.program.taken)]
-    # the ReLU6 chains of four layers after the conv and the depthwise conv, and the leaky ReLU;
-    # the last ReLU6 follows a transpose to NHWC (the model's output) and runs layer by layer
-    assert len(taken) == 9
+    # the ReLU6 chains of four layers after the conv and the depthwise conv, the padding and the
+    # leaky ReLU; the last ReLU6 follows a transpose to NHWC (the model's output) and runs layer by layer
+    assert len(taken) == 10 and sum(layer.WhichOneof("layer") == "padding" for layer in taken) == 1
     assert sum(layer.WhichOneof("layer") == "unary" for layer in taken) == 2
     assert any(layer.convolution.nGroups > 1 for layer in layers if layer.WhichOneof("layer") == "convolution")
     plain = _unfused(CoreMLReferenceRunner(path, precision=precision))
@@ -110,3 +111,32 @@ def test_a_chain_read_elsewhere_stops_before_that_output(tmp_path, build):
     want = _unfused(nn_program(tmp_path, build, shape=(1, 2, 5, 5))).predict([x[:, 0]])
     assert len(got) == len(runner.spec.description.output) and all(g.tobytes() == w.tobytes() for g, w in zip(got, want))
     assert (got[0] != 0).all()
+
+
+SPECIAL = np.array([0, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC00000, 0xFFC00001, 0x7F800001, 0xFF812345,
+                    1, 0x80000001, 0x00800000, 0x33800000, 0xB3800000], np.uint32).view(np.float32)
+
+
+@pytest.mark.parametrize("half", [False, True])
+def test_relu6_in_one_step_equals_its_four_layers_on_special_values(relu6_file, half):
+    """The converter's ReLU6 (-max(-relu(x), -6)) as one step: NaN payloads, -0.0, infinities,
+    subnormals, fp16 overflow and values next to 0 and 6 keep the layers' bits."""
+    from benchmarks.coreml_reference.nn import LAYERS
+    from benchmarks.coreml_reference.nn import half as to_fp16
+    from benchmarks.coreml_reference.nn_fusion import PIECE, _links, _run_all
+
+    program = CoreMLReferenceRunner(relu6_file[0]).program
+    first = min(program.taken)  # the ReLU of the first conv's ReLU6
+    chain = [(kind, getattr(layer, kind)) for kind, layer in program.layers[first:first + 4]]
+    assert _links(chain, half)[-1].__name__ == "_relu6"
+    near = np.array([0, 6, 65504, 65520, 1e-8], np.float32)
+    x = np.concatenate([SPECIAL, near, -near, np.nextafter(near, np.float32(np.inf)), np.nextafter(near, -np.inf),
+                        np.random.default_rng(0).normal(scale=8, size=PIECE + 7).astype(np.float32)])
+    with np.errstate(all="ignore"):
+        want = to_fp16(x) if half else x
+        for kind, params in chain:
+            want = LAYERS[kind][1](params, want)
+            want = to_fp16(want) if half else want
+        got = x.copy()
+        _run_all(_links(chain, half))(got)
+    assert got.view(np.uint32).tolist() == want.view(np.uint32).tolist()

@@ -73,7 +73,7 @@ def _from4d(y, lead):
     return y.reshape(tuple(lead) + y.shape[1:])
 
 
-def _conv(p, x, post=None):
+def _conv(p, x, post=None, pads=None):  # pads: a padding layer's, folded into the conv (nn_fusion.py)
     x4, lead = _as4d(x)
     kh, kw = p.kernelSize or (3, 3)
     strides = list(p.stride) or [1, 1]
@@ -91,11 +91,11 @@ def _conv(p, x, post=None):
         b = weights(p.bias) if p.hasBias else None
         return _from4d(K.conv_transpose2d(x4, w, b, K.ConvGeometry(strides, pads, dil, groups), out_hw), lead)
     w = weights(p.weights, (p.outputChannels, p.kernelChannels, kh, kw))
-    if p.WhichOneof("ConvolutionPaddingType") == "same":
+    if pads is None and p.WhichOneof("ConvolutionPaddingType") == "same":
         pads = [K.same_pads(s, k, st, d) for s, k, st, d in zip(x4.shape[2:], (kh, kw), strides, dil)]
         if p.same.asymmetryMode == 1:  # TOP_LEFT_HEAVY
             pads = [(b, a) for a, b in pads]
-    else:
+    elif pads is None:
         pads = _border(p.valid.paddingAmounts)
     b = weights(p.bias) if p.hasBias else None
     return _from4d(K.conv2d(x4, w, b, K.ConvGeometry(strides, pads, dil, groups), post), lead)
@@ -338,12 +338,12 @@ class NeuralNetworkProgram:
         # (inputs, output, kernel, its params, takes a list?) per layer; adapt() may swap a kernel
         self.steps = [(list(layer.input), layer.output[0], LAYERS[kind][1], getattr(layer, kind), LAYERS[kind][0])
                       for kind, layer in self.layers]
-        # convs that finish their output in cache (its fp16 rounding, the activations after it)
+        # convs that pad their input and finish their output (fp16 rounding, activations) themselves
         fused, self.taken = conv_chains(self.layers, set(outputs), half) if fuse else ({}, set())
-        for index, (output, post) in fused.items():
-            inputs, _, _, params, many = self.steps[index]
-            self.steps[index] = (inputs, output, lambda p, x, post=post: _conv(p, x, post), params, many)
-        self.finished = set(fused)  # their outputs are stored as made
+        for index, (source, output, extra) in fused.items():
+            _, _, _, params, many = self.steps[index]
+            self.steps[index] = ([source], output, lambda p, x, extra=extra: _conv(p, x, **extra), params, many)
+        self.finished = {index for index, (*_, extra) in fused.items() if "post" in extra}  # stored as made
         self.preprocessing = {p.featureName: p for p in nn.preprocessing}
         self.consts = {layer.output[0]: LAYERS[kind][1](layer.loadConstantND, [])  # computed once
                        for kind, layer in self.layers if kind == "loadConstantND"}

@@ -22,7 +22,19 @@ import numpy as np
 from .mil import round16
 
 _F32 = np.float32
+PIECE = 1 << 17  # elements a chain finishes at a time: 512 KiB of float32, in L2
 _THRESHOLD = 7  # UnaryFunctionLayerParams.Operation.THRESHOLD: max(scale * x + shift, alpha)
+
+
+def _at_least(bound):
+    """In place, x = np.maximum(x, bound) for a float32 scalar bound, on a piece of at most PIECE.
+
+    numpy's maximum of an array and a scalar runs a loop 3 times slower than of two arrays (0.44
+    against 0.15 ms on a 96x112x112 map), so the bound is an array. The two give the same bits:
+    checked for every one of the 2^32 float32 inputs (NaNs, -0.0, infinities included) against
+    bounds 0 and -6, the ones ReLU and ReLU6's threshold use."""
+    full = np.full(PIECE, bound, _F32)
+    return lambda x: np.maximum(x, full[:x.size], out=x)
 
 
 def _in_place_activation(p):
@@ -30,7 +42,7 @@ def _in_place_activation(p):
     kind = p.WhichOneof("NonlinearityType")
     a = getattr(p, kind)
     if kind == "ReLU":
-        return lambda x: np.maximum(x, _F32(0), out=x)
+        return _at_least(_F32(0))
     if kind == "linear":  # alpha * x + beta
         return lambda x: np.add(np.multiply(x, _F32(a.alpha), out=x), _F32(a.beta), out=x)
     return None
@@ -39,9 +51,9 @@ def _in_place_activation(p):
 def _in_place_unary(p):
     if p.type != _THRESHOLD:
         return None
-    scale, shift, alpha = _F32(p.scale or 1.0), _F32(p.shift), _F32(p.alpha)
+    scale, shift, at_least = _F32(p.scale or 1.0), _F32(p.shift), _at_least(_F32(p.alpha))
     # nn._unary computes scale * x + shift first, even for 1 and 0 (-0.0 + 0.0 is +0.0)
-    return lambda x: np.maximum(np.add(np.multiply(x, scale, out=x), shift, out=x), alpha, out=x)
+    return lambda x: at_least(np.add(np.multiply(x, scale, out=x), shift, out=x))
 
 
 # Activations made of multiplies, adds and comparisons (nn._activation); PReLU reads its
@@ -73,12 +85,15 @@ def _chain_link(kind, params):
 
 
 def conv_chains(layers, outputs, half: bool):
-    """{conv layer index: (the output it now makes, its post)} and the indexes of the layers the
-    convs took over. Every forward conv gets a post in gpu/ane precision (its fp16 rounding, in
-    cache); in float32 only a conv followed by a chain does.
+    """{conv layer index: (the input it now reads, the output it now makes, nn._conv's keyword
+    arguments: post, pads)} and the indexes of the layers the convs took over. Every forward conv
+    gets a post in gpu/ane precision (its fp16 rounding, in cache); in float32 only a conv
+    followed by a chain does.
 
     layers are (kind, layer) pairs in order; outputs the names a caller reads after a run."""
-    readers = {}
+    from .nn import _border
+
+    readers, made_by = {}, {layer.output[0]: index for index, (_, layer) in enumerate(layers)}
     for index, (_, layer) in enumerate(layers):
         for name in layer.input:
             readers.setdefault(name, []).append(index)
@@ -86,23 +101,92 @@ def conv_chains(layers, outputs, half: bool):
     for index, (kind, layer) in enumerate(layers):
         if kind != "convolution" or layer.convolution.isDeconvolution:
             continue
-        output, links = layer.output[0], [round16] if half else []
+        source, extra = layer.input[0], {}
+        pad = made_by.get(source)
+        if pad is not None and readers[source] == [index] and source not in outputs \
+                and _zero_pad_then_valid(layers[pad][1], layer.convolution):
+            (top, bottom), (left, right) = _border(layers[pad][1].padding.paddingAmounts)
+            source, extra["pads"] = layers[pad][1].input[0], [(top, bottom), (left, right)]
+            taken.add(pad)
+        output, chain = layer.output[0], []  # chain: the (kind, params) the conv takes over
         while output not in outputs and len(readers.get(output, ())) == 1:
             nxt = readers[output][0]
             next_kind, next_layer = layers[nxt]
-            link = _chain_link(next_kind, getattr(next_layer, next_kind)) if len(next_layer.input) == 1 else None
-            if link is None:
+            params = getattr(next_layer, next_kind)
+            if len(next_layer.input) != 1 or _chain_link(next_kind, params) is None:
                 break
-            links += [link, round16] if half else [link]
+            chain.append((next_kind, params))
             taken.add(nxt)
             output = next_layer.output[0]
+        links = _links(chain, half)
         if links:
-            fused[index] = (output, _run_all(links))
+            extra["post"] = _run_all(links)
+        if extra:
+            fused[index] = (source, output, extra)
     return fused, taken
 
 
+def _zero_pad_then_valid(pad_layer, conv) -> bool:
+    """A padding layer of H and W with +0.0 before a conv with 'valid' padding of its own 0: the
+    converter makes Keras' ZeroPadding2D (MobileNetV2's stride-2 convs) a layer; the conv pads the
+    same zeros itself without copying the feature map (mil.py _fold_zero_pads does it for ML Programs)."""
+    if pad_layer.WhichOneof("layer") != "padding" or len(pad_layer.input) != 1:
+        return False
+    p = pad_layer.padding
+    return (p.WhichOneof("PaddingType") == "constant" and _bits(p.constant.value) == _bits(0)
+            and conv.WhichOneof("ConvolutionPaddingType") == "valid"
+            and not any(a for e in conv.valid.paddingAmounts.borderAmounts for a in (e.startEdgeSize, e.endEdgeSize)))
+
+
+def _links(chain, half: bool):
+    """The in-place steps of a chain, each layer followed by its fp16 rounding in gpu/ane precision
+    (the conv's output first), a ReLU6 lowering as one step."""
+    links, i = [round16] if half else [], 0
+    while i < len(chain):
+        if _is_relu6(chain[i:i + 4]):
+            links.append(_relu6)  # its values are fp16 values when its input's are: no rounding
+            i += 4
+            continue
+        links += [_chain_link(*chain[i]), round16] if half else [_chain_link(*chain[i])]
+        i += 1
+    return links
+
+
+def _bits(value) -> bytes:
+    return _F32(value).tobytes()  # (-0.0 == 0.0, and x + -0.0 keeps a -0.0 that x + 0.0 does not)
+
+
+def _is_relu6(window) -> bool:
+    """ReLU, linear(-1, 0), threshold(scale 1, shift 0, at least -6), linear(-1, 0): ReLU6 as the
+    converter lowers it, -max(-relu(x), -6)."""
+    if [kind for kind, _ in window] != ["activation", "activation", "unary", "activation"]:
+        return False
+    relu, neg, threshold, neg_again = (p for _, p in window)
+    negations = [p.WhichOneof("NonlinearityType") == "linear" and _bits(p.linear.alpha) == _bits(-1)
+                 and _bits(p.linear.beta) == _bits(0) for p in (neg, neg_again)]
+    return (relu.WhichOneof("NonlinearityType") == "ReLU" and all(negations) and threshold.type == _THRESHOLD
+            and _bits(threshold.scale or 1.0) == _bits(1) and _bits(threshold.shift) == _bits(0)
+            and _bits(threshold.alpha) == _bits(-6))
+
+
+def _relu6(x):
+    """The four layers of _is_relu6 in two numpy passes, the same bits: np.clip(x, 0, 6) + 0.0 (the
+    + 0.0 makes a -0.0 +0.0, as the chain's linear layers do). Checked for every one of the 2^32
+    float32 inputs against nn.py's four kernels, in float32 and with each output rounded to fp16
+    after an fp16 input (NaN payloads, -0.0, infinities and fp16 overflow included)."""
+    np.add(np.clip(x, _F32(0), _F32(6), out=x), _F32(0), out=x)
+
+
 def _run_all(links):
+    """post(block): every link on each piece of the block in turn. A conv's block can be megabytes
+    (a 1x1 conv's sample), and ReLU6's four layers are eight numpy passes: over a piece that stays
+    in L2 they cost little, over the whole block each would stream it from memory again."""
     def post(x):
-        for link in links:
-            link(x)
+        flat = x.reshape(-1) if x.flags.c_contiguous else np.ascontiguousarray(x).reshape(-1)
+        for i in range(0, flat.size, PIECE):
+            piece = flat[i:i + PIECE]
+            for link in links:
+                link(piece)
+        if not np.shares_memory(flat, x):  # (the kernels' blocks are contiguous: not seen there)
+            x[...] = flat.reshape(x.shape)
     return post
