@@ -106,8 +106,10 @@ def _import_runtime(kind: str) -> None:
         from convert.coreml import import_coremltools
 
         from .coreml_reference import CoreMLReferenceRunner  # noqa: F401
+        from .coreml_reference.depthwise import load_compiled
 
         import_coremltools()
+        load_compiled()  # LLVM and the compiled depthwise loop: the evaluator's, in the baseline
 
 
 def pin_cpus(threads: int | None) -> list[int]:

@@ -53,6 +53,16 @@ def depthwise(x, weight, bias, geo, post=None) -> np.ndarray:
     return result
 
 
+def load_compiled() -> None:
+    """Load the compiled loop now (from numba's cache, or compile it): the first run pulls in LLVM,
+    about 100 MiB of RSS that belong to the evaluator, not to a model. measure.py calls it before
+    the baseline it subtracts from every Core ML row's memory."""
+    from .kernels import ConvGeometry  # (kernels imports this module)
+
+    ones = np.ones((1, 1, 3, 3), np.float32)
+    depthwise(ones, ones, None, ConvGeometry((1, 1), ((1, 1), (1, 1))))
+
+
 @njit(nogil=True, cache=True)
 def _planes(planes, taps, bias, geometry, c, multiplier, q0, out):  # pragma: no cover (compiled)
     """out[k] = output plane q0 + k: sample q // o, channel q % o, which reads input channel (q % o) // m.
