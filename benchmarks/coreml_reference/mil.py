@@ -25,7 +25,7 @@ from .mil_ops_image import IMAGE_OPS
 from .mil_ops_nn import NN_OPS
 from .mil_ops_tensor import TENSOR_OPS
 from .values import FLOAT16, NP_DTYPES, BlobFile, parse_value, tensor_shape
-from .workspace import active, sole
+from .workspace import last_reads, release, sole
 
 OPS = {**MIL_OPS, **ELEMENTWISE_OPS, **TENSOR_OPS, **NN_OPS, **IMAGE_OPS, **LIST_OPS}
 # Variadic inputs: a list even when the program gives one tensor.
@@ -189,13 +189,10 @@ class MILProgram:
     def _plan_lifetimes(self) -> None:
         """Which names each top-level step reads last (then a relu may overwrite its input, and a
         bound workspace takes the dead feature maps for later outputs: see workspace.py)."""
-        last = {}
-        for i, st in enumerate(self.steps):
-            for name in self._uses([st]):
-                last[name] = i
         keep = set(self.values) | set(self.outputs) | set(self.input_shapes)
-        for i, st in enumerate(self.steps):
-            st.dies = tuple(name for name in self._uses([st]) if last[name] == i and name not in keep)
+        dies = last_reads([list(self._uses([st])) for st in self.steps], keep)
+        for st, dying in zip(self.steps, dies):
+            st.dies = dying
             st.in_place = _IN_PLACE.get(st.op_type)
 
     def _const_arg(self, arg, blobs: BlobFile):
@@ -214,7 +211,6 @@ class MILProgram:
     def _execute(self, steps: list[_Step], env: dict, watch=None, top: bool = False) -> None:
         """Run steps in env. At the top level, a name's memory is released after its last reader
         (nested blocks run against a copy of env and release nothing)."""
-        workspace = active() if top else None
         for step in steps:
             kwargs = dict(step.consts)
             for param, ref in step.refs.items():
@@ -236,10 +232,8 @@ class MILProgram:
                 env[name] = _finish(value, half, dtype)
                 if watch is not None:
                     watch(name, env[name])
-            # after the step: a cond's or while_loop's blocks read env while it runs
-            dead = [env.pop(name) for name in step.dies if name in env] if top else []  # (a block's own names are not)
-            while workspace is not None and dead:
-                workspace.keep(dead.pop())
+            if top:  # after the step: a cond's or while_loop's blocks read env while it runs
+                release(env, step.dies)  # (a block's own names are not released)
 
 
 _IN_PLACE = {

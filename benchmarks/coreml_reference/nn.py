@@ -28,7 +28,7 @@ import numpy as np
 from . import kernels as K
 from .errors import UnsupportedOpError
 from .nn_fusion import conv_chains
-from .workspace import active
+from .workspace import last_reads, release
 
 
 def weights(w, shape=None) -> np.ndarray:
@@ -349,10 +349,8 @@ class NeuralNetworkProgram:
                        for kind, layer in self.layers if kind == "loadConstantND"}
         # The names each layer reads last, released after it runs: holding every feature map of a
         # batch made MobileNetV2 224 2.3 times slower (fresh memory is page-faulted in again).
-        last = {name: i for i, (inputs, *_) in enumerate(self.steps) if i not in self.taken for name in inputs}
-        kept = set(outputs) | set(self.consts)
-        self.dies = [[name for name in inputs if i not in self.taken and last[name] == i and name not in kept]
-                     for i, (inputs, *_) in enumerate(self.steps)]
+        self.dies = last_reads([[] if i in self.taken else inputs for i, (inputs, *_) in enumerate(self.steps)],
+                               set(outputs) | set(self.consts))
 
     def adapt(self, plan) -> None:
         """Swap in the batch-taking kernels of nn_batching.nn_batch_plan (each the same at batch 1)."""
@@ -381,7 +379,6 @@ class NeuralNetworkProgram:
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         env = {k: self._store(self._preprocess(k, v)) for k, v in feeds.items()}
         env.update(self.consts)
-        workspace = active()
         for index, ((kind, layer), (inputs, output, fn, params, many), dies) in enumerate(
                 zip(self.layers, self.steps, self.dies)):
             if kind == "loadConstantND" or index in self.taken:
@@ -393,7 +390,5 @@ class NeuralNetworkProgram:
                 raise UnsupportedOpError(f"NeuralNetwork layer {layer.name} ({kind}) failed: {exc}") from None
             del xs  # (a dead input goes to the workspace below only if nothing else holds it)
             env[output] = out if index in self.finished else self._store(out)
-            dead = [env.pop(name) for name in dies if name in env]
-            while workspace is not None and dead:
-                workspace.keep(dead.pop())
+            release(env, dies)
         return env

@@ -91,6 +91,26 @@ def sole(value, holders: int) -> bool:
         and sys.getrefcount(value) <= _SOLE + holders
 
 
+def last_reads(reads, kept) -> list[tuple[str, ...]]:
+    """Per step, given the names each step reads in order, the names it is the last to read, other
+    than `kept` (a program's constants, inputs, outputs): after that step they are dead."""
+    last = {name: i for i, names in enumerate(reads) for name in names}
+    return [tuple(dict.fromkeys(n for n in names if last[n] == i and n not in kept)) for i, names in enumerate(reads)]
+
+
+def release(env: dict, names) -> None:
+    """Drop dead names from env; the thread's workspace, if one is bound, takes their arrays for
+    later outputs (keep() refuses one that something else still holds)."""
+    ws = active()
+    for name in names:
+        if name not in env:
+            continue
+        if ws is None:
+            del env[name]
+        else:
+            ws.keep(env.pop(name))  # (passed straight on: a local name would be one more holder)
+
+
 def active() -> Workspace | None:
     return getattr(_LOCAL, "workspace", None)
 
