@@ -58,13 +58,26 @@ def _outlier_pair(keras, x, name: str):
     return down(up(x))
 
 
-def set_outlier(model, name: str, factor: float) -> None:
-    """Scale channel 0 of the tensor between `name`'s outlier layers by `factor` (1.0: identity)."""
+def set_outlier(model, name: str, factor: float, x=None) -> None:
+    """Scale one channel of the tensor between `name`'s outlier layers by `factor` (1.0: identity).
+
+    With inputs `x`, the channel is the one with the largest activation on them: with a factor of 510 or more
+    its range then sets an int8 scale under which every other channel of that (ReLU, non-negative) tensor
+    rounds to zero, whatever the training made of the weights. Without, channel 0, which a model trained on
+    another CPU may have left weak or dead, and then the outlier erases less.
+    """
+    channel = 0
+    if x is not None and factor != 1.0:
+        import keras
+
+        tap = keras.Model(model.inputs, model.get_layer(f"{name}_outlier_up").input)
+        acts = np.asarray(tap.predict(x, verbose=0))
+        channel = int(acts.reshape(-1, acts.shape[-1]).max(axis=0).argmax())
     for suffix, scale in (("up", factor), ("down", 1.0 / factor)):
         layer = model.get_layer(f"{name}_outlier_{suffix}")
         kernel = layer.get_weights()[0]
         diag = np.ones(kernel.shape[-1], np.float32)
-        diag[0] = scale
+        diag[channel] = scale
         layer.set_weights([np.diag(diag).reshape(kernel.shape)])
 
 
@@ -111,26 +124,34 @@ def sequence_regressor(seed: int = 0, epochs: int = 12):
     return model
 
 
-def outlier_model(base, factor: float = 1000.0, after: str = "relu2"):
-    """`base` (a functional image model such as small_cnn) with an outlier pair after layer `after`."""
+def outlier_model(base, factor: float = 1000.0, after: str = "relu2", x=None):
+    """`base` (a functional image model such as small_cnn) with an outlier pair after layer `after`; `x`: inputs
+    that pick the channel to blow up (see set_outlier)."""
     import keras
 
     y = _outlier_pair(keras, base.get_layer(after).output, after)
     for layer in base.layers[base.layers.index(base.get_layer(after)) + 1:]:
         y = layer(y)
     model = keras.Model(base.inputs, y, name="outlier_cnn")
-    set_outlier(model, after, factor)
+    set_outlier(model, after, factor, x)
     return model
 
 
-def outlier_run(run: Path, out: Path) -> Path:
+def outlier_run(run: Path, out: Path, samples: int = 200) -> Path:
     """A copy of run dir `run` whose model is the outlier variant (same split, labels, preprocessing).
 
-    Plain full int8 of it breaks a 1 pp budget; `convert --max-drop 1.0` recovers it by keeping
-    the blown-up tensor's producer and reader float.
+    The blown-up channel is the strongest on `samples` of the run's training images, so plain full int8 of it
+    erases every other channel there and loses tens of pp on any CPU; `convert --max-drop 1.0` recovers it by
+    keeping the blown-up tensor's producer and reader float.
     """
+    from .data import load_dataset, load_split, source_spec, split_indices
     from .loading import load_keras_model
+    from .preprocessing import Preprocessing
 
+    split = load_split(run / "split.json")
+    data = load_dataset(source_spec(split["source"]), log=lambda m: None)
+    train_ids = split_indices(data, split, "train")[:samples]
+    x = Preprocessing.load(run / "preprocessing.json").apply_batch([data.images[i] for i in train_ids])
     shutil.copytree(run, out)
-    outlier_model(load_keras_model(run)).save(out / "model.keras")
+    outlier_model(load_keras_model(run), x=x).save(out / "model.keras")
     return out
