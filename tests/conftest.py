@@ -158,11 +158,24 @@ def lambda_model(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def noise_npz(tmp_path_factory):
-    """Uniform-noise 16 px images: far from the training data, where int8 disagrees most."""
-    path = tmp_path_factory.mktemp("noise") / "noise.npz"
-    np.savez(path, x=np.random.default_rng(1).uniform(0, 255, (40, 16, 16, 3)).astype(np.float32))
-    return path
+def outlier_run(tiny_run, tmp_path_factory):
+    """tiny_run with a hostile weight (train.parity_models.outlier_run): its strongest channel after relu2 is
+    scaled by 1000 and back, so plain int8 erases every other channel there and loses tens of pp on digits on
+    every CPU, while its float function is tiny_run's. A gate failure forced by design, not by where training
+    happened to land."""
+    from train.parity_models import outlier_run as make
+
+    return make(tiny_run, tmp_path_factory.mktemp("outlier") / "run")
+
+
+@pytest.fixture(scope="session")
+def outlier_dist(outlier_run, tmp_path_factory):
+    """outlier_run's TFLite variants (fp32, fp16, dynamic, int8): model_int8 fails its gate by far. Copy it."""
+    from convert.api import ConvertConfig, convert
+
+    out = tmp_path_factory.mktemp("outlier_dist") / "dist"
+    convert(outlier_run, out, ConvertConfig(), log=lambda m: None)
+    return out
 
 
 @pytest.fixture

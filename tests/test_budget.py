@@ -59,32 +59,27 @@ def test_float_layer_counts_double_up_to_half():
     assert float_layer_counts(10) == [1, 2, 4] and float_layer_counts(1) == [1] and float_layer_counts(40)[-1] == 16
 
 
-@pytest.fixture(scope="module")
-def outlier_run(tiny_run, tmp_path_factory):
-    from train.parity_models import outlier_run as make
-
-    return make(tiny_run, tmp_path_factory.mktemp("outlier") / "run")
-
-
 def test_search_recovers_an_int8_model_that_plain_int8_breaks(outlier_run, tmp_path, fast_latency):
+    """A 5 pp budget: plain int8 of the outlier model loses tens of pp, healthy int8 of tiny_run about 0, on any CPU."""
     from benchmarks.bench import BenchConfig, run_bench
 
-    evaluate = validation_evaluator(outlier_run, Budget(1.0), log=quiet)
-    manifest = convert(outlier_run, tmp_path / "d", ConvertConfig(max_drop_pp=1.0), log=quiet, evaluate=evaluate)
+    evaluate = validation_evaluator(outlier_run, Budget(5.0), log=quiet)
+    manifest = convert(outlier_run, tmp_path / "d", ConvertConfig(max_drop_pp=5.0), log=quiet, evaluate=evaluate)
     [chosen] = manifest.artifacts
     trail = chosen.notes["search"]
-    assert trail[0]["candidate"] == "int8" and not trail[0]["within_budget"] and trail[0]["val_drop_pp"] > 1.0
-    assert trail[-1]["within_budget"] and chosen.notes["budget_pp"] == 1.0
+    assert trail[0]["candidate"] == "int8" and not trail[0]["within_budget"] and trail[0]["val_drop_pp"] > 20.0
+    assert trail[-1]["within_budget"] and chosen.notes["budget_pp"] == 5.0
     # Keeping the blown-up tensor's producer and reader float is enough: a mixed int8 model, not a fallback.
     assert chosen.name == "model_int8_mixed" and chosen.quantization == "int8"
     [group] = chosen.notes["float_layers"]
     assert any("outlier_up" in n for n in group["layers"]) and any("outlier_down" in n for n in group["layers"])
     assert "never quantized" in chosen.notes["float_layer_reason"]
-    report = run_bench(tmp_path / "d", BenchConfig(repeat=1, data="digits", threads=(1,), latency=fast_latency, crosscheck=False), log=quiet)
+    report = run_bench(tmp_path / "d", BenchConfig(repeat=1, data="digits", threads=(1,), latency=fast_latency,
+                                                   crosscheck=False, budget=Budget(5.0)), log=quiet)
     row = report["artifacts"][0]
-    assert row["status"] == "passed" and "<= 1.00 pp" in row["reason"]  # gated at the budget, on the test split
+    assert row["status"] == "passed" and "<= 5.00 pp" in row["reason"]  # gated at the budget, on the test split
     assert report["recommended"]["android"] == "model_int8_mixed"
-    assert row["budget_pp"] == 1.0 and row["float_layers"] == chosen.notes["float_layers"]
+    assert row["budget_pp"] == 5.0 and row["float_layers"] == chosen.notes["float_layers"]
     import jsonschema
 
     schema = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "report.schema.json").read_text())
@@ -126,7 +121,7 @@ def test_digits_budget_keeps_one_artifact_per_format(tiny_run, tmp_path):
 def test_demo_takes_a_budget(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = run("demo", "--out", "dist", "--run-dir", "run", "--no-crosscheck", "--epochs", "3", "--img-size", "16", "--max-drop", "1",
-                 "--threads", "1", "--runs", "5", "--repeat", "1", "-q")
+                 "--threads", "1", "--runs", "5", "--repeat", "1", "--no-gate", "-q")  # which rung passes: the CPU's say
     assert result.exit_code == 0, result.stderr
     report = json.loads((tmp_path / "dist" / "report.json").read_text())
     assert sorted(a["format"] for a in report["artifacts"]) == ["mlprogram", "neuralnetwork", "tflite"]

@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -119,14 +120,16 @@ def test_bench_max_drop_must_be_a_number(tiny_dist):
     assert_one_line_error(run("bench", tiny_dist, "--gate", "int8.max_drop=lots"), 2, "not a number")
 
 
-def test_bench_gate_failure_exits_1(tiny_dist, noise_npz):
-    result = run("bench", tiny_dist, "--data", noise_npz, "--threads", "1", "--no-crosscheck", "--runs", "5", "--repeat", "1", "-q")
+def test_bench_gate_failure_exits_1(outlier_dist, tmp_path):
+    dist = shutil.copytree(outlier_dist, tmp_path / "d")
+    result = run("bench", dist, "--data", "digits", "--threads", "1", "--no-crosscheck", "--runs", "5", "--repeat", "1", "-q")
     assert_one_line_error(result, 1, "gate failed", "model_int8", "agreement")
     assert "failed" in result.stdout
 
 
-def test_bench_no_gate_reports_only(tiny_dist, noise_npz):
-    result = run("bench", tiny_dist, "--data", noise_npz, "--threads", "1", "--no-crosscheck", "--runs", "5", "--repeat", "1", "--no-gate", "-q")
+def test_bench_no_gate_reports_only(outlier_dist, tmp_path):
+    dist = shutil.copytree(outlier_dist, tmp_path / "d")
+    result = run("bench", dist, "--data", "digits", "--threads", "1", "--no-crosscheck", "--runs", "5", "--repeat", "1", "--no-gate", "-q")
     assert result.exit_code == 0, result.stderr
     assert "model_int8" in result.stdout
 
