@@ -21,7 +21,8 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 def benched(tiny_dist, tmp_path_factory):
     dist = tmp_path_factory.mktemp("html") / "dist"
     shutil.copytree(tiny_dist, dist)
-    result = CliRunner().invoke(cli, ["bench", str(dist), "--threads", "1,2", "--runs", "5", "--repeat", "2", "-q"])
+    # --no-gate: whether tiny_run's fp16 rows keep every top-1 is the CPU's say; these tests read the report.
+    result = CliRunner().invoke(cli, ["bench", str(dist), "--threads", "1,2", "--runs", "5", "--repeat", "2", "--no-gate", "-q"])
     assert result.exit_code == 0, result.stderr
     assert "latency @" not in result.output and "/" not in result.output.split("reference (keras)")[0], \
         "--quiet must silence progress"
