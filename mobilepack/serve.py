@@ -104,7 +104,8 @@ def _request_tensor(request, models: Models, limits: ImageLimits):
     if mimetype == "multipart/form-data":
         upload = request.files.get("image")
         if upload is None:
-            fields = sorted({*request.files, *request.form}) or ["none"]
+            # A part whose Content-Disposition has no name parses to the key None: show it, do not crash on it.
+            fields = sorted({repr(k) if k is None else str(k) for k in (*request.files, *request.form)}) or ["none"]
             raise BadRequest(400, f"the multipart body needs a file field named 'image' (got: {', '.join(fields)})")
         return tensor_from_image(upload.read(), models.prep, limits)
     if mimetype == "application/json" or mimetype.endswith("+json"):

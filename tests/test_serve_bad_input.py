@@ -88,6 +88,9 @@ BODIES = [
                  id="wrong-content-type"),
     pytest.param(lambda: _raw("input=1", "application/x-www-form-urlencoded"), 415, "multipart/form-data",
                  id="form-urlencoded"),
+    # A part without a name in its Content-Disposition (schemathesis found it: the error message crashed on it)
+    pytest.param(lambda: _raw(b"--XX\r\nContent-Disposition: form-data\r\n\r\nabc\r\n--XX--\r\n",
+                              "multipart/form-data; boundary=XX"), 400, "(got: None)", id="multipart-part-without-name"),
 ]
 
 
@@ -123,8 +126,9 @@ def _assert_json_error(response, status: int, needle: str) -> None:
     record_bad_input("http", f"{status} {message[:110]}")
 
 
-def _serve(*args, timeout: float = 30) -> subprocess.CompletedProcess:
-    """`mobilepack serve` in its own process: a bind that wrongly succeeded would otherwise serve forever."""
+def _serve(*args, timeout: float = 180) -> subprocess.CompletedProcess:
+    """`mobilepack serve` in its own process: a bind that wrongly succeeded would otherwise serve forever. The
+    timeout only ends such a hang (a refusal takes ~3 s on a busy 2-core machine), so it can be generous."""
     return subprocess.run([sys.executable, "-m", "mobilepack", "serve", *map(str, args)], capture_output=True,
                           text=True, timeout=timeout)
 
