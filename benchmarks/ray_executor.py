@@ -33,6 +33,9 @@ RUNTIME_PACKAGES = ("mobilepack", "ai-edge-litert", "tensorflow", "keras", "core
 
 
 def _import_ray(spec: ExecutorSpec):
+    # A local cluster (--executor ray without an address) is forked from this process once gRPC is loaded, and
+    # gRPC's fork handlers can kill such a child before it execs (connect_hint); grpc reads this at import.
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
     try:
         import ray
     except ImportError:
@@ -91,6 +94,22 @@ def check_workers(ray, runtime_env: dict | None = None) -> None:
                 have = "no " + name if found.get(name) is None else f"{name} {found[name]}"
                 raise ExecutorError(f"Ray worker on {where} has {have}, this machine has {name} {mine}; install "
                                     f"{name}=={mine} on every node so the report matches a local run")
+
+
+def connect_hint(message: str) -> str:
+    """The next step for a failed ray.init, from Ray's message.
+
+    "Starting Ray client server failed": the head's Ray Client proxy forks each client's own server from a process
+    whose gRPC threads are busy, and gRPC's fork handlers (on by default, grpcio 1.85) can kill that child before
+    it execs (grpc/grpc#43055): its ray_client_server_230NN.err stays empty and the kernel logs a segfault in a
+    cygrpc thread. Forking beside busy gRPC threads killed 6-30 children in 1,000 here, and none in 2,300 with
+    GRPC_ENABLE_FORK_SUPPORT=false in the forking process's environment.
+    """
+    if "Starting Ray client server failed" in message:
+        return ("the head's Ray Client proxy lost the process it started for this client, most likely gRPC's fork "
+                "crash (grpc/grpc#43055): run again, and start the head with GRPC_ENABLE_FORK_SUPPORT=false "
+                "in its environment (`GRPC_ENABLE_FORK_SUPPORT=false ray start --head ...`)")
+    return f"check the address; {auth_hint()}"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -235,8 +254,8 @@ class RayExecutor:
             try:  # the job's runtime_env (the --custom-objects modules) reaches every worker, the latency node's too
                 ray.init(address=spec.address, runtime_env=runtime_env, **quiet)
             except Exception as exc:  # Ray's own connection and version errors: one line
-                raise ExecutorError(f"--executor {spec.describe()}: Ray could not connect: {_first_line(exc)}; check "
-                                    f"the address; {auth_hint()}") from None
+                raise ExecutorError(f"--executor {spec.describe()}: Ray could not connect: {_first_line(exc)}; "
+                                    f"{connect_hint(str(exc))}") from None
         elif runtime_env:
             raise ExecutorError("--custom-objects on Ray: this process joined Ray before bench did, so bench cannot "
                                 "ship the modules; install them on every node, or let bench connect")

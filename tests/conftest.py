@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Tests start local Ray runtimes from this process (test_ray.py); gRPC's fork handlers can kill a child forked
+# beside its busy threads before it execs (benchmarks/ray_executor.py, connect_hint). Read when grpc is imported.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import numpy as np
 import pytest

@@ -3,11 +3,15 @@ driver (a `mobilepack bench` process) by address (RAY_ADDRESS) and through Ray C
 --latency-on the second node; a model with a custom layer evaluated on the workers.
 
 One cluster serves the module: a head with 2 CPUs and a node with 1 CPU labelled mobilepack-test=latency, both
-on this machine, each a `ray start --block` process; teardown kills exactly their process trees.
+on this machine, each a `ray start --block` process; teardown kills exactly their process trees. A bench that
+fails shows the tails of Ray's logs (cluster.explain): the session folder that holds them is deleted at
+teardown (MP_KEEP_RAY_LOGS=DIR copies it out first).
 """
 
 import json
 import os
+import random
+import re
 import secrets
 import shutil
 import signal
@@ -29,10 +33,46 @@ LABEL = "mobilepack-test=latency"
 RAY = str(Path(sys.executable).parent / "ray")
 
 
+START_WAIT_S = 300  # two `ray start`s on a busy 2-core machine: ~30 s idle, minutes beside a TensorFlow conversion
+
+
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, below the kernel's ephemeral range and outside Ray's own ranges (workers
+    10002-19999, Ray Client specific servers 23000-23999). A bind-to-0 port is an ephemeral one: between this
+    check and `ray start`'s bind, any process's next outgoing connection may be given it."""
+    ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in random.sample(range(24000, min(ephemeral, 32768)), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))  # Ray binds every interface
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in 24000-{min(ephemeral, 32768)}")
+
+
+def _answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        return True
+    except OSError:
+        return False
+
+
+def _ray_logs(sessions: Path, home: Path, lines: int = 25) -> str:
+    """The tails of what says why a bench through the cluster failed: each Ray Client server's log (the proxy's,
+    and each client's own server, whose .err says why it exited), both `ray start`s' output, and the error lines
+    of the drivers' core-worker logs (a signal received, a lost GCS)."""
+    folders = list(sessions.glob("session_[0-9]*/logs"))  # not session_latest, a link to the same folder
+    out = []
+    for path in [*sorted(p for d in folders for p in d.glob("ray_client_server*")), home / "head.log",
+                 home / "node.log", *sorted(p for d in folders for p in d.glob("python-core-driver-*"))]:
+        text = path.read_text(errors="replace").splitlines() if path.exists() else []
+        if path.name.startswith("python-core-driver-"):
+            text = [ln for ln in text if re.match(r"\[[^]]* [EF] \d+ \d+\]", ln)]
+        if text:
+            out += [f"--- {path.name}, last {min(lines, len(text))} lines:", *text[-lines:]]
+    return "\n".join(out) or f"(no Ray logs in {sessions})"
 
 
 def _descendants(pid: int) -> list[int]:
@@ -59,7 +99,11 @@ def cluster(tmp_path_factory):
     # Its own HOME: no ~/.ray/auth_token of this machine's user is found, only the token given here.
     env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32), HOME=str(tmp))
     gcs, client = _free_port(), _free_port()
-    common = {"cwd": tmp, "env": env, "stderr": subprocess.STDOUT, "start_new_session": True}
+    # GRPC_ENABLE_FORK_SUPPORT=false: the head's Ray Client proxy forks each client's server from a busy gRPC
+    # process, and gRPC's fork handlers kill ~3% of such children before they exec; the bench then fails with
+    # "Starting Ray client server failed" (benchmarks/ray_executor.py, connect_hint, has the evidence).
+    common = {"cwd": tmp, "env": dict(env, GRPC_ENABLE_FORK_SUPPORT="false"), "stderr": subprocess.STDOUT,
+              "start_new_session": True}
     head = subprocess.Popen([RAY, "start", "--head", "--block", "--num-cpus", "2", "--port", str(gcs),
                              "--ray-client-server-port", str(client), "--temp-dir", str(sessions),
                              "--include-dashboard", "false", "--disable-usage-stats"],
@@ -68,16 +112,30 @@ def cluster(tmp_path_factory):
                              "--labels", LABEL], stdout=open(tmp / "node.log", "w"), **common)
     procs = [node, head]
     try:
-        deadline = time.monotonic() + 90
-        while True:  # both nodes registered: `ray status` lists them
-            status = subprocess.run([RAY, "status", "--address", f"127.0.0.1:{gcs}"], env=env, capture_output=True,
-                                    text=True, timeout=60)
-            if status.stdout.count(" node_") >= 2:
+        deadline = time.monotonic() + START_WAIT_S
+        while True:  # ready: `ray status` lists both nodes, and the Ray Client port answers
+            try:
+                status = subprocess.run([RAY, "status", "--address", f"127.0.0.1:{gcs}"], env=env,
+                                        capture_output=True, text=True, timeout=120)
+                said = status.stdout + status.stderr
+            except subprocess.TimeoutExpired:
+                said = "`ray status` did not answer within 120 s"
+            if said.count(" node_") >= 2 and _answers(client):
                 break
-            assert time.monotonic() < deadline, (status.stdout + status.stderr)[-2000:]
-            assert head.poll() is None and node.poll() is None, (tmp / "head.log").read_text()[-2000:]
+            assert head.poll() is None and node.poll() is None, \
+                f"`ray start` exited: head {head.poll()}, node {node.poll()}\n{_ray_logs(sessions, tmp)}"
+            assert time.monotonic() < deadline, (
+                f"cluster not ready within {START_WAIT_S} s (Ray Client port answers: {_answers(client)})\n"
+                f"{said[-2000:]}\n{_ray_logs(sessions, tmp)}")
             time.sleep(1)
-        yield SimpleNamespace(env=env, gcs=f"127.0.0.1:{gcs}", client=f"ray://127.0.0.1:{client}", home=tmp)
+
+        def explain(result) -> str:
+            """A failed bench's assertion message: its exit code and output, then Ray's logs."""
+            return (f"exit {result.exit_code}\n--- stderr:\n{result.stderr[-3000:]}\n--- stdout:\n"
+                    f"{result.output[-1500:]}\n{_ray_logs(sessions, tmp)}")
+
+        yield SimpleNamespace(env=env, gcs=f"127.0.0.1:{gcs}", client=f"ray://127.0.0.1:{client}", home=tmp,
+                              explain=explain)
     finally:
         pids = [p for proc in procs for p in [proc.pid, *_descendants(proc.pid)]]
         for pid in pids:
@@ -87,6 +145,9 @@ def cluster(tmp_path_factory):
                 pass
         for proc in procs:
             proc.wait(timeout=30)
+        if os.environ.get("MP_KEEP_RAY_LOGS"):
+            shutil.copytree(sessions, os.environ["MP_KEEP_RAY_LOGS"] + f"/{os.getpid()}", dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("*.sock", "sockets"), symlinks=True)
         shutil.rmtree(sessions, ignore_errors=True)
 
 
@@ -109,7 +170,7 @@ def test_second_driver_joins_by_address_and_measures_latency_on_a_labelled_node(
     result = _bench(cluster, dist, "--executor", "ray", "--latency-on", LABEL,
                     env={"RAY_ADDRESS": cluster.gcs, "MOBILEPACK_ARM64_HOME": str(arm64_home)})
     print(f"bench by address, latency on a node: {time.perf_counter() - start:.1f} s")
-    assert result.exit_code == 0, result.stderr[-3000:]
+    assert result.exit_code == 0, cluster.explain(result)
     report = json.loads((dist / "report.json").read_text())
     assert report["executor"]["address"] == cluster.gcs and report["executor"]["workers"] == 3
     assert report_differences(local, report, skip=TIMING_KEYS | {"machine"}) == []
@@ -134,7 +195,7 @@ def test_second_driver_joins_through_ray_client(cluster, tiny_benched, tmp_path,
     start = time.perf_counter()
     result = _bench(cluster, dist, "--executor", cluster.client, env={"MOBILEPACK_ARM64_HOME": str(arm64_home)})
     print(f"bench through ray://: {time.perf_counter() - start:.1f} s")
-    assert result.exit_code == 0, result.stderr[-3000:]
+    assert result.exit_code == 0, cluster.explain(result)
     report = json.loads((dist / "report.json").read_text())
     assert report["executor"]["address"] == cluster.client
     assert report_differences(local, report) == [] and "node" not in report["machine"]
@@ -153,6 +214,7 @@ def test_latency_on_a_node_that_is_not_one_lists_the_live_nodes(cluster, tiny_be
     before = (dist / "report.json").read_bytes()
     node = node.format(ip=get_node_ip_address())
     result = _bench(cluster, dist, "--executor", cluster.client, "--latency-on", node)
+    assert f"--latency-on {node}: {fragment}" in result.stderr, cluster.explain(result)  # not a failed connection
     assert_one_line_error(result, 2, f"--latency-on {node}: {fragment}", "mobilepack-test=latency")
     assert (dist / "report.json").read_bytes() == before
 
@@ -213,7 +275,7 @@ def test_custom_layer_benches_on_ray_workers_as_locally(cluster, tmp_path, monke
     assert local.exit_code == 0, local.output + local.stderr
     local_report = json.loads((dist / "report.json").read_text())
     result = _bench(cluster, dist, "--executor", cluster.client, *args, cwd=tmp_path)
-    assert result.exit_code == 0, result.stderr[-3000:]
+    assert result.exit_code == 0, cluster.explain(result)
     remote = json.loads((dist / "report.json").read_text())
     assert remote["executor"]["name"] == "ray" and remote["reference"]["accuracy"] is not None
     assert report_differences(local_report, remote) == []
