@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import selectors
 import struct
 import threading
+import time
+import urllib.request
 import zlib
 
 import numpy as np
@@ -21,9 +25,41 @@ def live_server(app, threads: int = 4):
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.effective_port}"
+        url = f"http://127.0.0.1:{server.effective_port}"
+        wait_healthy(url)
+        yield url
     finally:
         stop(server, thread)
+
+
+READY_WAIT_S = 180  # for a server to answer: a `mobilepack serve` process starts Python and LiteRT on a busy machine
+
+
+def wait_healthy(url: str, proc=None, deadline_s: float = READY_WAIT_S) -> None:
+    """Until GET /healthz answers 200 with status ok (the server listens and its app answers); fails, with why,
+    if `proc` (the server's process) exits first or the deadline passes."""
+    deadline, last = time.monotonic() + deadline_s, None
+    while time.monotonic() < deadline:
+        assert proc is None or proc.poll() is None, f"the server exited ({proc.returncode}) before answering"
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=30) as r:
+                if r.status == 200 and json.loads(r.read())["status"] == "ok":
+                    return
+                last = f"HTTP {r.status}"
+        except OSError as exc:
+            last = repr(exc)
+        time.sleep(0.2)
+    raise AssertionError(f"{url}/healthz did not answer 200 within {deadline_s} s; last: {last}")
+
+
+def first_line(proc, deadline_s: float = READY_WAIT_S) -> str:
+    """The first line `proc` prints on stdout (a text pipe), waiting at most `deadline_s`: readline alone
+    would wait forever for a server that never prints."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout=deadline_s):
+            raise AssertionError(f"no line on stdout within {deadline_s} s (exit code {proc.poll()})")
+    return proc.stdout.readline()
 
 
 def stop(server, thread) -> None:

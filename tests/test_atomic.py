@@ -30,14 +30,7 @@ def test_sigkill_mid_convert(tiny_run, tmp_path, delay):
     before = _state(out)
     proc = subprocess.Popen([sys.executable, "-m", "convert", str(tiny_run), "--out", str(out), "-q"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    # Wait until the run is writing (its staging folder exists), then kill it at `delay`.
-    while not list(tmp_path.glob(".dist.mobilepack-staging-*")) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    time.sleep(delay)
-    assert proc.poll() is None, "convert finished before it could be killed; the test proves nothing"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    _kill_once_staging_appears(proc, tmp_path, ".dist.mobilepack-staging-", delay)  # while the run writes
     manifest = load_manifest(out)
     verify_artifacts(manifest, out)  # every file the manifest names is there and whole
     after = _state(out)
@@ -210,11 +203,18 @@ def test_sigkill_mid_ship_leaves_the_old_or_the_new_assets(benched_fp32, tmp_pat
     verify_artifacts(manifest, apps["killed"] / assets)  # the model file matches the sha256 its manifest gives
 
 
+STAGING_WAIT_S = 600  # a hang guard: the wait ends when the folder appears or the process exits, however slow
+
+
 def _kill_once_staging_appears(proc, parent: Path, prefix: str, delay: float) -> None:
-    """SIGKILL `proc` `delay` s after its staging folder appears in `parent`: while it writes."""
-    deadline = time.time() + 120
-    while proc.poll() is None and time.time() < deadline and not any(
-            n.startswith(prefix) and "probe" not in n for n in os.listdir(parent)):
+    """SIGKILL `proc` `delay` s after its staging folder appears in `parent`: while it writes. Not the
+    writability probe (`...-probe-...`), made and removed before any work."""
+    deadline = time.monotonic() + STAGING_WAIT_S
+    while proc.poll() is None and not any(n.startswith(prefix) and "probe" not in n for n in os.listdir(parent)):
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"no {prefix}* folder in {parent} within {STAGING_WAIT_S} s: it hangs")
         time.sleep(0.002)
     time.sleep(delay)
     assert proc.poll() is None, "it finished before it could be killed; the test proves nothing"

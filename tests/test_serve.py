@@ -23,7 +23,7 @@ from convert.manifest import load_manifest
 from mobilepack.cli import serve_cmd
 from mobilepack.serve import create_app
 from mobilepack.serve_input import MAX_PIXELS
-from serve_helpers import blank_png, live_server as serving, png
+from serve_helpers import blank_png, first_line, live_server as serving, png, wait_healthy
 from train.data import load_dataset
 from train.preprocessing import Preprocessing
 
@@ -152,9 +152,10 @@ def test_cli_takes_a_free_port_and_a_larger_pixel_cap_and_stops_on_ctrl_c(tiny_d
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        line = proc.stdout.readline()
+        line = first_line(proc)  # printed once it listens
         assert "images up to 5000000 pixels" in line, line + proc.stderr.read()
         url = "http://" + line.split("http://", 1)[1].split()[0]
+        wait_healthy(url, proc)
         big = requests.post(f"{url}/predict", files={"image": ("big.png", blank_png(2049, 2048))}, timeout=30)
         assert big.status_code == 200, big.text  # over the default cap, under this one
     finally:
@@ -216,7 +217,7 @@ def test_page_classifies_an_upload_in_headless_chromium(live_server, tiny_dist, 
         driver.get(live_server + "/")
         driver.find_element(By.ID, "file").send_keys(str(image))
         driver.find_element(By.ID, "go").click()
-        WebDriverWait(driver, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".result .latency")) == 2)
+        WebDriverWait(driver, 120).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".result .latency")) == 2)
         boxes = {b.get_attribute("data-artifact"): b for b in driver.find_elements(By.CSS_SELECTOR, ".result")}
         fp32_label = boxes["model_fp32"].find_element(By.CSS_SELECTOR, ".label").text
         assert set(boxes) == {"model_fp32", "model_int8"}
