@@ -127,7 +127,7 @@ def test_ranges_cover_every_calibration_sample(converted, monkeypatch, tmp_path)
     assert widened > 0  # the samples differ, so the last one alone would have been narrower somewhere
 
 
-def test_digits_w8a8_within_one_point_of_keras(tiny_run, tmp_path):
+def test_digits_w8a8_agrees_with_keras_as_healthy_int8_does(tiny_run, tmp_path):
     """Through the CLI (mobilepack supplies the evaluator's ranges), on the run's own test split."""
     import keras
 
