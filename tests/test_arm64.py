@@ -184,11 +184,10 @@ def _confident_digits(run, count: int, min_gap: float) -> dict:
     output by at most ~7e-3 here (docs/arm64.md), so on these no top-1 can flip, whatever the CPU that trained."""
     import keras
 
-    from train.data import load_dataset, load_split, split_indices
+    from train.data import split_part
     from train.preprocessing import Preprocessing
 
-    data = load_dataset("digits", log=lambda m: None)
-    test = split_indices(data, load_split(run / "split.json"), "test")
+    data, test = split_part(run / "split.json", "test", log=lambda m: None)
     x = Preprocessing.load(run / "preprocessing.json").apply_batch([data.images[i] for i in test])
     probs = np.sort(np.asarray(keras.models.load_model(run / "model.keras")(x)), axis=-1)
     keep = np.flatnonzero(probs[:, -1] - probs[:, -2] >= min_gap)[:count]

@@ -132,7 +132,7 @@ def test_digits_w8a8_agrees_with_keras_as_healthy_int8_does(tiny_run, tmp_path):
     import keras
 
     from benchmarks.runners import coreml_runner
-    from train.data import load_dataset, load_split, split_indices
+    from train.data import split_part
     from train.preprocessing import Preprocessing
 
     out = tmp_path / "dist"
@@ -145,8 +145,7 @@ def test_digits_w8a8_agrees_with_keras_as_healthy_int8_does(tiny_run, tmp_path):
     assert artifact.notes["weights"] == "int8, linear symmetric per channel; activations int8"
     assert re.fullmatch(r"int8, linear symmetric per tensor: \d+ quantize/dequantize pair\(s\), ranges from 200 "
                         r"calibration sample\(s\) .*", artifact.notes["activations"])
-    data = load_dataset("digits", log=lambda m: None)
-    test = split_indices(data, load_split(tiny_run / "split.json"), "test")
+    data, test = split_part(tiny_run / "split.json", "test", log=lambda m: None)
     x = Preprocessing.load(tiny_run / "preprocessing.json").apply_batch([data.images[i] for i in test])
     y = data.labels[test]
     runner = coreml_runner(out / "model_mlprogram_w8a8.mlpackage")  # the device's precision, as bench runs it

@@ -144,14 +144,12 @@ def outlier_run(run: Path, out: Path, samples: int = 200) -> Path:
     erases every other channel there and loses tens of pp on any CPU; `convert --max-drop 1.0` recovers it by
     keeping the blown-up tensor's producer and reader float.
     """
-    from .data import load_dataset, load_split, source_spec, split_indices
+    from .data import split_part
     from .loading import load_keras_model
     from .preprocessing import Preprocessing
 
-    split = load_split(run / "split.json")
-    data = load_dataset(source_spec(split["source"]), log=lambda m: None)
-    train_ids = split_indices(data, split, "train")[:samples]
-    x = Preprocessing.load(run / "preprocessing.json").apply_batch([data.images[i] for i in train_ids])
+    data, train_ids = split_part(run / "split.json", "train", log=lambda m: None)
+    x = Preprocessing.load(run / "preprocessing.json").apply_batch([data.images[i] for i in train_ids[:samples]])
     shutil.copytree(run, out)
     outlier_model(load_keras_model(run), x=x).save(out / "model.keras")
     return out
