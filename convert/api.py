@@ -1,4 +1,8 @@
-"""`mobilepack convert`: a model or run dir -> artifacts + manifest.json, all or nothing."""
+"""`mobilepack convert`: a model or run dir -> artifacts + manifest.json, swapped in whole.
+
+A variant that cannot be converted costs that variant, never the run: the others are written,
+and the manifest lists it under `failed` with its one-line reason.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +19,14 @@ from train.loading import load_keras_model, resolve_model_path, sha256_file
 from train.preprocessing import Preprocessing
 from train.trainer import read_labels
 
-from .artifacts import coreml_artifact, tflite_artifact, with_tflite_metadata
+from .artifacts import coreml_artifact, tflite_artifact, variant_name, with_tflite_metadata
 from .budget import Evaluator, Search, budgeted
 from .calibration import CalibrationRequest, resolve_calibration
 from .config import ConvertConfig
 from .context import ConversionContext
 from .coreml_w8a8 import ActivationRanges
-from .manifest import Artifact, Manifest, SCHEMA_VERSION, tool_versions
+from .errors import ConversionError
+from .manifest import Artifact, Failure, Manifest, SCHEMA_VERSION, tool_versions
 from .shapes import fixed_model, parse_input_shapes
 from .tflite import check_convertible
 
@@ -49,10 +54,10 @@ def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str],
                                   activation_ranges=activation_ranges)
         if config.budgeted:
             chosen = search(ctx, log) if search is not None else budgeted(ctx, evaluate, log)
-            artifacts = [with_tflite_metadata(ctx, a) for a in chosen]
+            artifacts, failed = [with_tflite_metadata(ctx, a) for a in chosen], []
         else:
-            artifacts = _every(ctx, log, progress)
-        manifest = _write_support_files(ctx, run_dir, artifacts, model if model is not loaded else None)
+            artifacts, failed = _every(ctx, log, progress)
+        manifest = _write_support_files(ctx, run_dir, artifacts, model if model is not loaded else None, failed)
     log(f"wrote {len(artifacts)} artifact(s) and manifest.json to {out}")
     return manifest
 
@@ -71,7 +76,8 @@ def _context(model, model_path: Path, run_dir: Path | None, config: ConvertConfi
     needed_by = sorted({q for _, _, q in config.jobs() if q in ("int8", "w8a8")})  # int8 activations: TFLite, Core ML
     if needed_by:
         request = CalibrationRequest(config.calibration, config.calibration_size, config.seed, input_shapes,
-                                     [t.name for t in model.inputs], " and ".join(needed_by))
+                                     [t.name for t in model.inputs], " and ".join(needed_by),
+                                   [str(t.dtype) for t in model.inputs])
         calibration = resolve_calibration(request, _split_file(run_dir), prep if image_input else None, log)
     metadata = {"source_model_sha256": sha256_file(model_path), "tools": tool_versions(),
                 "preprocessing": prep.to_dict() if prep else None}
@@ -83,20 +89,39 @@ def _split_file(run_dir: Path | None) -> Path | None:
     return run_dir / "split.json" if run_dir and (run_dir / "split.json").is_file() else None
 
 
-def _every(ctx: ConversionContext, log, progress=None) -> list[Artifact]:
+def _every(ctx: ConversionContext, log, progress=None) -> tuple[list[Artifact], list[Failure]]:
+    """Every asked-for variant; one that fails is recorded with its reason and the others go on."""
     jobs = ctx.config.jobs()
-    artifacts = []
+    artifacts, failed, errors = [], [], []
     for i, (target, fmt, quant) in enumerate(jobs, 1):
         start = time.perf_counter()
+        family = target if target == fmt else f"{target} {fmt}"
         if progress:  # a live bar while the step runs; its log line below replaces it
             progress(f"converting {target} {quant}", i - 1, len(jobs))
-        artifact = tflite_artifact(ctx, quant) if target == "tflite" else coreml_artifact(ctx, fmt, quant)
-        artifact = with_tflite_metadata(ctx, artifact)
+        try:
+            artifact = tflite_artifact(ctx, quant) if target == "tflite" else coreml_artifact(ctx, fmt, quant)
+            artifact = with_tflite_metadata(ctx, artifact)
+        except ConversionError as exc:
+            failed.append(Failure(name=variant_name(target, fmt, quant), target=target, format=fmt, quantization=quant,
+                                  reason=str(exc)))
+            errors.append(exc)
+            log(f"[{i}/{len(jobs)}] {family} {quant}: FAILED in {time.perf_counter() - start:.1f} s: {exc}")
+            continue
         artifacts.append(artifact)
-        family = target if target == fmt else f"{target} {fmt}"
         log(f"[{i}/{len(jobs)}] {family} {quant}: {artifact.size_bytes / 1024:.1f} KiB "
             f"in {time.perf_counter() - start:.1f} s")
-    return artifacts
+    if not artifacts:  # nothing to ship: the old dist stays as it was
+        raise _nothing_converted(failed, errors)
+    return artifacts, failed
+
+
+def _nothing_converted(failed: list[Failure], errors: list[ConversionError]) -> ConversionError:
+    """The one error when every variant failed: their reason when they share it, else each distinct one."""
+    reasons = list(dict.fromkeys(f.reason for f in failed))
+    if len(reasons) == 1:
+        return errors[0]  # the converter's own named error (UnsupportedLayerError, ...), as it was
+    return ConversionError("no variant converted: " + "; ".join(
+        f"{', '.join(f.name for f in failed if f.reason == r)}: {r}" for r in reasons))
 
 
 def _rebuilt_source(model_path: Path, rebuilt) -> dict:
@@ -106,7 +131,7 @@ def _rebuilt_source(model_path: Path, rebuilt) -> dict:
 
 
 def _write_support_files(ctx: ConversionContext, run_dir: Path | None, artifacts: list[Artifact],
-                         rebuilt=None) -> Manifest:
+                         rebuilt=None, failed: list[Failure] = ()) -> Manifest:
     """Copy the reference model (the benchmark baseline) and write the manifest last.
 
     A model rebuilt for conversion (sizes fixed, subclassed wrapped) is saved as the
@@ -145,6 +170,7 @@ def _write_support_files(ctx: ConversionContext, run_dir: Path | None, artifacts
         calibration=calibration.description if calibration else None,
         tools=tool_versions(),
         artifacts=artifacts,
+        failed=list(failed),
     )
     manifest.save(stage)
     return manifest

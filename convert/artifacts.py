@@ -23,9 +23,14 @@ TFLITE_FLOAT_LAYER_REASON = (
     "they are never quantized; added most sensitive first until the candidate fit the budget")
 
 
+def variant_name(target: str, fmt: str, quant: str) -> str:
+    """The artifact's name (and file stem): model_int8, model_mlprogram_pal4, ..."""
+    return f"model_{quant}" if target == "tflite" else f"model_{fmt}_{quant}"
+
+
 def tflite_artifact(ctx: ConversionContext, quant: str, float_layers=None, data: bytes | None = None) -> Artifact:
     """Write one .tflite (converting it unless `data` already holds it) and describe it."""
-    name = f"model_{quant}_mixed" if float_layers else f"model_{quant}"
+    name = variant_name("tflite", "tflite", quant) + ("_mixed" if float_layers else "")
     if float_layers:
         data = convert_tflite_mixed(ctx.model, ctx.calibration, sorted({n for group, _ in float_layers for n in group}))
     elif data is None:
@@ -53,7 +58,7 @@ def coreml_artifact(ctx: ConversionContext, fmt: str, quant: str, keep=None) -> 
 def save_coreml(ctx: ConversionContext, mlmodel, fmt: str, quant: str, keep=None) -> Artifact:
     from .coreml_describe import describe_coreml
 
-    name = f"model_{fmt}_{quant}" + ("_mixed" if keep else "")
+    name = variant_name("coreml", fmt, quant) + ("_mixed" if keep else "")
     path = ctx.stage / f"{name}{SUFFIX[fmt]}"
     mlmodel.save(str(path))
     reproducible_coreml(path)

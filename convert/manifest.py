@@ -28,10 +28,11 @@ _NOTES = {"budget?": Maybe({"max_drop_pp?": Maybe(NUMBER), "min_sqnr_db?": Maybe
           "budget_pp?": Maybe(NUMBER), "probabilities_output?": Maybe(str), "search?": list, "float_layers?": list}
 _ARTIFACT = {"name": str, "file": str, "sha256": str, "size_bytes": int, "target": str, "format": str,
              "quantization": str, "inputs": [_TENSOR], "outputs": [_TENSOR], "notes": _NOTES}
+_FAILURE = {"name": str, "target": str, "format": str, "quantization": str, "status": str, "reason": str}
 SPEC = {"schema_version": int, "created_at": str, "task": str,
         "source": {"model_file": str, "model_sha256": str, "original_path?": str, "split_file?": Maybe(str)},
         "preprocessing": Maybe(dict), "labels": Maybe(Array(str, min_length=1)), "labels_file": Maybe(str),
-        "calibration": Maybe(dict), "tools": dict, "artifacts": [_ARTIFACT]}
+        "calibration": Maybe(dict), "tools": dict, "artifacts": [_ARTIFACT], "failed?": [_FAILURE]}
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,18 @@ class Artifact:
 
 
 @dataclass(frozen=True)
+class Failure:
+    """A variant asked for that did not convert: no file, only the one-line reason."""
+
+    name: str
+    target: str
+    format: str
+    quantization: str
+    reason: str
+    status: str = "failed"
+
+
+@dataclass(frozen=True)
 class Manifest:
     schema_version: int
     created_at: str
@@ -63,6 +76,7 @@ class Manifest:
     calibration: dict | None
     tools: dict
     artifacts: list[Artifact]
+    failed: list[Failure] = dataclasses.field(default_factory=list)  # variants that did not convert, with why
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -104,7 +118,9 @@ def manifest_from_dict(d: dict, where: str = MANIFEST_NAME) -> Manifest:
             raise ManifestError(f"{where}: artifacts[{i}].target {shown(a['target'])} is neither tflite nor coreml; "
                                 f"{fix}")
     arts = [Artifact(**{f.name: a[f.name] for f in dataclasses.fields(Artifact)}) for a in d["artifacts"]]
-    return Manifest(**{**{f.name: d[f.name] for f in dataclasses.fields(Manifest)}, "artifacts": arts})
+    failed = [Failure(**{f.name: e[f.name] for f in dataclasses.fields(Failure)}) for e in d.get("failed", [])]
+    fields = {f.name: d[f.name] for f in dataclasses.fields(Manifest) if f.name != "failed"}
+    return Manifest(**{**fields, "artifacts": arts, "failed": failed})
 
 
 def _inside_dist(name: str) -> bool:

@@ -228,6 +228,11 @@ def convert_cmd(model, target, coreml_format, quant, ios_target, out, calibratio
         manifest = convert(model, out, config, log=ui.log, progress=ui, activation_ranges=activation_ranges,
                            evaluate=evaluate, search=search)
     click.echo(f"{out}/manifest.json: {len(manifest.artifacts)} artifact(s)")
+    if manifest.failed:  # the others are written; the exit code still says the run is not what was asked
+        click.echo(f"{len(manifest.failed)} variant(s) failed to convert:", err=True)
+        for reason in dict.fromkeys(f.reason for f in manifest.failed):  # one line per distinct reason
+            click.echo(f"  {', '.join(f.name for f in manifest.failed if f.reason == reason)}: {reason}", err=True)
+        raise SystemExit(1)
 
 
 cli.add_command(convert_cmd)
