@@ -112,7 +112,8 @@ def _bench(dist: Path, config: BenchConfig, manifest, manifest_sha256, baseline,
     specs = describe_outputs(model, config.output_kinds)
     user_metric = load_metric(config.metric)
     names = [t.name for t in model.inputs]
-    data = load_eval_data(config.data, manifest, dist, [tuple(t.shape)[1:] for t in model.inputs], names, log)
+    data = load_eval_data(config.data, manifest, dist, [tuple(t.shape)[1:] for t in model.inputs], names, log,
+                          [str(t.dtype) for t in model.inputs])
     labels = resolve_labels(label_arrays(data), specs, data.count, data.name)
     log(f"evaluating on {data.count} inputs from {data.name} ({data.split} split)")
 

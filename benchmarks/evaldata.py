@@ -18,7 +18,7 @@ from .errors import BenchDataError
 
 @dataclass(frozen=True)
 class EvalData:
-    inputs: tuple[np.ndarray, ...]  # float32, model input space, batch first; one per model input
+    inputs: tuple[np.ndarray, ...]  # model input space (float32, or the ids of an int input), batch first; one per input
     labels: np.ndarray | None  # class labels of an image folder (they label the first classification output)
     name: str
     split: str
@@ -31,9 +31,9 @@ class EvalData:
 
 
 def load_eval_data(spec: str, manifest, dist: Path, input_shapes: list[tuple], input_names: list[str],
-                   log: Callable[[str], None] = print) -> EvalData:
+                   log: Callable[[str], None] = print, input_dtypes: list[str] | None = None) -> EvalData:
     if spec.lower().endswith(".npz"):
-        data = _npz(Path(spec), input_shapes, input_names)
+        data = _npz(Path(spec), input_shapes, input_names, input_dtypes)
     else:
         data = _images(spec, manifest, dist, log)
         if tuple(data.inputs[0].shape[1:]) != tuple(input_shapes[0]):
@@ -77,8 +77,8 @@ def _images(spec: str, manifest, dist: Path, log) -> EvalData:
     return EvalData((prep.apply_batch(sub.images),), sub.labels, name, part, tuple(sub.images))
 
 
-def _npz(path: Path, input_shapes: list[tuple], input_names: list[str]) -> EvalData:
-    arrays, named = load_tensor_file(path, input_shapes, input_names, BenchDataError)
+def _npz(path: Path, input_shapes: list[tuple], input_names: list[str], input_dtypes=None) -> EvalData:
+    arrays, named = load_tensor_file(path, input_shapes, input_names, BenchDataError, input_dtypes)
     label_arrays = {k: v for k, v in named.items() if k == "y" or k.startswith("y_")}
     return EvalData(tuple(arrays), None, str(Path(path).resolve()), "all", label_arrays=label_arrays)
 

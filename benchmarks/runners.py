@@ -29,7 +29,7 @@ class KerasRunner:
 
 def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
     dtype = np.dtype(detail["dtype"])
-    if dtype.kind not in "iu":
+    if dtype.kind not in "iu" or x.dtype.kind in "iu":  # float, or an integer input's own ids: as they are
         return x.astype(dtype, copy=False)
     scale, zero = detail["quantization"]
     info = np.iinfo(dtype)

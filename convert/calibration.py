@@ -24,8 +24,9 @@ MIN_CALIBRATION = 100  # fewer is allowed but warned about: rare large activatio
 
 @dataclass(frozen=True)
 class CalibrationSet:
-    inputs: tuple[np.ndarray, ...]  # one batch-first float32 array per model input
+    inputs: tuple[np.ndarray, ...]  # one batch-first array per model input, in its dtype (float32, int32 ids)
     description: dict
+    names: tuple[str, ...] = ()  # the model's input names, in the order of `inputs`
 
 
 def balanced_sample(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
@@ -50,6 +51,7 @@ class CalibrationRequest:
     input_shapes: list[tuple]
     input_names: list[str]
     needed_by: str = "int8"  # the variant(s) that need it, for the messages: int8, w8a8, "int8 and w8a8"
+    input_dtypes: list[str] | None = None  # each input's dtype; None: all float32
 
 
 def _image_calibration(dataset: ImageDataset, indices, prep: Preprocessing, request: CalibrationRequest,
@@ -69,12 +71,12 @@ def _image_calibration(dataset: ImageDataset, indices, prep: Preprocessing, requ
     return _described((x,), {
         "source": what, "count": int(len(chosen)), "given": len(indices), "seed": seed,
         "per_class": {n: int(c) for n, c in zip(dataset.class_names, counts)},
-    }, log)
+    }, log, request.input_names)
 
 
 def _array_calibration(path: Path, request: CalibrationRequest, log: Callable[[str], None]) -> CalibrationSet:
     input_names, size, seed = request.input_names, request.size, request.seed
-    arrays, _ = load_tensor_file(path, request.input_shapes, input_names, CalibrationDataError)
+    arrays, _ = load_tensor_file(path, request.input_shapes, input_names, CalibrationDataError, request.input_dtypes)
     count = len(arrays[0])
     if count == 0:
         raise CalibrationDataError(f"{path}: 0 samples to calibrate int8 on; give samples of the model's input, "
@@ -82,12 +84,14 @@ def _array_calibration(path: Path, request: CalibrationRequest, log: Callable[[s
     _check_finite(arrays, input_names, str(path))
     pick = np.sort(np.random.default_rng(seed).permutation(count)[: min(size, count)])
     return _described(tuple(a[pick] for a in arrays),
-                      {"source": str(path), "count": int(len(pick)), "given": count, "seed": seed}, log)
+                      {"source": str(path), "count": int(len(pick)), "given": count, "seed": seed}, log, input_names)
 
 
 def _check_finite(arrays, names: list[str], what: str) -> None:
     """NaN or inf would set an int8 range of inf: every value would quantize to garbage."""
     for a, name in zip(arrays, names):
+        if a.dtype.kind != "f":
+            continue
         bad = ~np.isfinite(a)
         if bad.any():
             samples = int(bad.reshape(len(a), -1).any(axis=1).sum())
@@ -98,7 +102,7 @@ def _check_finite(arrays, names: list[str], what: str) -> None:
                 "int8 ranges need finite values: drop or fix those samples")
 
 
-def _described(inputs: tuple, description: dict, log: Callable[[str], None]) -> CalibrationSet:
+def _described(inputs: tuple, description: dict, log: Callable[[str], None], names=()) -> CalibrationSet:
     """Log how many samples were used out of how many given, and warn when too few to trust the ranges."""
     count, given = description["count"], description["given"]
     log(f"calibration: {count} of {given} samples from {description['source']}")
@@ -108,7 +112,7 @@ def _described(inputs: tuple, description: dict, log: Callable[[str], None]) -> 
         description["warning"] = (f"{count} samples; int8 ranges from fewer than {MIN_CALIBRATION} samples may clip "
                                   f"unseen inputs: {more}")
         log(f"warning: {description['warning']}")
-    return CalibrationSet(inputs, description)
+    return CalibrationSet(inputs, description, tuple(names))
 
 
 def resolve_calibration(request: CalibrationRequest, run_split: Path | None, prep: Preprocessing | None,

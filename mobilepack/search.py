@@ -110,7 +110,8 @@ def _own_data(spec: str, model, run_dir: Path, specs, log) -> tuple[list[np.ndar
     """--validation FILE.npz (x or one array per input; y / y_<output> labels) or an image folder."""
     names = [t.name for t in model.inputs]
     if spec.lower().endswith((".npz", ".npy")):
-        arrays, named = load_tensor_file(Path(spec), [tuple(t.shape)[1:] for t in model.inputs], names, UsageError)
+        arrays, named = load_tensor_file(Path(spec), [tuple(t.shape)[1:] for t in model.inputs], names, UsageError,
+                                         [str(t.dtype) for t in model.inputs])
         return arrays, resolve_labels(named, specs, len(arrays[0]), spec)
     if not (run_dir / "preprocessing.json").is_file():
         raise UsageError(f"--validation {spec}: an image folder needs the run dir's preprocessing.json; this model "

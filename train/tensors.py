@@ -13,12 +13,15 @@ SAVE_HINT = "save a numeric array, batch first, e.g. np.savez(path, x=x.astype('
 
 
 def load_tensor_file(path: Path, input_shapes: list[tuple], input_names: list[str],
-                     error: type[MobilepackError] = DocumentError) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+                     error: type[MobilepackError] = DocumentError,
+                     input_dtypes: list[str] | None = None) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
     """Batch-first arrays, one per model input, plus every array in the file by name.
 
     A .npy holds the single input; a .npz holds 'x' (single input) or one array
-    per input name. Shapes are checked against the model; `error` is raised
-    with the path and the numbers.
+    per input name. Shapes and dtypes are checked against the model (float32 inputs
+    unless `input_dtypes` says otherwise); `error` is raised with the path and the numbers.
+    An integer input (token ids, category indices) keeps integer values: float data for it
+    is refused, since rounding would change which token is meant.
     """
     path = Path(path)
     named = read_arrays(path, error)
@@ -31,14 +34,29 @@ def load_tensor_file(path: Path, input_shapes: list[tuple], input_names: list[st
                     f"{shown(sorted(named), 80)}; {SAVE_HINT}")
     for a, shape, name in zip(arrays, input_shapes, input_names):
         if a.dtype.kind not in "fiu":  # strings, bool, complex, dates: no faithful float32 value
-            raise error(f"{path}: input {name} is {a.dtype}, not numbers; the model takes float32 samples: "
+            raise error(f"{path}: input {name} is {a.dtype}, not numbers; the model takes numeric samples: "
                         f"{SAVE_HINT}")
         if a.ndim == 0 or tuple(a.shape[1:]) != tuple(shape):
             raise error(f"{path}: input {name} has samples of shape {tuple(a.shape[1:])}, the model takes "
                         f"{tuple(shape)}; {SAVE_HINT}")
     if len({len(a) for a in arrays}) != 1:
         raise error(f"{path}: inputs have different sample counts ({sorted({len(a) for a in arrays})}); {SAVE_HINT}")
-    return [a.astype(np.float32) for a in arrays], named
+    dtypes = input_dtypes or ["float32"] * len(arrays)
+    return [_as_input(a, np.dtype(d), name, path, error) for a, d, name in zip(arrays, dtypes, input_names)], named
+
+
+def _as_input(a: np.ndarray, dtype: np.dtype, name: str, path: Path, error) -> np.ndarray:
+    """The array in the input's dtype; integer inputs only from integer data that fits."""
+    if dtype.kind not in "iu":
+        return a.astype(dtype)
+    if a.dtype.kind == "f":
+        raise error(f"{path}: input {name} is {a.dtype} but the model takes {dtype.name} (ids or indices); save it "
+                    f"as integers, e.g. np.savez(path, {name}=ids.astype('{dtype.name}'))")
+    info = np.iinfo(dtype)
+    if a.size and (a.min() < info.min or a.max() > info.max):
+        raise error(f"{path}: input {name} holds {a.min()}..{a.max()}, outside {dtype.name}'s "
+                    f"{info.min}..{info.max}; the model takes {dtype.name} values")
+    return a.astype(dtype)
 
 
 def read_arrays(path: Path, error: type[MobilepackError] = DocumentError) -> dict[str, np.ndarray]:

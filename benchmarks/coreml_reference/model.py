@@ -10,7 +10,7 @@ from train.documents import check, check_document, read_json, shown
 
 from .batching import adapt, batch_plan, declared_shapes, run_batched
 from .errors import CoreMLFormatError, InputMismatchError, UnsupportedOpError
-from .values import BlobFile
+from .values import BlobFile, feed_array
 from .workspace import WorkspacePool
 
 _PACKAGE_MANIFEST = {"itemInfoEntries": dict, "rootModelIdentifier": str}  # what names the model spec inside Data/
@@ -162,7 +162,7 @@ class CoreMLReferenceRunner:
         shape = tuple(int(v) for v in feature.type.multiArrayType.shape)
         if tuple(x.shape) != shape[1:]:
             raise InputMismatchError(f"{self.path.name}: input {feature.name} takes {shape[1:]}, data has {tuple(x.shape)}")
-        return x.astype(np.float32)[None]
+        return feed_array(feature, x)[None]  # float32, or an int32 input's ids as they are
 
     def predict_one(self, sample: list[np.ndarray]) -> list[np.ndarray]:
         feeds = {f.name: self._feed(f, x) for f, x in zip(self.inputs, sample)}
