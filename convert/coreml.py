@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import warnings
+import weakref
 
 import numpy as np
 
@@ -19,10 +20,11 @@ from train.errors import MobilepackError
 from train.loading import inference_function
 from train.preprocessing import Preprocessing
 
-from .coreml_compress import compress
+from .coreml_compress import compress, compressible
 from .coreml_w8a8 import check_w8a8, w8a8
 from .coreml_variants import FORMAT_IOS, VARIANTS, coreml_quants
 from .errors import ConversionError, UnsupportedLayerError, tool_error
+from .shapes import unrolled
 
 COREML_QUANTS = {fmt: coreml_quants(fmt) for fmt in FORMAT_IOS}
 SUFFIX = {"mlprogram": ".mlpackage", "neuralnetwork": ".mlmodel"}
@@ -57,8 +59,11 @@ def _quiet():
 
 
 def import_coremltools():
+    from .coreml_tf_ops import register
+
     with _quiet():
         import coremltools as ct
+        register()
     return ct
 
 
@@ -72,21 +77,11 @@ def convert_coreml(ctx, fmt: str, quant: str, keep_float: tuple[str, ...] = ()):
     if quant not in COREML_QUANTS[fmt]:
         valid = ", ".join(COREML_QUANTS[fmt])
         raise ConversionError(f"Core ML {fmt} has no quantization {quant!r}; valid: {valid}")
-    variant = VARIANTS[quant]
     if quant == "w8a8":
         check_w8a8(ctx.calibration, ctx.activation_ranges)
-    concrete, kwargs = _convert_arguments(ct, ctx, fmt, variant.compute)
-    target = f"iOS{variant.needs_ios(fmt)}"
     try:
         with _quiet():
-            try:
-                mlmodel = ct.convert([concrete], minimum_deployment_target=getattr(ct.target, target), **kwargs)
-            except ValueError as exc:
-                # Layers such as GELU need NeuralNetwork spec 5: the lowest target that holds the model.
-                if fmt != "neuralnetwork" or "requires model to be of version" not in str(exc):
-                    raise
-                target = "iOS14"
-                mlmodel = ct.convert([concrete], minimum_deployment_target=ct.target.iOS14, **kwargs)
+            mlmodel, target = _converted(ct, ctx, fmt, quant)
             if fmt == "neuralnetwork" and quant == "fp16":
                 mlmodel = _neuralnetwork_fp16(mlmodel)
             elif quant == "w8a8":
@@ -95,19 +90,50 @@ def convert_coreml(ctx, fmt: str, quant: str, keep_float: tuple[str, ...] = ()):
                 mlmodel = compress(mlmodel, quant, keep_float)
     except (OSError, MobilepackError):
         raise  # a full disk or a forbidden path: the command line names the path and the fix
-    except Exception as exc:  # coremltools raises anything: IndexError for every Keras RNN, AssertionError, ...
+    except Exception as exc:  # coremltools raises anything: IndexError, AssertionError, ValueError, ...
         raise _error(exc, fmt, ctx.model) from exc  # chained: --debug shows coremltools' own error
     _set_metadata(mlmodel, ctx.metadata, quant, target)
     return mlmodel
+
+
+# Keras model -> {conversion settings: (uncompressed MLModel, deployment target)}. The weight compressions
+# of one precision and iOS (int8w, pal6, pal4; every candidate of a budget search) start from the same
+# conversion, so it is made once; coremltools' compression reads the model's spec and never changes it.
+_CONVERTED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _converted(ct, ctx, fmt: str, quant: str):
+    """ct.convert's model of ctx.model for the variant (before compression), and its deployment target."""
+    variant = VARIANTS[quant]
+    target = f"iOS{variant.needs_ios(fmt)}"
+    shared = compressible(quant)  # the only variants whose steps leave the converted model as it was
+    key = (fmt, variant.compute, target, ctx.image_prep, tuple(ctx.labels or ()))
+    cache = _CONVERTED.setdefault(ctx.model, {}) if shared else {}
+    if key not in cache:
+        concrete, kwargs = _convert_arguments(ct, ctx, fmt, variant.compute)
+        try:
+            mlmodel = ct.convert([concrete], minimum_deployment_target=getattr(ct.target, target), **kwargs)
+        except ValueError as exc:
+            # Layers such as GELU need NeuralNetwork spec 5: the lowest target that holds the model.
+            if fmt != "neuralnetwork" or "requires model to be of version" not in str(exc):
+                raise
+            target = "iOS14"
+            mlmodel = ct.convert([concrete], minimum_deployment_target=ct.target.iOS14, **kwargs)
+        if not shared:
+            return mlmodel, target
+        cache[key] = (mlmodel, target)
+    return cache[key]
 
 
 def _convert_arguments(ct, ctx, fmt: str, compute: str):
     """The traced function and ct.convert's keyword arguments: inputs, outputs, classifier, precision."""
     import tensorflow as tf
 
-    model, prep, labels = ctx.model, ctx.image_prep, ctx.labels
-    specs = [tf.TensorSpec((1, *tuple(t.shape)[1:]), tf.float32, name=_clean(t.name)) for t in model.inputs]
-    concrete = inference_function(model, input_signature=specs).get_concrete_function()
+    model, prep, labels = unrolled(ctx.model), ctx.image_prep, ctx.labels
+    # An integer input (token ids) stays one: Core ML multiarrays hold int32, not int64.
+    specs = [tf.TensorSpec((1, *tuple(t.shape)[1:]), tf.int32 if _is_int(t) else tf.float32, name=_clean(t.name))
+             for t in model.inputs]
+    concrete = _inlinable(inference_function(model, input_signature=specs).get_concrete_function())
     image = prep is not None and len(specs) == 1
     classifier = image and bool(labels)
     if image:
@@ -118,7 +144,8 @@ def _convert_arguments(ct, ctx, fmt: str, compute: str):
     else:
         # float32 in and out whatever the compute: from iOS 16 coremltools would otherwise type an fp16
         # program's tensors float16, changing the contract the manifest and the apps rely on.
-        inputs = [ct.TensorType(name=s.name, shape=tuple(s.shape), dtype=np.float32) for s in specs]
+        inputs = [ct.TensorType(name=s.name, shape=tuple(s.shape), dtype=np.int32 if s.dtype.is_integer else np.float32)
+                  for s in specs]
     kwargs = {"convert_to": fmt, "inputs": inputs, "source": "tensorflow",
               "classifier_config": ct.ClassifierConfig(labels) if classifier else None}
     if fmt == "mlprogram":
@@ -127,6 +154,23 @@ def _convert_arguments(ct, ctx, fmt: str, compute: str):
             # named as in the traced graph (Identity, Identity_1, ...): coremltools needs names for >1 output
             kwargs["outputs"] = [ct.TensorType(name=t.name.split(":")[0], dtype=np.float32) for t in concrete.outputs]
     return concrete, kwargs
+
+
+def _inlinable(concrete):
+    """The traced function with every call allowed to be inlined into it.
+
+    Keras' TF backend runs a grouped convolution through a tf.function with jit_compile=True
+    (keras/src/backend/tensorflow/nn.py) because TF's CPU kernel lacks groups; the call carries
+    _XlaMustCompile, which stops grappler from inlining it, and coremltools then meets a
+    StatefulPartitionedCall it cannot convert. Inlined, the Conv2D inside converts with its groups.
+    """
+    from tensorflow.core.framework import attr_value_pb2
+
+    for op in concrete.graph.get_operations():
+        if op.type in ("StatefulPartitionedCall", "PartitionedCall") and "_XlaMustCompile" in op.node_def.attr \
+                and op.get_attr("_XlaMustCompile"):
+            op._set_attr("_XlaMustCompile", attr_value_pb2.AttrValue(b=False))  # noqa: SLF001 - no public setter
+    return concrete
 
 
 def _neuralnetwork_fp16(mlmodel):
@@ -171,6 +215,10 @@ def _set_metadata(mlmodel, metadata: dict, quant: str, target: str) -> None:
         user["mobilepack.preprocessing"] = json.dumps(metadata["preprocessing"], sort_keys=True)
 
 
+def _is_int(tensor) -> bool:
+    return "int" in str(tensor.dtype)
+
+
 def _clean(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", name.split(":")[0]) or "input"
 
@@ -184,7 +232,7 @@ def _error(exc: Exception, fmt: str, model) -> ConversionError:
         layer = _layer_of(node.group(1) if node else "", model)
         return UnsupportedLayerError(  # recognised: the op and its layer are the whole story
             f"Core ML {fmt}: layer {layer} uses TensorFlow op {op.group(1)}, which coremltools cannot convert; "
-            f"replace it (for GELU use approximate=True) or use --target tflite"
+            f"replace it or use --target tflite"
         )
     failing = _failing_node(exc)
     where = f"TensorFlow op {failing.op} of layer {_layer_of(failing.name, model)}" if failing else ""

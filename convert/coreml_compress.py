@@ -22,12 +22,17 @@ MIN_INT4_BLOCK = 8
 FALLBACKS_KEY = "mobilepack.compression_fallbacks"  # user-defined metadata: what was done per layer
 
 
+def compressible(quant: str) -> bool:
+    """Whether `compress` makes this variant (a new model from the converted one's spec)."""
+    return quant.removesuffix("-fp32") in ("int8w", "pal6", "pal4", "int4b", "pal4g")
+
+
 def compress(mlmodel, quant: str, keep_float: tuple[str, ...] = ()):
     """The compressed model (fallbacks recorded in its metadata), or the model itself for fp32/fp16."""
     from coremltools.optimize import coreml as cto
 
     base = quant.removesuffix("-fp32")
-    if base not in ("int8w", "pal6", "pal4", "int4b", "pal4g"):
+    if not compressible(quant):
         return mlmodel
     per_layer, fallbacks = {}, []
     if base in ("int4b", "pal4g"):

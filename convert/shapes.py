@@ -139,3 +139,44 @@ def load_fixed(path, unsafe: bool = False, custom_objects: Sequence[str] = (), i
     from train.loading import load_keras_model
 
     return fixed_model(load_keras_model(path, unsafe, custom_objects), parse_input_shapes(input_shapes))
+
+
+def unrolled(model):
+    """`model` with every recurrent layer unrolled over its fixed sequence length; the same object when it has none.
+
+    coremltools cannot convert the while loop a Keras 3 RNN layer traces to: its TF2 frontend fails
+    rewriting the loop's condition (an IndexError in _eliminate_loop_cond_nodes, which expects the
+    loop counter Keras 2 wrote, not Keras 3's maximum_iterations). Unrolled, an LSTM/GRU/SimpleRNN
+    is the same matmuls and activations once per time step, which every converter takes.
+    """
+    import keras
+
+    def is_rnn(layer):
+        return isinstance(layer, keras.layers.RNN) and not layer.unroll
+
+    def walk(layers):
+        for layer in layers:
+            yield layer
+            if isinstance(layer, keras.layers.Bidirectional):
+                yield from (layer.forward_layer, layer.backward_layer)
+            elif isinstance(layer, keras.Model):  # a nested Sequential or functional model
+                yield from walk(layer.layers)
+
+    if not any(is_rnn(layer) for layer in walk(model.layers)):
+        return model
+
+    def clone(layer):
+        if isinstance(layer, keras.Model):
+            return unrolled(layer)
+        config = layer.get_config()
+        if is_rnn(layer):
+            config["unroll"] = True
+        elif isinstance(layer, keras.layers.Bidirectional):
+            for key in ("layer", "backward_layer"):
+                if key in config:
+                    config[key]["config"]["unroll"] = True
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy

@@ -13,7 +13,7 @@ from train.errors import MobilepackError
 
 from .calibration import CalibrationSet
 from .errors import ConversionError, UnsupportedLayerError, tool_error
-from .shapes import example_shape
+from .shapes import example_shape, unrolled
 
 TFLITE_DEFAULT = ("fp32", "fp16", "dynamic", "int8")  # what `convert` makes without --quant
 # fp16-inference: fp16 weights plus the model metadata reduced_precision_support=fp16accfp16. LiteRT's
@@ -24,7 +24,7 @@ TFLITE_QUANTS = (*TFLITE_DEFAULT, "fp16-inference")
 
 
 def check_convertible(model) -> None:
-    """Fixed-size float inputs only; say which input breaks the rule."""
+    """Fixed-size float or integer inputs only; say which input breaks the rule."""
     for t in model.inputs:
         dims = tuple(t.shape)[1:]
         if any(d is None for d in dims):
@@ -33,8 +33,9 @@ def check_convertible(model) -> None:
                 f"your app feeds with --input-shape {example_shape(t.name, tuple(t.shape))} (batch first), "
                 "or rebuild the model with keras.Input(shape=(...)) without None"
             )
-        if "float" not in str(t.dtype):
-            raise UnsupportedLayerError(f"input {t.name!r} is {t.dtype}; only float inputs are supported")
+        if not str(t.dtype).startswith(("float", "int", "uint")):
+            raise UnsupportedLayerError(f"input {t.name!r} is {t.dtype}; mobile artifacts take float or integer "
+                                        "inputs: feed it as float32 or int32 (e.g. ids into an Embedding)")
 
 
 def convert_tflite(model, quant: str, calibration: CalibrationSet | None = None,
@@ -46,7 +47,7 @@ def convert_tflite(model, quant: str, calibration: CalibrationSet | None = None,
     """
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = _converter(model)
     if quant != "fp32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quant in ("fp16", "fp16-inference"):
@@ -63,6 +64,22 @@ def convert_tflite(model, quant: str, calibration: CalibrationSet | None = None,
         converter.inference_output_type = tf.uint8 if int8_output == "uint8" else tf.float32
     with _converting(quant):
         return converter.convert()
+
+
+def _converter(model):
+    """The TF converter for a Keras model, its recurrent layers unrolled over their fixed length.
+
+    A Keras 3 RNN layer traces to a while loop over a TensorList, which the converter refuses
+    ("TensorListReserve" failed to legalize). Told that lists hold one sample, it makes a builtin
+    WHILE, but that model then runs only at batch 1 (XNNPack fails to reshape it for more) and no
+    delegate takes the loop. Its fused UNIDIRECTIONAL_SEQUENCE_LSTM needs the `api_implements`
+    marker Keras 2 put on its LSTM function, which Keras 3 no longer writes. Unrolled, each step is
+    builtin FULLY_CONNECTED and activation ops on shared weights: the same size, any batch, every
+    op delegable.
+    """
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_keras_model(unrolled(model))
 
 
 @contextlib.contextmanager
@@ -83,9 +100,12 @@ def _converting(quant: str):
 
 
 def _representative(calibration: CalibrationSet):
+    """One sample at a time, by input name when the names are known: the converter matches a dict to its
+    signature's inputs, whereas a list goes by position, which is not the Keras order for several inputs."""
     def gen():
         for i in range(len(calibration.inputs[0])):
-            yield [a[i : i + 1] for a in calibration.inputs]
+            sample = [a[i : i + 1] for a in calibration.inputs]
+            yield dict(zip(calibration.names, sample)) if calibration.names else sample
 
     return gen
 
@@ -157,7 +177,7 @@ def quantization_sqnr(float_values, quantized_values, scale, zero_point) -> floa
 def _debugger(model, calibration: CalibrationSet, denylist: list[str] | None = None):
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = _converter(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = _representative(calibration)
     # Float kernels must be allowed for the layers that stay float.

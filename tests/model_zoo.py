@@ -6,7 +6,8 @@ from keras import layers as L
 
 
 def zoo_model(size=16, seed=0):
-    """Conv, depthwise, separable, transpose conv, dense, BN, LN, every activation, merges, pools, reshapes."""
+    """Conv, depthwise, separable, grouped, transpose conv, dense, BN, LN, every activation (exact and tanh GELU),
+    merges, pools, reshapes."""
     keras.utils.set_random_seed(seed)
     inp = keras.Input((size, size, 3), name="image")
     x = L.Rescaling(1/255.)(inp)
@@ -35,8 +36,9 @@ def zoo_model(size=16, seed=0):
     x = L.AveragePooling2D(2)(x)
     x = L.UpSampling2D(2)(x)
     x = L.LayerNormalization()(x)
-    # Exact GELU lowers to TF's Erfc, which coremltools cannot convert; the tanh form is the one that ships.
     x = L.Activation(lambda t: keras.activations.gelu(t, approximate=True))(x)
+    x = L.Activation("gelu")(x)  # exact, erf-based: TF's Erfc, converted by convert/coreml_tf_ops.py
+    x = L.Conv2D(8, 3, padding="same", groups=2)(x)  # grouped: Keras runs it through an XLA-compiled function
     x = L.Dropout(0.3)(x)
     p = L.GlobalAveragePooling2D()(x)
     q = L.GlobalMaxPooling2D()(x)

@@ -211,11 +211,12 @@ def test_layer_core_ml_cannot_take_is_named_and_nothing_written(tmp_path):
 
     from convert.api import ConvertConfig, convert
 
-    inputs = keras.Input((4,))
-    outputs = keras.layers.Dense(3, activation="gelu", name="exact_gelu")(inputs)
-    keras.Model(inputs, outputs).save(tmp_path / "gelu.keras")
-    with pytest.raises(UnsupportedLayerError, match=r"mlprogram: layer 'exact_gelu' \(Dense\).*Erfc.*--target tflite"):
-        convert(tmp_path / "gelu.keras", tmp_path / "out", ConvertConfig(targets=("coreml",)), log=lambda m: None)
+    inputs = keras.Input((4, 4, 2))
+    outputs = keras.layers.UpSampling2D(interpolation="bicubic", name="bicubic")(inputs)
+    keras.Model(inputs, outputs).save(tmp_path / "bicubic.keras")
+    with pytest.raises(UnsupportedLayerError, match=r"mlprogram: layer 'bicubic' \(UpSampling2D\).*ResizeBicubic.*"
+                                                    r"--target tflite"):
+        convert(tmp_path / "bicubic.keras", tmp_path / "out", ConvertConfig(targets=("coreml",)), log=lambda m: None)
     assert not (tmp_path / "out").exists()
 
 

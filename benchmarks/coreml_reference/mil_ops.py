@@ -59,8 +59,16 @@ class _ConvWindow(_PoolWindow):
 
 
 def _conv(x, weight, bias=None, post=None, **window):
-    """post: the activation the program fused into this conv (mil.py), applied in place."""
+    """post: the activation the program fused into this conv (mil.py), applied in place.
+
+    A 1-D conv (x of rank 3, as Keras' Conv1D converts) runs as a 2-D one of height 1."""
     win = _ConvWindow(**window)
+    if x.ndim == 3:
+        one = lambda v, first: None if v is None else [first, *_ints(v)]  # noqa: E731
+        pad = None if win.pad is None else [0, 0, *_ints(win.pad)]
+        win2 = _ConvWindow(one(win.strides, 1), win.pad_type, pad, one(win.dilations, 1), win.groups)
+        out = _conv(x[:, :, None, :], weight[:, :, None, :], bias, post, **vars(win2))
+        return out[:, :, 0, :]
     kernel = weight.shape[2:]
     strides, dilations = win.steps(len(kernel))
     pads = K.resolve_pads(str(_s(win.pad_type)), win.pad, x.shape[2:], kernel, strides, dilations)
