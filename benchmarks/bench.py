@@ -168,6 +168,9 @@ def _bench(dist: Path, config: BenchConfig, manifest, manifest_sha256, baseline,
         "arm64": arm64,
         "device_results": {"path": str(config.device_results), "artifacts": sorted(device)} if device else None,
         "artifacts": rows,
+        # asked for, but convert could not make them: no file to bench, only why (the manifest's `failed`)
+        "not_converted": [{"name": f.name, "target": f.target, "format": f.format, "quantization": f.quantization,
+                           "reason": f.reason} for f in manifest.failed],
         "worst": worst_artifact(rows, ctx.predictions, ref_out, first, class_labels, manifest.labels),
     }
     if baseline is not None:

@@ -17,8 +17,8 @@ from convert.manifest import PLATFORM_TARGET
 
 from .arm64_summary import arm64_intro, arm64_lines, device_lines, with_arm64
 from .summary import (best_p50, compute_unit_lines, crosscheck_lines, executor_line, fmt, metric_lines, output_table,
-                      recommendation_lines, shows_outputs, stability_lines, statistics_lines, table_rows,
-                      text_columns, with_compute_units)
+                      not_converted_lines, recommendation_lines, shows_outputs, stability_lines, statistics_lines,
+                      table_rows, text_columns, with_compute_units, with_not_converted)
 
 COLORS = {"tflite": "#1f77b4", "coreml": "#d62728"}
 THUMB_PX = 96
@@ -156,7 +156,7 @@ def render_html(report: dict, images: Sequence[np.ndarray] | None = None) -> str
     e = html.escape
     m, d, g = report["machine"], report["dataset"], report["gate"]
     verdict_cls = {"passed": "passed", "failed": "failed"}.get(g["verdict"], "notgated")
-    head, rows = with_arm64(*with_compute_units(*table_rows(report), report), report)
+    head, rows = with_not_converted(*with_arm64(*with_compute_units(*table_rows(report), report), report), report)
     text_cells = text_columns(head)
     body = [
         "<h1>mobilepack benchmark report</h1>",
@@ -177,6 +177,7 @@ def render_html(report: dict, images: Sequence[np.ndarray] | None = None) -> str
           + "</tr>"
           for r in rows],
         "</table>",
+        *[f'<div class="note">{e(line)}</div>' for line in not_converted_lines(report)],
         *[f'<div class="note"><b>{e(line)}</b></div>' for line in stability_lines(report)],
         "<h2>Size, accuracy and latency</h2>", _img(scatter_plot(report), "size vs accuracy drop scatter"),
         "<h2>Latency distributions</h2>",

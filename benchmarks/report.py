@@ -13,8 +13,8 @@ from train.fsutil import replace_files
 from .html import render_html
 from .arm64_summary import arm64_intro, arm64_lines, device_lines, with_arm64
 from .summary import (compute_unit_lines, crosscheck_lines, executor_line, fmt, metric_lines, output_table,
-                      recommendation_lines, shows_outputs, stability_lines, statistics_lines, table_rows, text_columns,
-                      with_compute_units)
+                      not_converted_lines, recommendation_lines, shows_outputs, stability_lines, statistics_lines,
+                      table_rows, text_columns, with_compute_units, with_not_converted)
 
 # 2: fresh-process memory, Google tool cross-check, latency quantiles.
 # 3: per-output figures and gates by kind, 95% intervals, underpowered rows, user metrics, budget.
@@ -49,7 +49,7 @@ def _aligned(head: list[str], rows: list[list[str]], left: int = 1) -> list[str]
 
 
 def text_table(report: dict) -> str:
-    head, rows = table_rows(report)
+    head, rows = with_not_converted(*table_rows(report), report)
     ref = report["reference"]
     ref_line = f"reference (keras): accuracy {fmt(ref['accuracy'], '.4f')}, p50 {ref['latency_ms']['p50']:.3f} ms"
     cc = report.get("crosscheck") or {}
@@ -62,12 +62,13 @@ def text_table(report: dict) -> str:
     under = report["gate"].get("underpowered") or []
     power = [f"underpowered (too few inputs to resolve the gate; verdicts are point estimates): {', '.join(under)}"
              ] if under else []
-    return "\n".join([ref_line, *_aligned(head, rows), *outputs, *metric_lines(report), *cross, *power,
+    return "\n".join([ref_line, *_aligned(head, rows), *not_converted_lines(report), *outputs, *metric_lines(report),
+                      *cross, *power,
                       *stability_lines(report), *recommendation_lines(report)])
 
 
 def markdown(report: dict) -> str:
-    head, rows = with_arm64(*with_compute_units(*table_rows(report), report), report)
+    head, rows = with_not_converted(*with_arm64(*with_compute_units(*table_rows(report), report), report), report)
     units = compute_unit_lines(report)
     m, d, g = report["machine"], report["dataset"], report["gate"]
     checks = crosscheck_lines(report)
@@ -84,6 +85,7 @@ def markdown(report: dict) -> str:
         f"batch-1 p50 {report['reference']['latency_ms']['p50']:.3f} ms.", "",
         *[f"- {line[0].upper()}{line[1:]}" for line in recommendation_lines(report)], "",
         *_md_table(head, rows, left=text_columns(head)), "",
+        *[f"- {line}" for line in not_converted_lines(report)], *([""] if not_converted_lines(report) else []),
         *[f"Latency of `{runtime}` rows: {note}.\n" for runtime, note in _latency_notes(report)],
         f"Each latency was measured in {report.get('repeat', 1)} fresh process(es) per artifact and thread count, "
         "interleaved across artifacts; p50 is over every run of every repetition, [95% interval] from a "

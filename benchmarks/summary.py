@@ -52,6 +52,22 @@ def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
+def with_not_converted(head: list[str], rows: list[list[str]], report: dict) -> tuple[list[str], list[list[str]]]:
+    """The table with a row for each variant `convert` could not make: its name, quantization and
+    'not converted' (the reason is in not_converted_lines)."""
+    extra = []
+    for f in report.get("not_converted") or []:
+        row = ["-"] * len(head)
+        row[0], row[head.index("quant")], row[-1] = f["name"], f["quantization"], "not converted"
+        extra.append(row)
+    return head, rows + extra
+
+
+def not_converted_lines(report: dict) -> list[str]:
+    """Why each variant that is not in the dist failed to convert (from the manifest)."""
+    return [f"`{f['name']}`: not converted: {f['reason']}" for f in report.get("not_converted") or []]
+
+
 def with_compute_units(head: list[str], rows: list[list[str]], report: dict) -> tuple[list[str], list[list[str]]]:
     """The table with 'compute units' and 'precision' (of the row's figures) columns after 'quant' when it has
     Core ML rows (report.md, report.html)."""

@@ -24,7 +24,7 @@ from .coreml_compress import compress, compressible
 from .coreml_w8a8 import check_w8a8, w8a8
 from .coreml_variants import FORMAT_IOS, VARIANTS, coreml_quants
 from .errors import ConversionError, UnsupportedLayerError, tool_error
-from .shapes import unrolled
+from .shapes import layer_of, unrolled
 
 COREML_QUANTS = {fmt: coreml_quants(fmt) for fmt in FORMAT_IOS}
 SUFFIX = {"mlprogram": ".mlpackage", "neuralnetwork": ".mlmodel"}
@@ -229,13 +229,13 @@ def _error(exc: Exception, fmt: str, model) -> ConversionError:
     node = re.search(r'name: "([^"]+)"', text)
     other = "neuralnetwork" if fmt == "mlprogram" else "mlprogram"
     if op:
-        layer = _layer_of(node.group(1) if node else "", model)
+        layer = layer_of(node.group(1) if node else "", model)
         return UnsupportedLayerError(  # recognised: the op and its layer are the whole story
             f"Core ML {fmt}: layer {layer} uses TensorFlow op {op.group(1)}, which coremltools cannot convert; "
             f"replace it or use --target tflite"
         )
     failing = _failing_node(exc)
-    where = f"TensorFlow op {failing.op} of layer {_layer_of(failing.name, model)}" if failing else ""
+    where = f"TensorFlow op {failing.op} of layer {layer_of(failing.name, model)}" if failing else ""
     return tool_error(f"Core ML {fmt}", exc, where, f"try --coreml-format {other} or --target tflite")
 
 
@@ -253,14 +253,3 @@ def _failing_node(exc: BaseException):
             found = node
         tb = tb.tb_next
     return found
-
-
-def _layer_of(node: str, model) -> str:
-    """Map a TF graph node name back to the Keras layer that made it."""
-    parts = node.split("/")
-    names = {layer.name: type(layer).__name__ for layer in model.layers}
-    for part in parts:
-        base = re.sub(r"_1$", "", part)
-        if base in names:
-            return f"{base!r} ({names[base]})"
-    return repr(node or "unknown")

@@ -180,3 +180,14 @@ def unrolled(model):
     copy = keras.models.clone_model(model, clone_function=clone)
     copy.set_weights(model.get_weights())
     return copy
+
+
+def layer_of(node: str, model) -> str:
+    """Map a TF graph node name back to the Keras layer that made it."""
+    parts = node.split("/")
+    names = {layer.name: type(layer).__name__ for layer in model.layers}
+    for part in parts:
+        base = re.sub(r"_1$", "", part)
+        if base in names:
+            return f"{base!r} ({names[base]})"
+    return repr(node or "unknown")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import warnings
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from train.errors import MobilepackError
 
 from .calibration import CalibrationSet
 from .errors import ConversionError, UnsupportedLayerError, tool_error
-from .shapes import example_shape, unrolled
+from .shapes import example_shape, layer_of, unrolled
 
 TFLITE_DEFAULT = ("fp32", "fp16", "dynamic", "int8")  # what `convert` makes without --quant
 # fp16-inference: fp16 weights plus the model metadata reduced_precision_support=fp16accfp16. LiteRT's
@@ -62,7 +63,7 @@ def convert_tflite(model, quant: str, calibration: CalibrationSet | None = None,
         if image_input:
             converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.uint8 if int8_output == "uint8" else tf.float32
-    with _converting(quant):
+    with _converting(quant, model):
         return converter.convert()
 
 
@@ -83,7 +84,7 @@ def _converter(model):
 
 
 @contextlib.contextmanager
-def _converting(quant: str):
+def _converting(quant: str, model=None):
     """Run a converter step quietly, turning whatever it raises into one named error.
 
     The converter prints its temporary SavedModel's endpoints to stdout and warns about
@@ -96,7 +97,7 @@ def _converting(quant: str):
     except (OSError, MobilepackError):
         raise  # a full disk or a forbidden path: the command line names the path and the fix
     except Exception as exc:
-        raise _conversion_error(exc, quant) from exc  # chained: --debug shows the converter's own error
+        raise _conversion_error(exc, quant, model) from exc  # chained: --debug shows the converter's own error
 
 
 def _representative(calibration: CalibrationSet):
@@ -110,9 +111,16 @@ def _representative(calibration: CalibrationSet):
     return gen
 
 
-def _conversion_error(exc: Exception, quant: str) -> ConversionError:
+def _conversion_error(exc: Exception, quant: str, model=None) -> ConversionError:
     """An op the converter names as unsupported, or else the converter's own first line."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = str(exc)
+    missing = re.search(r"'tf\.(\w+)' op is neither a custom op nor a flex op", text)
+    if missing:  # the op and the layer that made it are the whole story
+        node = re.search(r'fused\["%s:", "([^"@]+)' % missing.group(1), text)
+        layer = layer_of(node.group(1) if node else "", model) if model is not None else "unknown"
+        return UnsupportedLayerError(f"TFLite {quant}: layer {layer} uses TensorFlow op {missing.group(1)}, which has "
+                                     "no builtin TFLite kernel; replace it or use --target coreml")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     ops = [ln for ln in lines if "op" in ln.lower() and ("not supported" in ln.lower() or "failed to legalize" in ln.lower())]
     hint = "try --quant fp32,fp16,dynamic" if quant == "int8" else ""
     if ops:
