@@ -14,7 +14,7 @@ import errno
 import socket
 from pathlib import Path
 
-from .serve_input import BadRequest, ImageLimits, json_body, tensor_from_image, tensor_from_json
+from .serve_input import BadRequest, ImageLimits, json_body, tensor_from_image, tensors_from_json
 from .serve_models import Models, ServeError, predict
 
 MAX_UPLOAD_BYTES = 8 * 2**20
@@ -109,7 +109,7 @@ def _request_tensor(request, models: Models, limits: ImageLimits):
             raise BadRequest(400, f"the multipart body needs a file field named 'image' (got: {', '.join(fields)})")
         return tensor_from_image(upload.read(), models.prep, limits)
     if mimetype == "application/json" or mimetype.endswith("+json"):
-        return tensor_from_json(json_body(request.get_data(cache=False)), models.input_shape(), models.value_range())
+        return tensors_from_json(json_body(request.get_data(cache=False)), models.input_specs(request.args.get("artifact")))
     if not mimetype and not request.get_data(cache=False):
         raise BadRequest(400, 'body is empty; send JSON {"input": [...]} or a multipart upload field named \'image\'')
     raise BadRequest(415, f"Content-Type {mimetype or 'missing'!s} is not accepted; send application/json "

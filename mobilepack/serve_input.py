@@ -48,25 +48,66 @@ def json_body(data: bytes):
                               "application/json, or a multipart upload field named 'image'") from None
 
 
-def tensor_from_json(payload, shape: tuple[int, ...], value_range: tuple[float, float]) -> np.ndarray:
-    """{"input": [...]} -> a float32 batch of one, or a BadRequest saying what is wrong."""
+def tensor_from_json(payload, shape: tuple[int, ...], value_range: tuple[float, float], dtype: str = "float32",
+                     key: str = "input") -> np.ndarray:
+    """{"input": [...]} -> a float32 batch of one, or a BadRequest saying what is wrong.
+
+    `key` names the value in the messages ("input", or an input's name within "inputs"); an integer
+    `dtype` (token ids) takes whole numbers only."""
     if not isinstance(payload, dict) or "input" not in payload:
         raise BadRequest(400, 'JSON body must be an object with "input": a nested list in the model\'s input '
                               f"shape {list(shape)}")
-    got = _nested_shape(payload["input"], "input", len(shape) + 1)
+    got = _nested_shape(payload["input"], key, len(shape) + 1)
     if got not in (shape, (1, *shape)):
-        raise BadRequest(400, f'"input" has shape {list(got)}; the model takes {list(shape)} (or [1, ...])')
+        raise BadRequest(400, f'"{key}" has shape {list(got)}; the model takes {list(shape)} (or [1, ...])')
     try:
         x = np.asarray(payload["input"], dtype=np.float64).reshape(1, *shape)
     except OverflowError:  # a JSON integer too large for a float
         x = np.array([np.inf])
     if not np.all(np.isfinite(x)):
-        raise BadRequest(400, '"input" holds NaN or infinity, or a number too large for a float')
+        raise BadRequest(400, f'"{key}" holds NaN or infinity, or a number too large for a float')
     lo, hi = value_range
     if x.min() < lo or x.max() > hi:
-        raise BadRequest(400, f'"input" values must lie in [{lo:g}, {hi:g}] (the model\'s input range); '
+        raise BadRequest(400, f'"{key}" values must lie in [{lo:g}, {hi:g}] (the model\'s input range); '
                               f"got {x.min():g} to {x.max():g}")
+    if np.dtype(dtype).kind in "iu" and not np.all(x == np.rint(x)):
+        raise BadRequest(400, f'"{key}" takes whole numbers ({dtype} ids or indices); got a fraction')
     return x.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input as /predict takes it: its name, shape without the batch, dtype and allowed values."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    value_range: tuple[float, float] = (-FLOAT32_MAX, FLOAT32_MAX)
+
+
+def tensors_from_json(payload, specs: list[InputSpec]) -> list[np.ndarray]:
+    """{"inputs": {NAME: [...], ...}} (any model) or {"input": [...]} (one input) -> a batch of one per input."""
+    if len(specs) == 1 and not (isinstance(payload, dict) and "inputs" in payload):
+        spec = specs[0]
+        return [_as_dtype(tensor_from_json(payload, spec.shape, spec.value_range, spec.dtype), spec)]
+    example = ", ".join(f'"{s.name}": [...]' for s in specs)
+    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), dict):
+        single = f'"input": a nested list of shape {list(specs[0].shape)}, or ' if len(specs) == 1 else ""
+        raise BadRequest(400, f'JSON body must be an object with {single}"inputs": {{{example}}}, one nested list '
+                              "per model input, by name")
+    given = payload["inputs"]
+    unknown = sorted(set(given) - {s.name for s in specs})
+    missing = [s.name for s in specs if s.name not in given]
+    if unknown or missing:
+        raise BadRequest(400, f'"inputs" needs exactly {", ".join(s.name for s in specs)}; '
+                              + "; ".join(filter(None, [missing and f"missing {', '.join(missing)}",
+                                                        unknown and f"unknown {', '.join(map(repr, unknown))}"])))
+    return [_as_dtype(tensor_from_json({"input": given[s.name]}, s.shape, s.value_range, s.dtype, s.name), s)
+            for s in specs]
+
+
+def _as_dtype(x: np.ndarray, spec: InputSpec) -> np.ndarray:
+    return x.astype(spec.dtype)
 
 
 def _nested_shape(value, where: str, depth_left: int) -> tuple[int, ...]:

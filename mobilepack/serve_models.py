@@ -19,7 +19,7 @@ from convert.manifest import Artifact, load_manifest
 from train.errors import MobilepackError
 from train.preprocessing import Preprocessing
 
-from .serve_input import FLOAT32_MAX, BadRequest
+from .serve_input import FLOAT32_MAX, BadRequest, InputSpec
 
 TOP_K = 5
 
@@ -69,13 +69,24 @@ class Models:
         from benchmarks.runners import LiteRTRunner
 
         try:
-            return LiteRTRunner(None, num_threads=1, content=self.content[name])
+            names = [t["signature_name"] for t in self.artifacts[name].inputs]  # fed in the manifest's order
+            return LiteRTRunner(None, num_threads=1, content=self.content[name],
+                                input_names=names if all(names) else None)
         except (ValueError, RuntimeError) as exc:
             raise ServeError(f"{self.artifacts[name].path(self.dist)}: LiteRT cannot load it ({exc}); "
                              "re-run `mobilepack convert`") from None
 
-    def input_shape(self, name: str | None = None) -> tuple[int, ...]:
-        return tuple(self.artifacts[name or self.default].inputs[0]["shape"][1:])
+    def input_specs(self, name: str | None = None) -> list[InputSpec]:
+        """Each input of the artifact by its signature (Keras) name, as /predict takes it."""
+        tensors = self.artifacts[name or self.default].inputs
+        out = []
+        for t in tensors:
+            dtype = t["dtype"] if np.dtype(t["dtype"]).kind in "iu" and not t.get("quantization") else "float32"
+            info = np.iinfo(dtype) if dtype != "float32" else None
+            value_range = ((float(info.min), float(info.max)) if info is not None
+                           else self.value_range() if len(tensors) == 1 else (-FLOAT32_MAX, FLOAT32_MAX))
+            out.append(InputSpec(t.get("signature_name") or t["name"], tuple(t["shape"][1:]), dtype, value_range))
+        return out
 
     def value_range(self) -> tuple[float, float]:
         """What JSON input may hold: raw pixels in the preprocessing's range, else any float32."""
@@ -104,11 +115,12 @@ def _float_first(artifacts: dict) -> str:
                if artifacts[n].quantization in order else len(order))
 
 
-def predict(models: Models, name: str | None, x: np.ndarray) -> dict:
+def predict(models: Models, name: str | None, x) -> dict:
+    """x: one input's batch of one, or a list of them in the artifact's input order."""
     artifact = models.get(name)
     runner = models.runner(artifact.name)
     start = time.perf_counter()
-    out = runner.predict([x])[0].reshape(-1)
+    out = runner.predict(x if isinstance(x, list) else [x])[0].reshape(-1)
     latency = (time.perf_counter() - start) * 1e3
     if not np.all(np.isfinite(out)):  # JSON has no NaN; and the caller should know the input overflowed
         raise BadRequest(422, f"{artifact.name} gave NaN or infinity for this input; values this far from "

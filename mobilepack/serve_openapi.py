@@ -46,13 +46,21 @@ def _nested(shape: tuple[int, ...], leaf: dict) -> dict:
 
 
 def _predict(models, names: list[str], limits: ImageLimits, max_upload_bytes: int) -> dict:
-    shape = models.input_shape()
-    lo, hi = models.value_range()
-    leaf = {"type": "number", "minimum": lo, "maximum": hi}
-    content = {"application/json": {"schema": {
-        "type": "object", "required": ["input"],
-        "properties": {"input": {"oneOf": [_nested(shape, leaf), _nested((1, *shape), leaf)],
-                                 "description": f"One input of shape {list(shape)}, with or without the batch axis"}}}}}
+    specs = models.input_specs()
+
+    def one(spec) -> dict:
+        leaf = {"type": "integer" if spec.dtype != "float32" else "number",
+                "minimum": spec.value_range[0], "maximum": spec.value_range[1]}
+        return {"oneOf": [_nested(spec.shape, leaf), _nested((1, *spec.shape), leaf)],
+                "description": f"{spec.name}: shape {list(spec.shape)}, {spec.dtype}, with or without the batch axis"}
+
+    if len(specs) == 1:
+        schema = {"type": "object", "required": ["input"], "properties": {"input": one(specs[0])}}
+    else:  # several inputs: one nested list per input, by name
+        schema = {"type": "object", "required": ["inputs"], "properties": {"inputs": {
+            "type": "object", "required": [s.name for s in specs], "additionalProperties": False,
+            "properties": {s.name: one(s) for s in specs}}}}
+    content = {"application/json": {"schema": schema}}
     if models.prep is not None:
         types = ", ".join(f"image/{f.lower()}" for f in IMAGE_FORMATS)
         content["multipart/form-data"] = {

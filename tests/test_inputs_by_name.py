@@ -119,3 +119,35 @@ def test_a_failed_variant_costs_only_itself_and_bench_says_why(half_convertible)
     assert "`model_fp16`: not converted: TFLite fp16: layer 'pool3d' (MaxPooling3D)" in result.output
     assert "`model_fp16`: not converted:" in (out / "report.md").read_text()
     assert "model_fp16" in (out / "report.html").read_text()
+
+
+@pytest.mark.bad_input("http")
+def test_serve_takes_one_json_value_per_input_by_name(mixed_model, mixed_dist):
+    """POST /predict {"inputs": {NAME: [...]}} answers as Keras does; a missing or fractional id is a 400."""
+    import keras
+    import requests
+
+    from cli_helpers import record_bad_input
+    from mobilepack.serve import create_app
+    from serve_helpers import live_server
+
+    data = np.load(mixed_model / "data.npz")
+    expected = np.asarray(keras.models.load_model(mixed_model / "mixed.keras")([data["tokens"][:1],
+                                                                                 data["features"][:1]]))[0]
+    body = {"inputs": {"features": data["features"][0].tolist(), "tokens": data["tokens"][0].tolist()}}
+    with live_server(create_app(mixed_dist, "model_fp32")) as url:
+        answer = requests.post(url + "/predict", json=body, timeout=30)
+        assert answer.status_code == 200, answer.text
+        probs = {p["index"]: p["probability"] for p in answer.json()["probabilities"]}
+        assert answer.json()["prediction"] == int(np.argmax(expected))
+        assert np.allclose([probs[i] for i in range(3)], expected, atol=1e-5)
+        schema = requests.get(url + "/openapi.json", timeout=30).json()
+        request = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert request["properties"]["inputs"]["required"] == ["tokens", "features"]
+
+        for bad, needle in (({"tokens": body["inputs"]["tokens"]}, '"inputs" needs exactly tokens, features; '
+                                                                   "missing features"),
+                            ({**body["inputs"], "tokens": [0.5] * 6}, '"tokens" takes whole numbers (int32 ids')):
+            response = requests.post(url + "/predict", json={"inputs": bad}, timeout=30)
+            assert response.status_code == 400 and needle in response.json()["error"], response.text
+            record_bad_input("http", f"400 {response.json()['error'][:110]}")
