@@ -100,13 +100,14 @@ def _converting(quant: str, model=None):
         raise _conversion_error(exc, quant, model) from exc  # chained: --debug shows the converter's own error
 
 
-def _representative(calibration: CalibrationSet):
+def _representative(calibration: CalibrationSet, by_name: bool = True):
     """One sample at a time, by input name when the names are known: the converter matches a dict to its
-    signature's inputs, whereas a list goes by position, which is not the Keras order for several inputs."""
+    signature's inputs, whereas a list goes by position, which is not the Keras order for several inputs.
+    LiteRT's QuantizationDebugger takes lists only (by_name=False): it sets its interpreter's inputs in order."""
     def gen():
         for i in range(len(calibration.inputs[0])):
             sample = [a[i : i + 1] for a in calibration.inputs]
-            yield dict(zip(calibration.names, sample)) if calibration.names else sample
+            yield dict(zip(calibration.names, sample)) if calibration.names and by_name else sample
 
     return gen
 
@@ -193,7 +194,7 @@ def _debugger(model, calibration: CalibrationSet, denylist: list[str] | None = N
     options = tf.lite.experimental.QuantizationDebugOptions(
         denylisted_nodes=denylist or None, layer_direct_compare_metrics={"quantization_sqnr": quantization_sqnr})
     return tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=_representative(calibration), debug_options=options)
+        converter=converter, debug_dataset=_representative(calibration, by_name=False), debug_options=options)
 
 
 def layer_sensitivity(model, calibration: CalibrationSet, int8_model: bytes) -> list[tuple[list[str], float]]:

@@ -55,8 +55,9 @@ def ship_cmd(dist, android, ios, artifacts, force, samples, ui):
 def serve_cmd(dist, artifact, host, port, workers, max_pixels, ui):
     """Serve DIST's .tflite artifacts over HTTP: /predict, /healthz, /v1/models, /openapi.json and a test page.
 
-    POST /predict takes JSON {"input": [...]} in the model's input shape or a multipart image
-    upload (field 'image', preprocessed as the benchmark does); ?artifact=NAME picks the artifact.
+    POST /predict takes JSON {"input": [...]} in the model's input shape ({"inputs": {NAME: [...]}}
+    for several inputs) or a multipart image upload (field 'image', preprocessed as the benchmark
+    does); ?artifact=NAME picks the artifact.
     The artifacts' bytes are read and sha256-checked once at start and served from memory.
 
     Example:
