@@ -120,14 +120,14 @@ def test_converter_error_mobilepack_does_not_know_is_one_line(fmt, rnn_model, be
     out = tmp_path / "dist"
     shutil.copytree(benched_fp32, out)
     before = digest(out)
-    result = run("convert", rnn_model, "--target", "coreml", "--coreml-format", fmt, "--out", out)
+    result = run("convert", rnn_model, "--target", "coreml", "--coreml-format", fmt, "--quant", "fp32", "--out", out)
     assert_one_line_error(result, 2, f"Core ML {fmt}: conversion failed at TensorFlow op Less of layer 'encoder' "
                                      "(TimeDistributed): IndexError: list index out of range", "--target tflite", "--debug")
     assert digest(out) == before and staging_left(tmp_path) == []
 
 
 def test_debug_shows_the_converters_own_error(rnn_model, tmp_path):
-    result = run("--debug", "convert", rnn_model, "--target", "coreml", "--out", tmp_path / "dist")
+    result = run("--debug", "convert", rnn_model, "--target", "coreml", "--quant", "fp32", "--out", tmp_path / "dist")
     assert type(result.exception).__name__ == "ConversionError"
     cause = result.exception.__cause__
     assert isinstance(cause, IndexError)
