@@ -34,6 +34,19 @@ def pytest_runtest_makereport(item, call):
         cli_helpers.record_bad_input(cli_helpers.CURRENT["marker"], "the test itself")
 
 
+# Files that take minutes run first. xdist (--dist loadfile) hands out whole files in collection order
+# (pyproject's --no-loadscope-reorder; by default it sorts files by test count, which put the one-test
+# README tour, 220 s, last and left the other worker idle while it ran); the longest first keeps both
+# workers busy to the end.
+LONGEST_FIRST = ("test_readme.py", "test_ray_cluster.py", "test_zoo_sequence.py", "test_zoo_vision_cnn.py",
+                 "test_folder_pipeline.py", "test_report_html.py", "test_zoo_vision_blocks.py", "test_ray_budget.py")
+
+
+def pytest_collection_modifyitems(items):
+    first = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: first.get(item.path.name, len(first)))  # stable: the rest keep their order
+
+
 # The emulated ARM64 runtime `make test` prepares (its cache folder), taken before the session
 # hides it: a bench under emulation costs 5-20 s, so only the benches that check the ARM64 column
 # (tiny_benched and tests/test_arm64.py) name it; every other bench reports the column as skipped.
