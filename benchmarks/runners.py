@@ -143,7 +143,9 @@ class CoreMLRunner:
     def _feed(self, feature, x):
         if feature.type.WhichOneof("Type") == "imageType":
             return self._image.fromarray(np.clip(np.rint(x), 0, 255).astype(np.uint8))
-        return x[None].astype(np.float32)
+        from .coreml_reference.values import feed_array
+
+        return feed_array(feature, x)[None]  # float32, or an Int32 input's ids as they are
 
     def predict(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         rows = []

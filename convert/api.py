@@ -53,8 +53,10 @@ def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str],
         ctx = dataclasses.replace(_context(model, model_path, run_dir, config, stage, log),
                                   activation_ranges=activation_ranges)
         if config.budgeted:
-            chosen = search(ctx, log) if search is not None else budgeted(ctx, evaluate, log)
-            artifacts, failed = [with_tflite_metadata(ctx, a) for a in chosen], []
+            chosen, failed = search(ctx, log) if search is not None else budgeted(ctx, evaluate, log)
+            if not chosen:  # nothing to ship: the old dist stays as it was
+                raise _nothing_converted(failed, [ConversionError(f.reason) for f in failed])
+            artifacts = [with_tflite_metadata(ctx, a) for a in chosen]
         else:
             artifacts, failed = _every(ctx, log, progress)
         manifest = _write_support_files(ctx, run_dir, artifacts, model if model is not loaded else None, failed)
@@ -77,7 +79,7 @@ def _context(model, model_path: Path, run_dir: Path | None, config: ConvertConfi
     if needed_by:
         request = CalibrationRequest(config.calibration, config.calibration_size, config.seed, input_shapes,
                                      [t.name for t in model.inputs], " and ".join(needed_by),
-                                   [str(t.dtype) for t in model.inputs])
+                                     [str(t.dtype) for t in model.inputs])
         calibration = resolve_calibration(request, _split_file(run_dir), prep if image_input else None, log)
     metadata = {"source_model_sha256": sha256_file(model_path), "tools": tool_versions(),
                 "preprocessing": prep.to_dict() if prep else None}

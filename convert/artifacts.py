@@ -149,6 +149,13 @@ def _tflite_notes(quant: str, ctx: ConversionContext) -> dict:
         return {"weights": "int8", "activations": "float32 (int8 kernels where supported)"}
     if quant == "int8":
         return {"weights": "int8", "activations": "int8",
-                "input": "uint8 raw pixels" if ctx.image_input else "float32, quantized inside the model",
+                "input": "uint8 raw pixels" if ctx.image_input else _int8_input(ctx.model),
                 "output": ctx.config.int8_output}
     return {"weights": "float32", "activations": "float32"}
+
+
+def _int8_input(model) -> str:
+    """What a full-integer .tflite takes for a model that is not an image classifier."""
+    ints = [t.name for t in model.inputs if "int" in str(t.dtype)]
+    floats = "float32, quantized inside the model"
+    return f"{', '.join(ints)}: integers as given (ids); the others {floats}" if ints else floats

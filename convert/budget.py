@@ -17,12 +17,12 @@ from typing import Callable, Iterator
 
 from train.errors import MobilepackError
 
-from .artifacts import coreml_artifact, save_coreml, tflite_artifact
+from .artifacts import coreml_artifact, save_coreml, tflite_artifact, variant_name
 from .context import ConversionContext
 from .coreml import convert_coreml, weight_errors
 from .coreml_variants import VARIANTS
-from .errors import UsageError
-from .manifest import Artifact
+from .errors import ConversionError, UsageError
+from .manifest import Artifact, Failure
 from .tflite import convert_tflite, layer_sensitivity
 
 Evaluator = Callable[[Path, str], list]
@@ -112,18 +112,32 @@ def float_layer_counts(n_layers: int) -> list[int]:
     return counts
 
 
-def budgeted(ctx: ConversionContext, evaluate: Evaluator | None, log: Callable[[str], None]) -> list[Artifact]:
-    """One artifact per family: the most compressed rung of its ladder that `evaluate` finds within budget."""
+def budgeted(ctx: ConversionContext, evaluate: Evaluator | None,
+             log: Callable[[str], None]) -> tuple[list[Artifact], list[Failure]]:
+    """One artifact per family: the most compressed rung of its ladder that `evaluate` finds within budget;
+    a family none of whose candidates converts is a Failure, and the others go on."""
     if evaluate is None:
         raise UsageError("a budget needs validation data to evaluate candidates; convert a run dir or give --validation")
     budget = ctx.config.budget()
-    chosen = []
+    chosen, failed = [], []
     for target, fmt in ladder_families(ctx.config):
         log(f"searching {fmt} within {budget.describe()}")
         ladder = Ladder(ctx, target, fmt)
         judged = ((label, lambda b=build: _judge(b(), ctx.stage, evaluate)) for label, build in rungs(ladder))
-        chosen.append(choose(fmt, judged, ctx.stage, budget, log))
-    return chosen
+        family_result(target, fmt, lambda: choose(fmt, judged, ctx.stage, budget, log), chosen, failed)
+    return chosen, failed
+
+
+def family_result(target: str, fmt: str, walk: Callable[[], Artifact], chosen: list, failed: list) -> None:
+    """The family's chosen artifact into `chosen`, or, when none of its candidates converted, its Failure into
+    `failed` (a budget no candidate meets stays an error of the run: the user asked for that budget)."""
+    try:
+        chosen.append(walk())
+    except BudgetNotMetError:
+        raise
+    except ConversionError as exc:
+        failed.append(Failure(name=variant_name(target, fmt, "budget"), target=target, format=fmt,
+                              quantization="budget search", reason=str(exc)))
 
 
 def ladder_families(config) -> list[tuple[str, str]]:
@@ -175,7 +189,7 @@ class Ladder:
 
     def refinements(self, rung: Rung) -> list[Rung]:
         """The rungs after a missed `rung`: its worst 1, 2, 4, ... tensors (TFLite) or weights (Core ML) float."""
-        if not self.ranked(rung):
+        if not self.ranked(rung) or rung.quant not in self._built:  # a rung that never converted has none
             return []
         ctx, q = self.ctx, rung.quant
         if self.target == "tflite":
@@ -205,9 +219,14 @@ def _judge(artifact: Artifact, stage: Path, evaluate: Evaluator) -> tuple[Artifa
 def choose(family: str, candidates: Iterator[tuple[str, Callable[[], tuple[Artifact, list]]]], stage: Path,
            budget: Budget, log: Callable[[str], None]) -> Artifact:
     """The first candidate within budget, its search trail in its notes; the ones before it are deleted."""
-    trail = []
+    trail, unconverted = [], []
     for label, judged in candidates:
-        artifact, outputs = judged()
+        try:
+            artifact, outputs = judged()
+        except ConversionError as exc:  # that candidate only: the walk goes on to the next
+            unconverted.append(f"{label}: {exc}")
+            log(f"  {family} {label}: could not convert: {exc}")
+            continue
         within, said = budget.check(outputs)
         trail.append({"candidate": label, "quantization": artifact.quantization, "size_bytes": artifact.size_bytes,
                       "val_drop_pp": _first_drop(outputs), "val_min_sqnr_db": _min_sqnr(outputs),
@@ -223,6 +242,8 @@ def choose(family: str, candidates: Iterator[tuple[str, Callable[[], tuple[Artif
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+    if unconverted and not trail:
+        raise ConversionError(f"{family}: no candidate converted ({unconverted[0]})")
     tried = "; ".join(f"{t['candidate']}: {t['compared']}" for t in trail) or "nothing (no quantization left)"
     raise BudgetNotMetError(
         f"{family}: no candidate stays within {budget.describe()} on the validation data (tried {tried}); "

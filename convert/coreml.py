@@ -23,8 +23,8 @@ from train.preprocessing import Preprocessing
 from .coreml_compress import compress, compressible
 from .coreml_w8a8 import check_w8a8, w8a8
 from .coreml_variants import FORMAT_IOS, VARIANTS, coreml_quants
-from .errors import ConversionError, UnsupportedLayerError, tool_error
-from .shapes import layer_of, unrolled
+from .errors import ConversionError, UnsupportedLayerError, layer_of, tool_error
+from .shapes import unrolled
 
 COREML_QUANTS = {fmt: coreml_quants(fmt) for fmt in FORMAT_IOS}
 SUFFIX = {"mlprogram": ".mlpackage", "neuralnetwork": ".mlmodel"}
@@ -131,8 +131,8 @@ def _convert_arguments(ct, ctx, fmt: str, compute: str):
 
     model, prep, labels = unrolled(ctx.model), ctx.image_prep, ctx.labels
     # An integer input (token ids) stays one: Core ML multiarrays hold int32, not int64.
-    specs = [tf.TensorSpec((1, *tuple(t.shape)[1:]), tf.int32 if _is_int(t) else tf.float32, name=_clean(t.name))
-             for t in model.inputs]
+    specs = [tf.TensorSpec((1, *tuple(t.shape)[1:]), tf.int32 if "int" in str(t.dtype) else tf.float32,
+                           name=_clean(t.name)) for t in model.inputs]
     concrete = _inlinable(inference_function(model, input_signature=specs).get_concrete_function())
     image = prep is not None and len(specs) == 1
     classifier = image and bool(labels)
@@ -213,10 +213,6 @@ def _set_metadata(mlmodel, metadata: dict, quant: str, target: str) -> None:
     user["mobilepack.tools"] = json.dumps(metadata.get("tools", {}), sort_keys=True)
     if metadata.get("preprocessing") is not None:
         user["mobilepack.preprocessing"] = json.dumps(metadata["preprocessing"], sort_keys=True)
-
-
-def _is_int(tensor) -> bool:
-    return "int" in str(tensor.dtype)
 
 
 def _clean(name: str) -> str:

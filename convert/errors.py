@@ -1,4 +1,6 @@
-"""Named errors of the convert stage."""
+"""Named errors of the convert stage, and naming the Keras layer a converter error is about."""
+
+import re
 
 from train.errors import DocumentError, MobilepackError
 
@@ -35,3 +37,14 @@ def tool_error(tool: str, exc: BaseException, where: str = "", hint: str = "") -
     place = f" at {where}" if where else ""
     return ConversionError(f"{tool}: conversion failed{place}: {said}; {hint + '; ' if hint else ''}"
                            "run with --debug for the full error")
+
+
+def layer_of(node: str, model) -> str:
+    """Map a TF graph node name back to the Keras layer that made it."""
+    parts = node.split("/")
+    names = {layer.name: type(layer).__name__ for layer in model.layers}
+    for part in parts:
+        base = re.sub(r"_1$", "", part)
+        if base in names:
+            return f"{base!r} ({names[base]})"
+    return repr(node or "unknown")

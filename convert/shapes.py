@@ -168,26 +168,24 @@ def unrolled(model):
     def clone(layer):
         if isinstance(layer, keras.Model):
             return unrolled(layer)
+        if not (is_rnn(layer) or isinstance(layer, keras.layers.Bidirectional)):
+            return layer  # shared as it is: nothing to change, and a custom layer's config may not rebuild it
         config = layer.get_config()
         if is_rnn(layer):
             config["unroll"] = True
-        elif isinstance(layer, keras.layers.Bidirectional):
+        else:
             for key in ("layer", "backward_layer"):
                 if key in config:
                     config[key]["config"]["unroll"] = True
         return layer.__class__.from_config(config)
 
-    copy = keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
+    rnn = next(layer for layer in walk(model.layers) if is_rnn(layer))
+    try:
+        copy = keras.models.clone_model(model, clone_function=clone)
+        copy.set_weights(model.get_weights())
+    except (ValueError, TypeError, KeyError) as exc:  # a subclassed model, or a layer Keras cannot rebuild
+        raise UnsupportedLayerError(
+            f"layer {rnn.name!r} ({type(rnn).__name__}) must be unrolled to convert, and {type(model).__name__} "
+            f"{model.name!r} cannot be rebuilt with it unrolled ({type(exc).__name__}: {str(exc)[:120]}); "
+            f"create the layer with unroll=True, or save the model as a functional keras.Model") from exc
     return copy
-
-
-def layer_of(node: str, model) -> str:
-    """Map a TF graph node name back to the Keras layer that made it."""
-    parts = node.split("/")
-    names = {layer.name: type(layer).__name__ for layer in model.layers}
-    for part in parts:
-        base = re.sub(r"_1$", "", part)
-        if base in names:
-            return f"{base!r} ({names[base]})"
-    return repr(node or "unknown")

@@ -13,8 +13,8 @@ import numpy as np
 from train.errors import MobilepackError
 
 from .calibration import CalibrationSet
-from .errors import ConversionError, UnsupportedLayerError, tool_error
-from .shapes import example_shape, layer_of, unrolled
+from .errors import ConversionError, UnsupportedLayerError, layer_of, tool_error
+from .shapes import example_shape, unrolled
 
 TFLITE_DEFAULT = ("fp32", "fp16", "dynamic", "int8")  # what `convert` makes without --quant
 # fp16-inference: fp16 weights plus the model metadata reduced_precision_support=fp16accfp16. LiteRT's
@@ -48,7 +48,8 @@ def convert_tflite(model, quant: str, calibration: CalibrationSet | None = None,
     """
     import tensorflow as tf
 
-    converter = _converter(model)
+    with _converting(quant, model):  # unrolling a recurrent layer can fail too: that variant's error
+        converter = _converter(model)
     if quant != "fp32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quant in ("fp16", "fp16-inference"):
@@ -100,16 +101,34 @@ def _converting(quant: str, model=None):
         raise _conversion_error(exc, quant, model) from exc  # chained: --debug shows the converter's own error
 
 
-def _representative(calibration: CalibrationSet, by_name: bool = True):
+def _representative(calibration: CalibrationSet, order: list[int] | None = None):
     """One sample at a time, by input name when the names are known: the converter matches a dict to its
     signature's inputs, whereas a list goes by position, which is not the Keras order for several inputs.
-    LiteRT's QuantizationDebugger takes lists only (by_name=False): it sets its interpreter's inputs in order."""
+    LiteRT's QuantizationDebugger takes lists only: it sets its interpreter's inputs in that interpreter's
+    order, which `order` gives (indices into the calibration's inputs, from _input_order)."""
     def gen():
         for i in range(len(calibration.inputs[0])):
             sample = [a[i : i + 1] for a in calibration.inputs]
-            yield dict(zip(calibration.names, sample)) if calibration.names and by_name else sample
+            if order is not None:
+                yield [sample[k] for k in order]
+            else:
+                yield dict(zip(calibration.names, sample)) if calibration.names else sample
 
     return gen
+
+
+def _input_order(model, calibration: CalibrationSet) -> list[int]:
+    """The converted model's input order, as indices into the calibration's (Keras-ordered) inputs.
+
+    Read from a float conversion's signature: its inputs are in the order every conversion of the
+    model gives them. One input needs no conversion."""
+    if len(calibration.inputs) < 2 or not calibration.names:
+        return list(range(len(calibration.inputs)))
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=convert_tflite(model, "fp32"))
+    by_index = {d["index"]: name for name, d in interp.get_signature_runner("serving_default").get_input_details().items()}
+    return [calibration.names.index(by_index[d["index"]]) for d in interp.get_input_details()]
 
 
 def _conversion_error(exc: Exception, quant: str, model=None) -> ConversionError:
@@ -189,12 +208,13 @@ def _debugger(model, calibration: CalibrationSet, denylist: list[str] | None = N
     converter = _converter(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = _representative(calibration)
+    order = _input_order(model, calibration)
     # Float kernels must be allowed for the layers that stay float.
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
     options = tf.lite.experimental.QuantizationDebugOptions(
         denylisted_nodes=denylist or None, layer_direct_compare_metrics={"quantization_sqnr": quantization_sqnr})
     return tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=_representative(calibration, by_name=False), debug_options=options)
+        converter=converter, debug_dataset=_representative(calibration, order), debug_options=options)
 
 
 def layer_sensitivity(model, calibration: CalibrationSet, int8_model: bytes) -> list[tuple[list[str], float]]:

@@ -1,6 +1,7 @@
 """docs/models.md's support table: every architecture of train/architectures.py x target x variant.
 
     cog -r docs/models.md      # re-run the zoo (a few minutes) and rewrite the table
+    python docs/models.py      # print each architecture's SQNR (dB) per variant instead
 
 Each architecture is built with its seeded random weights, saved, converted by `convert()` to every
 default variant of both targets (calibrated on 32 random samples of its own inputs), and each
@@ -72,7 +73,7 @@ def check(name: str, folder: Path, log=lambda m: None) -> dict:
             continue
         sqnr[col] = [sqnr_db(o, r) for o, r in zip(out, reference)]
         floor = FLOORS.get((a.target, a.quantization))
-        low = [s for s in sqnr[col] if floor is not None and s < floor]
+        low = [s for s in sqnr[col] if floor is not None and not s >= floor]  # NaN outputs miss it too
         cells[col] = f"SQNR {min(low):.1f} dB < {floor:g} dB" if low else "✓"
     return {"cells": cells, "sqnr": sqnr}
 
@@ -99,3 +100,21 @@ def table(folder: Path, log=print) -> str:
 def table_rows(text: str) -> dict[str, str]:
     """docs/models.md's rows by architecture name."""
     return {line.split("`")[1]: line for line in text.splitlines() if line.startswith("| `")}
+
+
+def main() -> None:
+    """`python docs/models.py [NAME ...]`: each architecture's worst-output SQNR (dB) per variant, as measured."""
+    import tempfile
+
+    names = sys.argv[1:] or list(ARCHITECTURES)
+    cols = [column(*v) for v in variants()]
+    print("architecture".ljust(14) + "".join(c.replace("Core ML", "CoreML").rjust(16) for c in cols))
+    with tempfile.TemporaryDirectory(prefix="mobilepack-zoo-") as folder:
+        for name in names:
+            result = check(name, Path(folder) / name)
+            cells = [f"{min(result['sqnr'][c]):.1f}" if c in result["sqnr"] else "failed" for c in cols]
+            print(name.ljust(14) + "".join(c.rjust(16) for c in cells), flush=True)
+
+
+if __name__ == "__main__":
+    main()

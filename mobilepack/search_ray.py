@@ -25,7 +25,7 @@ from pathlib import Path
 
 from benchmarks.errors import ExecutorError
 from benchmarks.ray_executor import _first_line, artifact_bytes
-from convert.budget import Budget, Ladder, Rung, choose, ladder_families, rungs
+from convert.budget import Budget, Ladder, Rung, choose, family_result, ladder_families, rungs
 from convert.calibration import CalibrationSet
 from convert.config import ConvertConfig
 from convert.context import ConversionContext
@@ -129,7 +129,7 @@ class RaySearch:
     def __init__(self, validation: Validation, workers: int):
         self.validation, self.workers = validation, workers
 
-    def __call__(self, ctx: ConversionContext, log) -> list[Artifact]:
+    def __call__(self, ctx: ConversionContext, log) -> tuple[list[Artifact], list]:
         import ray
 
         budget = ctx.config.budget()
@@ -142,11 +142,12 @@ class RaySearch:
         scheduler = Scheduler(ray, [actor.remote() for _ in range(self.workers)], families, holders)
         # Candidates the walk did not need may still be running at the end: the workers exit when their handles
         # go out of scope, once that call returns (a kill would have Ray retry the call, and say so on the console).
-        chosen = []
+        chosen, failed = [], []
         for i, ladder in enumerate(families):
             log(f"searching {ladder.fmt} within {budget.describe()}")
-            chosen.append(choose(ladder.fmt, rungs(RemoteLadder(scheduler, i, ctx.stage)), ctx.stage, budget, log))
-        return chosen
+            family_result(ladder.target, ladder.fmt, lambda i=i: choose(
+                ladder.fmt, rungs(RemoteLadder(scheduler, i, ctx.stage)), ctx.stage, budget, log), chosen, failed)
+        return chosen, failed
 
 
 class RemoteLadder:

@@ -50,7 +50,7 @@ def json_body(data: bytes):
 
 def tensor_from_json(payload, shape: tuple[int, ...], value_range: tuple[float, float], dtype: str = "float32",
                      key: str = "input") -> np.ndarray:
-    """{"input": [...]} -> a float32 batch of one, or a BadRequest saying what is wrong.
+    """{"input": [...]} -> a batch of one (float32, or `dtype` for ids), or a BadRequest saying what is wrong.
 
     `key` names the value in the messages ("input", or an input's name within "inputs"); an integer
     `dtype` (token ids) takes whole numbers only."""
@@ -70,8 +70,10 @@ def tensor_from_json(payload, shape: tuple[int, ...], value_range: tuple[float, 
     if x.min() < lo or x.max() > hi:
         raise BadRequest(400, f'"{key}" values must lie in [{lo:g}, {hi:g}] (the model\'s input range); '
                               f"got {x.min():g} to {x.max():g}")
-    if np.dtype(dtype).kind in "iu" and not np.all(x == np.rint(x)):
-        raise BadRequest(400, f'"{key}" takes whole numbers ({dtype} ids or indices); got a fraction')
+    if np.dtype(dtype).kind in "iu":  # ids: whole numbers, cast straight from float64 (exact to 2^53)
+        if not np.all(x == np.rint(x)):
+            raise BadRequest(400, f'"{key}" takes whole numbers ({dtype} ids or indices); got a fraction')
+        return x.astype(dtype)
     return x.astype(np.float32)
 
 
@@ -89,7 +91,7 @@ def tensors_from_json(payload, specs: list[InputSpec]) -> list[np.ndarray]:
     """{"inputs": {NAME: [...], ...}} (any model) or {"input": [...]} (one input) -> a batch of one per input."""
     if len(specs) == 1 and not (isinstance(payload, dict) and "inputs" in payload):
         spec = specs[0]
-        return [_as_dtype(tensor_from_json(payload, spec.shape, spec.value_range, spec.dtype), spec)]
+        return [tensor_from_json(payload, spec.shape, spec.value_range, spec.dtype)]
     example = ", ".join(f'"{s.name}": [...]' for s in specs)
     if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), dict):
         single = f'"input": a nested list of shape {list(specs[0].shape)}, or ' if len(specs) == 1 else ""
@@ -102,12 +104,7 @@ def tensors_from_json(payload, specs: list[InputSpec]) -> list[np.ndarray]:
         raise BadRequest(400, f'"inputs" needs exactly {", ".join(s.name for s in specs)}; '
                               + "; ".join(filter(None, [missing and f"missing {', '.join(missing)}",
                                                         unknown and f"unknown {', '.join(map(repr, unknown))}"])))
-    return [_as_dtype(tensor_from_json({"input": given[s.name]}, s.shape, s.value_range, s.dtype, s.name), s)
-            for s in specs]
-
-
-def _as_dtype(x: np.ndarray, spec: InputSpec) -> np.ndarray:
-    return x.astype(spec.dtype)
+    return [tensor_from_json({"input": given[s.name]}, s.shape, s.value_range, s.dtype, s.name) for s in specs]
 
 
 def _nested_shape(value, where: str, depth_left: int) -> tuple[int, ...]:

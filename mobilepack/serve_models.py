@@ -69,7 +69,7 @@ class Models:
         from benchmarks.runners import LiteRTRunner
 
         try:
-            names = [t["signature_name"] for t in self.artifacts[name].inputs]  # fed in the manifest's order
+            names = [t.get("signature_name") for t in self.artifacts[name].inputs]  # fed in the manifest's order
             return LiteRTRunner(None, num_threads=1, content=self.content[name],
                                 input_names=names if all(names) else None)
         except (ValueError, RuntimeError) as exc:

@@ -285,3 +285,21 @@ def test_stride2_same_padding_is_folded_into_the_conv(tmp_path):
     assert not [st for st in runner.program.steps if st.op_type == "pad"]  # ...folded into the conv
     x = np.random.default_rng(0).normal(size=(4, 16, 16, 3)).astype(np.float32)
     np.testing.assert_allclose(runner.predict([x])[0], np.asarray(model(x)), atol=1e-5)
+
+
+def test_exact_gelu_is_one_gelu_op_on_both_targets():
+    """Keras' default GELU (TF's Erfc): one gelu(EXACT) op in Core ML (coreml_tf_ops.py), TFLite's GELU."""
+    import keras
+    from ai_edge_litert.interpreter import Interpreter
+
+    from convert.context import ConversionContext
+    from convert.coreml import convert_coreml
+    from convert.tflite import convert_tflite
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="gelu")(inputs))
+    ops = convert_coreml(ConversionContext(model), "mlprogram", "fp32")._mil_program.functions["main"].operations
+    gelu = [op for op in ops if op.op_type == "gelu"]
+    assert len(gelu) == 1 and gelu[0].mode.val == "EXACT" and not [op for op in ops if op.op_type == "erf"]
+    tflite_ops = {op["op_name"] for op in Interpreter(model_content=convert_tflite(model, "fp32"))._get_ops_details()}
+    assert "GELU" in tflite_ops

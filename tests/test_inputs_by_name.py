@@ -151,3 +151,38 @@ def test_serve_takes_one_json_value_per_input_by_name(mixed_model, mixed_dist):
             response = requests.post(url + "/predict", json={"inputs": bad}, timeout=30)
             assert response.status_code == 400 and needle in response.json()["error"], response.text
             record_bad_input("http", f"400 {response.json()['error'][:110]}")
+
+
+def test_int8_sensitivity_and_mixed_int8_feed_several_inputs_in_the_converted_order():
+    """LiteRT's QuantizationDebugger sets inputs by position in its own order, which for the photo and metadata
+    model is not Keras' (metadata comes first): fed in Keras order, the photo would reach the metadata input."""
+    from convert.calibration import CalibrationSet
+    from convert.tflite import convert_tflite, convert_tflite_mixed, layer_sensitivity
+    from train.architectures import sample_inputs, two_inputs
+
+    model = two_inputs()
+    data = sample_inputs(model, 16, seed=1)
+    calibration = CalibrationSet(tuple(data[t.name] for t in model.inputs), {}, tuple(t.name for t in model.inputs))
+    scores = layer_sensitivity(model, calibration, convert_tflite(model, "int8", calibration))
+    assert scores and all(np.isfinite(score) for _, score in scores)
+    mixed = convert_tflite_mixed(model, calibration, scores[0][0])
+    from benchmarks.runners import LiteRTRunner
+
+    runner = LiteRTRunner(None, content=mixed, input_names=[t.name for t in model.inputs])
+    out = runner.predict([data[t.name][:4] for t in model.inputs])[0]
+    expected = np.asarray(model([data["photo"][:4], data["metadata"][:4]]))
+    assert np.abs(out - expected).max() < 0.05
+
+
+def test_a_budget_search_whose_family_cannot_convert_costs_only_that_family(half_convertible, tmp_path):
+    out = tmp_path / "dist"
+    result = run("convert", half_convertible / "half.keras", "--target", "tflite,coreml", "--min-sqnr", "20",
+                 "--validation", half_convertible / "data.npz", "--calibration", half_convertible / "data.npz",
+                 "--out", out)
+    assert result.exit_code == 1, result.output + result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [a["target"] for a in manifest["artifacts"]] == ["coreml"]  # the Core ML search chose one
+    assert [(f["name"], f["quantization"]) for f in manifest["failed"]] == [("model_budget", "budget search")]
+    assert "tflite: no candidate converted (" in manifest["failed"][0]["reason"]
+    assert "MaxPool3D" in manifest["failed"][0]["reason"]

@@ -9,7 +9,8 @@ import numpy as np
 from .documents import shown, unreadable
 from .errors import DocumentError, MobilepackError
 
-SAVE_HINT = "save a numeric array, batch first, e.g. np.savez(path, x=x.astype('float32'))"
+SAVE_HINT = ("save numeric arrays, batch first, e.g. np.savez(path, x=x.astype('float32')), or one per input name "
+             "for several inputs (integer ids as int32)")
 
 
 def load_tensor_file(path: Path, input_shapes: list[tuple], input_names: list[str],
