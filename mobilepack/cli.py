@@ -335,6 +335,11 @@ def demo_cmd(out, run_dir, epochs, img_size, seed, ui, **options):
     demo = Demo(out, run_dir, TrainConfig(epochs=epochs, img_size=img_size, seed=seed), every, bench)
     report = run_demo(demo, log=ui.log, progress=ui, verbose=0 if ui.quiet else 2)
     finish_bench(report, out, ui)
+    if report.get("not_converted"):  # the rest was converted and benched; the run is still not what was asked
+        names = ", ".join(f["name"] for f in report["not_converted"])
+        click.echo(f"Error: {len(report['not_converted'])} variant(s) failed to convert ({names}); their reasons "
+                   f"are in {out}/report.md", err=True)
+        raise SystemExit(1)
 
 
 from .cli_apps import serve_cmd, ship_cmd  # noqa: E402  (they take command_options from this module)
