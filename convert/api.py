@@ -55,7 +55,7 @@ def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str],
         if config.budgeted:
             chosen, failed = search(ctx, log) if search is not None else budgeted(ctx, evaluate, log)
             if not chosen:  # nothing to ship: the old dist stays as it was
-                raise _nothing_converted(failed, [ConversionError(f.reason) for f in failed])
+                raise _nothing_converted(failed)
             artifacts = [with_tflite_metadata(ctx, a) for a in chosen]
         else:
             artifacts, failed = _every(ctx, log, progress)
@@ -117,11 +117,13 @@ def _every(ctx: ConversionContext, log, progress=None) -> tuple[list[Artifact], 
     return artifacts, failed
 
 
-def _nothing_converted(failed: list[Failure], errors: list[ConversionError]) -> ConversionError:
-    """The one error when every variant failed: their reason when they share it, else each distinct one."""
+def _nothing_converted(failed: list[Failure], errors: list[ConversionError] = ()) -> ConversionError:
+    """The one error when every variant failed: their reason when they share it, else each distinct one.
+
+    `errors` are the failures' own exceptions when this process raised them (a budget family's are reasons only)."""
     reasons = list(dict.fromkeys(f.reason for f in failed))
-    if len(reasons) == 1:
-        return errors[0]  # the converter's own named error (UnsupportedLayerError, ...), as it was
+    if len(reasons) == 1:  # the converter's own named error (UnsupportedLayerError, ...) as it was, if we have it
+        return errors[0] if errors else ConversionError(reasons[0])
     return ConversionError("no variant converted: " + "; ".join(
         f"{', '.join(f.name for f in failed if f.reason == r)}: {r}" for r in reasons))
 

@@ -19,7 +19,7 @@ from train.errors import MobilepackError
 
 from .artifacts import coreml_artifact, save_coreml, tflite_artifact, variant_name
 from .context import ConversionContext
-from .coreml import convert_coreml, weight_errors
+from .coreml import convert_coreml, uncompressed, weight_errors
 from .coreml_variants import VARIANTS
 from .errors import ConversionError, UsageError
 from .manifest import Artifact, Failure
@@ -157,7 +157,7 @@ class Ladder:
     """A family's rungs, built one at a time in this process (or on a Ray worker, mobilepack/search_ray.py).
 
     It keeps what a later rung reuses: the int8 graph the sensitivity ranking walks, and each compressed
-    Core ML model with the uncompressed reference of its precision (converted only if a compression misses).
+    Core ML model (ranked, if it misses, against the conversion it was compressed from: coreml.uncompressed).
     """
 
     def __init__(self, ctx: ConversionContext, target: str, fmt: str):
@@ -165,7 +165,6 @@ class Ladder:
         ladder = TFLITE_LADDER if target == "tflite" else COREML_LADDER[fmt]
         self.bases = [Rung(q, q) for q in ladder if ctx.config.allows(target, fmt, q)]
         self._built: dict = {}  # quant -> the int8 bytes or the compressed MLModel
-        self._references: dict = {}  # compute precision -> the uncompressed MLModel
 
     def ranked(self, rung: Rung) -> bool:
         """Whether a miss of this rung is followed by the same quantization with its worst parts float."""
@@ -196,10 +195,7 @@ class Ladder:
             ranked = layer_sensitivity(ctx.model, ctx.calibration, self._built.pop(q))
             what = "tensor(s) kept float"
         else:
-            compute = VARIANTS[q].compute
-            if compute not in self._references:  # the same precision: the weights have the same names
-                self._references[compute] = convert_coreml(ctx, self.fmt, "fp16" if compute == "float16" else "fp32")
-            ranked = weight_errors(self._built.pop(q), self._references[compute])
+            ranked = weight_errors(self._built.pop(q), uncompressed(ctx, self.fmt, q))
             what = "weight(s) uncompressed"
         return [Rung(f"{q} with {k} {what}", q, tuple(ranked[:k])) for k in float_layer_counts(len(ranked))]
 

@@ -125,6 +125,13 @@ def _converted(ct, ctx, fmt: str, quant: str):
     return cache[key]
 
 
+def uncompressed(ctx, fmt: str, quant: str):
+    """The model a compressed variant was made from: the same conversion, before compression (cached)."""
+    ct = import_coremltools()
+    with _quiet():
+        return _converted(ct, ctx, fmt, quant)[0]
+
+
 def _convert_arguments(ct, ctx, fmt: str, compute: str):
     """The traced function and ct.convert's keyword arguments: inputs, outputs, classifier, precision."""
     import tensorflow as tf
@@ -182,9 +189,8 @@ def _neuralnetwork_fp16(mlmodel):
 def weight_errors(compressed, original) -> list[tuple[str, float]]:
     """Compressed weight consts, worst reproduced first: ||W' - W|| / ||W|| per tensor.
 
-    Both are in-memory MLModels from convert_coreml (compressed, and the same model uncompressed
-    in the same compute precision, so the weights have the same names); the expansion is
-    coremltools' own decompression of each op.
+    `compressed` is from convert_coreml, `original` the conversion it was compressed from (uncompressed()),
+    so the weights have the same names; the expansion is coremltools' own decompression of each op.
     """
     originals = {op.name: op.val.val for op in original._mil_program.functions["main"].operations
                  if op.op_type == "const"}

@@ -10,6 +10,7 @@ evaluates the very model that was converted without repeating the flag.
 from __future__ import annotations
 
 import re
+import weakref
 from typing import Sequence
 
 from .errors import UnsupportedLayerError, UsageError
@@ -141,6 +142,11 @@ def load_fixed(path, unsafe: bool = False, custom_objects: Sequence[str] = (), i
     return fixed_model(load_keras_model(path, unsafe, custom_objects), parse_input_shapes(input_shapes))
 
 
+# Keras model -> its unrolled copy (None: it has no recurrent layer). Every conversion of a model asks for it:
+# four TFLite and up to three Core ML conversions, a budget search's every candidate.
+_UNROLLED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def unrolled(model):
     """`model` with every recurrent layer unrolled over its fixed sequence length; the same object when it has none.
 
@@ -149,6 +155,12 @@ def unrolled(model):
     loop counter Keras 2 wrote, not Keras 3's maximum_iterations). Unrolled, an LSTM/GRU/SimpleRNN
     is the same matmuls and activations once per time step, which every converter takes.
     """
+    if model not in _UNROLLED:
+        _UNROLLED[model] = _unrolled(model)
+    return _UNROLLED[model] or model
+
+
+def _unrolled(model):
     import keras
 
     def is_rnn(layer):
@@ -163,7 +175,7 @@ def unrolled(model):
                 yield from walk(layer.layers)
 
     if not any(is_rnn(layer) for layer in walk(model.layers)):
-        return model
+        return None
 
     def clone(layer):
         if isinstance(layer, keras.Model):

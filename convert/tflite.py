@@ -6,6 +6,7 @@ import contextlib
 import io
 import re
 import warnings
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -117,18 +118,24 @@ def _representative(calibration: CalibrationSet, order: list[int] | None = None)
     return gen
 
 
+_SIGNATURE_ORDER: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Keras model -> its inputs' converted order
+
+
 def _input_order(model, calibration: CalibrationSet) -> list[int]:
     """The converted model's input order, as indices into the calibration's (Keras-ordered) inputs.
 
-    Read from a float conversion's signature: its inputs are in the order every conversion of the
-    model gives them. One input needs no conversion."""
+    Read once per model from a float conversion's signature: its inputs are in the order every
+    conversion of the model gives them. One input needs no conversion."""
     if len(calibration.inputs) < 2 or not calibration.names:
         return list(range(len(calibration.inputs)))
-    from ai_edge_litert.interpreter import Interpreter
+    if model not in _SIGNATURE_ORDER:
+        from ai_edge_litert.interpreter import Interpreter
 
-    interp = Interpreter(model_content=convert_tflite(model, "fp32"))
-    by_index = {d["index"]: name for name, d in interp.get_signature_runner("serving_default").get_input_details().items()}
-    return [calibration.names.index(by_index[d["index"]]) for d in interp.get_input_details()]
+        interp = Interpreter(model_content=convert_tflite(model, "fp32"))
+        runner = interp.get_signature_runner("serving_default")
+        by_index = {d["index"]: name for name, d in runner.get_input_details().items()}
+        _SIGNATURE_ORDER[model] = [by_index[d["index"]] for d in interp.get_input_details()]
+    return [calibration.names.index(name) for name in _SIGNATURE_ORDER[model]]
 
 
 def _conversion_error(exc: Exception, quant: str, model=None) -> ConversionError:

@@ -99,7 +99,7 @@ def _routes(app, models: Models, limits: ImageLimits, max_upload_bytes: int) -> 
 
 
 def _request_tensor(request, models: Models, limits: ImageLimits):
-    """The body of POST /predict as a model input, by its Content-Type."""
+    """The body of POST /predict as the model's inputs (a batch of one each), by its Content-Type."""
     mimetype = request.mimetype
     if mimetype == "multipart/form-data":
         upload = request.files.get("image")
@@ -107,7 +107,7 @@ def _request_tensor(request, models: Models, limits: ImageLimits):
             # A part whose Content-Disposition has no name parses to the key None: show it, do not crash on it.
             fields = sorted({repr(k) if k is None else str(k) for k in (*request.files, *request.form)}) or ["none"]
             raise BadRequest(400, f"the multipart body needs a file field named 'image' (got: {', '.join(fields)})")
-        return tensor_from_image(upload.read(), models.prep, limits)
+        return [tensor_from_image(upload.read(), models.prep, limits)]
     if mimetype == "application/json" or mimetype.endswith("+json"):
         return tensors_from_json(json_body(request.get_data(cache=False)), models.input_specs(request.args.get("artifact")))
     if not mimetype and not request.get_data(cache=False):

@@ -115,12 +115,12 @@ def _float_first(artifacts: dict) -> str:
                if artifacts[n].quantization in order else len(order))
 
 
-def predict(models: Models, name: str | None, x) -> dict:
-    """x: one input's batch of one, or a list of them in the artifact's input order."""
+def predict(models: Models, name: str | None, inputs: list[np.ndarray]) -> dict:
+    """inputs: a batch of one per input, in the artifact's input order."""
     artifact = models.get(name)
     runner = models.runner(artifact.name)
     start = time.perf_counter()
-    out = runner.predict(x if isinstance(x, list) else [x])[0].reshape(-1)
+    out = runner.predict(inputs)[0].reshape(-1)
     latency = (time.perf_counter() - start) * 1e3
     if not np.all(np.isfinite(out)):  # JSON has no NaN; and the caller should know the input overflowed
         raise BadRequest(422, f"{artifact.name} gave NaN or infinity for this input; values this far from "
