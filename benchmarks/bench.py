@@ -15,29 +15,29 @@ from convert.manifest import load_manifest, verify_artifacts
 from train.fsutil import check_replaceable
 from train.loading import load_keras_model, sha256_file
 
-from . import metrics
-from .errors import BenchDataError, ThresholdError
-from .executor import EvalJob, EvalResult, ExecutorSpec, executor_record, open_executor, timed_evaluate
-from .evaldata import EvalData, label_arrays, load_eval_data
-from .gate import DEFAULT_THRESHOLDS, Threshold, judge, statistics, threshold_dict
-from .outputs import OutputSpec, artifact_output_names, describe_outputs, first_classification, resolve_labels
-from .parity import headline, output_figures, reference_figures
-from .usermetric import check_metric_limits, load_metric, metric_entry
-from .arm64 import Arm64Options, arm64_pass
-from .compute_units import compute_units
-from .device_results import load_device_results
-from .crosscheck import AGREEMENT_LIMIT, GOOGLE_TOOL
-from .device_precision import SUGGESTION as DEVICE_SUGGESTION, gate_quantization, is_neural_network, precision_fields, \
+from benchmarks.parity import compare as metrics
+from benchmarks.errors import BenchDataError, ThresholdError
+from benchmarks.distributed.executor import EvalJob, EvalResult, ExecutorSpec, executor_record, open_executor, timed_evaluate
+from benchmarks.evaldata import EvalData, label_arrays, load_eval_data
+from benchmarks.gating.gate import DEFAULT_THRESHOLDS, Threshold, judge, statistics, threshold_dict
+from benchmarks.parity.outputs import OutputSpec, artifact_output_names, describe_outputs, first_classification, resolve_labels
+from benchmarks.parity.per_output import headline, output_figures, reference_figures
+from benchmarks.parity.usermetric import check_metric_limits, load_metric, metric_entry
+from benchmarks.arm64.column import Arm64Options, arm64_pass
+from benchmarks.parity.compute_units import compute_units
+from benchmarks.phone.results import load_device_results
+from benchmarks.latency.crosscheck import AGREEMENT_LIMIT, GOOGLE_TOOL
+from benchmarks.parity.precision import SUGGESTION as DEVICE_SUGGESTION, gate_quantization, is_neural_network, precision_fields, \
     precision_note
-from .latency import LatencyProtocol
-from .macs import tflite_macs
-from .node_latency import find_latency_node, latency_meter
-from .timing import measure_all
-from .recommend import recommend
-from .regression import REGRESSION_LIMITS, check_same_data, compare, load_baseline
-from .report import REPORT_SCHEMA_VERSION, write_report
-from .summary import best_p50
-from .runners import KerasRunner, predict_batched
+from benchmarks.latency.protocol import LatencyProtocol
+from benchmarks.latency.macs import tflite_macs
+from benchmarks.distributed.node_latency import find_latency_node, latency_meter
+from benchmarks.latency.phase import measure_all
+from benchmarks.gating.recommend import recommend
+from benchmarks.gating.regression import REGRESSION_LIMITS, check_same_data, compare, load_baseline
+from benchmarks.report.write import REPORT_SCHEMA_VERSION, write_report
+from benchmarks.report.summary import best_p50
+from benchmarks.runners import KerasRunner, predict_batched
 
 Progress = Callable[[str, int, int], None]
 

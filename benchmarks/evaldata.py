@@ -13,7 +13,7 @@ from train.errors import DataError
 from train.preprocessing import Preprocessing
 from train.tensors import load_tensor_file
 
-from .errors import BenchDataError
+from benchmarks.errors import BenchDataError
 
 
 @dataclass(frozen=True)

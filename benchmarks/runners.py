@@ -119,7 +119,7 @@ class CoreMLRunner:
     def __init__(self, path: Path, cpu_only: bool = False):
         from PIL import Image
 
-        from convert.coreml import import_coremltools
+        from convert.coreml.convert import import_coremltools
 
         ct = import_coremltools()
         self._image = Image
@@ -135,7 +135,7 @@ class CoreMLRunner:
         if spec.WhichOneof("Type") == "neuralNetworkClassifier":
             self.labels = list(spec.neuralNetworkClassifier.stringClassLabels.vector)
         elif self.probabilities:
-            from .coreml_reference.model import classifier_labels
+            from benchmarks.coreml_reference.model import classifier_labels
 
             self.labels = classifier_labels(spec)
         self.outputs = [o.name for o in spec.description.output]
@@ -143,7 +143,7 @@ class CoreMLRunner:
     def _feed(self, feature, x):
         if feature.type.WhichOneof("Type") == "imageType":
             return self._image.fromarray(np.clip(np.rint(x), 0, 255).astype(np.uint8))
-        from .coreml_reference.values import feed_array
+        from benchmarks.coreml_reference.values import feed_array
 
         return feed_array(feature, x)[None]  # float32, or an Int32 input's ids as they are
 
@@ -177,6 +177,6 @@ def coreml_runner(path: Path, precision: str = "gpu/ane"):
 
     if platform.system() == "Darwin":
         return CoreMLRunner(path, cpu_only=precision == "cpu")
-    from .coreml_reference import CoreMLReferenceRunner
+    from benchmarks.coreml_reference import CoreMLReferenceRunner
 
     return CoreMLReferenceRunner(path, precision=precision)

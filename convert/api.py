@@ -19,16 +19,16 @@ from train.loading import load_keras_model, resolve_model_path, sha256_file
 from train.preprocessing import Preprocessing
 from train.trainer import read_labels
 
-from .artifacts import coreml_artifact, tflite_artifact, variant_name, with_tflite_metadata
-from .budget import Evaluator, Search, budgeted
-from .calibration import CalibrationRequest, resolve_calibration
-from .config import ConvertConfig
-from .context import ConversionContext
-from .coreml_w8a8 import ActivationRanges
-from .errors import ConversionError
-from .manifest import Artifact, Failure, Manifest, SCHEMA_VERSION, tool_versions
-from .shapes import fixed_model, parse_input_shapes
-from .tflite import check_convertible
+from convert.artifacts import coreml_artifact, tflite_artifact, variant_name, with_tflite_metadata
+from convert.budget import Evaluator, Search, budgeted
+from convert.calibration import CalibrationRequest, resolve_calibration
+from convert.config import ConvertConfig
+from convert.context import ConversionContext
+from convert.coreml.w8a8 import ActivationRanges
+from convert.errors import ConversionError
+from convert.manifest import Artifact, Failure, Manifest, SCHEMA_VERSION, tool_versions
+from convert.shapes import fixed_model, parse_input_shapes
+from convert.tflite.convert import check_convertible
 
 
 def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str], None] = print,
@@ -36,7 +36,7 @@ def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str],
             activation_ranges: ActivationRanges | None = None, search: Search | None = None) -> Manifest:
     """Convert `source` (a .keras file or run dir) into `out`, replacing it atomically.
 
-    activation_ranges calibrates w8a8's activations (convert/coreml_w8a8.py); mobilepack gives the
+    activation_ranges calibrates w8a8's activations (convert/coreml/w8a8.py); mobilepack gives the
     reference evaluator's.
     With a budget (config.budgeted), `evaluate(path, target)` gives a candidate's per-output
     validation figures and each family keeps only its most compressed candidate within budget.

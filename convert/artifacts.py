@@ -10,12 +10,12 @@ from pathlib import Path
 from train.fsutil import atomic_write_bytes, atomic_write_text
 from train.loading import sha256_file, size_on_disk
 
-from .context import ConversionContext
-from .coreml import SUFFIX, convert_coreml
-from .coreml_compress import recorded_fallbacks
-from .coreml_variants import VARIANTS
-from .manifest import Artifact
-from .tflite import convert_tflite, convert_tflite_mixed, describe_tensors
+from convert.context import ConversionContext
+from convert.coreml.convert import SUFFIX, convert_coreml
+from convert.coreml.compress import recorded_fallbacks
+from convert.coreml.variants import VARIANTS
+from convert.manifest import Artifact
+from convert.tflite.convert import convert_tflite, convert_tflite_mixed, describe_tensors
 
 TFLITE_FLOAT_LAYER_REASON = (
     "these tensors lose most to int8 rounding (lowest worst-channel SQNR against their own rounding, measured "
@@ -56,7 +56,7 @@ def coreml_artifact(ctx: ConversionContext, fmt: str, quant: str, keep=None) -> 
 
 
 def save_coreml(ctx: ConversionContext, mlmodel, fmt: str, quant: str, keep=None) -> Artifact:
-    from .coreml_describe import describe_coreml
+    from convert.coreml.describe import describe_coreml
 
     name = variant_name("coreml", fmt, quant) + ("_mixed" if keep else "")
     path = ctx.stage / f"{name}{SUFFIX[fmt]}"
@@ -105,7 +105,7 @@ def reproducible_coreml(path: Path) -> None:
 
 def with_tflite_metadata(ctx: ConversionContext, artifact: Artifact) -> Artifact:
     """Give an image classifier's .tflite standard TFLite metadata (MediaPipe / ML Kit refuse float models without)."""
-    from .tflite_metadata import add_metadata
+    from convert.tflite.metadata import add_metadata
 
     if artifact.target != "tflite" or not (ctx.image_input and ctx.labels):
         return artifact
@@ -131,7 +131,7 @@ def _coreml_notes(fmt: str, quant: str) -> dict:
 
 
 def _w8a8_notes(ctx: ConversionContext, mlmodel) -> dict:
-    from .coreml_w8a8 import activation_pairs
+    from convert.coreml.w8a8 import activation_pairs
 
     count = (ctx.calibration.description or {}).get("count", len(ctx.calibration.inputs[0]))
     return {"activations": f"int8, linear symmetric per tensor: {len(activation_pairs(mlmodel))} quantize/dequantize "

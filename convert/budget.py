@@ -17,13 +17,13 @@ from typing import Callable, Iterator
 
 from train.errors import MobilepackError
 
-from .artifacts import coreml_artifact, save_coreml, tflite_artifact, variant_name
-from .context import ConversionContext
-from .coreml import convert_coreml, uncompressed, weight_errors
-from .coreml_variants import VARIANTS
-from .errors import ConversionError, UsageError
-from .manifest import Artifact, Failure
-from .tflite import convert_tflite, layer_sensitivity
+from convert.artifacts import coreml_artifact, save_coreml, tflite_artifact, variant_name
+from convert.context import ConversionContext
+from convert.coreml.convert import convert_coreml, uncompressed, weight_errors
+from convert.coreml.variants import VARIANTS
+from convert.errors import ConversionError, UsageError
+from convert.manifest import Artifact, Failure
+from convert.tflite.convert import convert_tflite, layer_sensitivity
 
 Evaluator = Callable[[Path, str], list]
 Search = Callable[[ConversionContext, Callable[[str], None]], list[Artifact]]
@@ -154,7 +154,7 @@ class Rung:
 
 
 class Ladder:
-    """A family's rungs, built one at a time in this process (or on a Ray worker, mobilepack/search_ray.py).
+    """A family's rungs, built one at a time in this process (or on a Ray worker, mobilepack/ray_search.py).
 
     It keeps what a later rung reuses: the int8 graph the sensitivity ranking walks, and each compressed
     Core ML model (ranked, if it misses, against the conversion it was compressed from: coreml.uncompressed).

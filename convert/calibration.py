@@ -17,7 +17,7 @@ from train.errors import DataError
 from train.preprocessing import Preprocessing
 from train.tensors import load_tensor_file
 
-from .errors import CalibrationDataError
+from convert.errors import CalibrationDataError
 
 MIN_CALIBRATION = 100  # fewer is allowed but warned about: rare large activations may be missed
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .coreml import COREML_QUANTS
-from .coreml_variants import DEFAULT_IOS_TARGET, check_ios_target, default_quants, refuse_newer
-from .errors import UsageError
-from .shapes import parse_input_shapes
-from .tflite import TFLITE_DEFAULT, TFLITE_QUANTS
+from convert.coreml.convert import COREML_QUANTS
+from convert.coreml.variants import DEFAULT_IOS_TARGET, check_ios_target, default_quants, refuse_newer
+from convert.errors import UsageError
+from convert.shapes import parse_input_shapes
+from convert.tflite.convert import TFLITE_DEFAULT, TFLITE_QUANTS
 
 TARGETS = ("tflite", "coreml")
 COREML_FORMATS = tuple(COREML_QUANTS)
@@ -73,7 +73,7 @@ class ConvertConfig:
         return self.max_drop_pp is not None or self.min_sqnr_db is not None or bool(self.min_sqnr_by_output)
 
     def budget(self):
-        from .budget import Budget
+        from convert.budget import Budget
 
         return Budget(self.max_drop_pp, self.min_sqnr_db, tuple(self.min_sqnr_by_output))
 

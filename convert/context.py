@@ -7,8 +7,8 @@ from pathlib import Path
 
 from train.preprocessing import Preprocessing
 
-from .calibration import CalibrationSet
-from .config import ConvertConfig
+from convert.calibration import CalibrationSet
+from convert.config import ConvertConfig
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class ConversionContext:
     labels: list[str] | None = None
     calibration: CalibrationSet | None = None  # int8 representative data, when an int8 job needs it
     metadata: dict = field(default_factory=dict)
-    # W8A8's activation ranges: provided by mobilepack (the reference evaluator's), see convert/coreml_w8a8.py
+    # W8A8's activation ranges: provided by mobilepack (the reference evaluator's), see convert/coreml/w8a8.py
     activation_ranges: object = None  # source sha256, tool versions, preprocessing: stamped into artifacts
 
     @property

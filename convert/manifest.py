@@ -15,7 +15,7 @@ from train.documents import NUMBER, Array, Maybe, check_document, read_json, sho
 from train.loading import sha256_file, size_on_disk
 from train.preprocessing import Preprocessing
 
-from .errors import ManifestError
+from convert.errors import ManifestError
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"

@@ -13,7 +13,7 @@ import re
 import weakref
 from typing import Sequence
 
-from .errors import UnsupportedLayerError, UsageError
+from convert.errors import UnsupportedLayerError, UsageError
 
 SUBCLASSED_INPUT = "input"  # the one input name of a wrapped subclassed model
 

@@ -43,7 +43,7 @@ def column(target: str, fmt: str, quant: str) -> str:
 
 def check(name: str, folder: Path, log=lambda m: None) -> dict:
     """{column: "✓" or the reason} for one architecture, converted into `folder`, plus its SQNRs."""
-    from benchmarks.metrics import sqnr_db
+    from benchmarks.parity.compare import sqnr_db
     from benchmarks.runners import artifact_runner, predict_batched
     from convert.api import convert
     from convert.config import ConvertConfig

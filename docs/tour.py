@@ -66,7 +66,7 @@ def run(command: str, cwd: Path) -> tuple[int, str]:
     """Run a `mobilepack ...` command in-process, as the README shows it, in `cwd`."""
     from click.testing import CliRunner
 
-    from mobilepack.cli import cli
+    from mobilepack.cli.main import cli
 
     args = shlex.split(command)
     assert args[0] == "mobilepack", command

@@ -1,3 +1,3 @@
-from mobilepack.cli import main
+from mobilepack.cli.main import main
 
 main()

@@ -26,7 +26,7 @@ def run_demo(demo: Demo, log: Callable[[str], None] = print, progress=None, verb
     log(f"== 2/3 convert -> {demo.out}")
     evaluate = None
     if demo.convert.budgeted:
-        from mobilepack.search import validation_evaluator
+        from mobilepack.judge import validation_evaluator
 
         evaluate = validation_evaluator(demo.run_dir, demo.convert.budget(), log=log)
     from benchmarks.coreml_reference.calibrate import activation_ranges

@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from benchmarks.report import load_report
+from benchmarks.report.write import load_report
 from convert.manifest import MANIFEST_NAME, PLATFORM_TARGET, load_manifest, verify_artifacts
 from train.documents import load_document, shown
 from train.errors import DocumentError, MobilepackError

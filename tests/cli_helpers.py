@@ -10,7 +10,7 @@ import os
 
 from click.testing import CliRunner
 
-from mobilepack.cli import cli
+from mobilepack.cli.main import cli
 
 LOG_ENV = "MOBILEPACK_BAD_INPUT_LOG"
 CURRENT = {"test": None, "marker": None, "checks": 0}  # set for each test by the autouse fixture in conftest.py

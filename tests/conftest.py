@@ -6,13 +6,13 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Tests start local Ray runtimes from this process (test_ray.py); gRPC's fork handlers can kill a child forked
-# beside its busy threads before it execs (benchmarks/ray_executor.py, connect_hint). Read when grpc is imported.
+# beside its busy threads before it execs (benchmarks/distributed/ray_executor.py, connect_hint). Read when grpc is imported.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import numpy as np
 import pytest
 
-from benchmarks.latency import LatencyProtocol
+from benchmarks.latency.protocol import LatencyProtocol
 
 import cli_helpers
 
@@ -56,7 +56,7 @@ ARM64_HOME = None
 @pytest.fixture(scope="session", autouse=True)
 def _arm64_only_where_named(tmp_path_factory):
     global ARM64_HOME
-    from benchmarks.arm64_setup import default_home
+    from benchmarks.arm64.runtime import default_home
 
     ARM64_HOME = default_home()
     saved = os.environ.get("MOBILEPACK_ARM64_HOME")
@@ -71,7 +71,7 @@ def _arm64_only_where_named(tmp_path_factory):
 @pytest.fixture(scope="session")
 def arm64_home(_arm64_only_where_named):
     """The real emulated runtime (set up once into its cache folder; nothing to do when it is there)."""
-    from benchmarks.arm64_setup import setup
+    from benchmarks.arm64.runtime import setup
 
     setup(ARM64_HOME, log=lambda m: None)
     return ARM64_HOME
@@ -121,7 +121,7 @@ def tiny_benched(tiny_dist, fast_latency, arm64_home, tmp_path_factory):
     column on 16 inputs). Read only."""
     import shutil
 
-    from benchmarks.arm64 import Arm64Options
+    from benchmarks.arm64.column import Arm64Options
     from benchmarks.bench import BenchConfig, run_bench
 
     dist = tmp_path_factory.mktemp("benched") / "dist"
@@ -137,7 +137,7 @@ def benched_fp32(tiny_run, tmp_path_factory):
     from click.testing import CliRunner
 
     from convert.api import ConvertConfig, convert
-    from mobilepack.cli import cli
+    from mobilepack.cli.main import cli
 
     dist = tmp_path_factory.mktemp("benched") / "dist"
     convert(tiny_run, dist, ConvertConfig(quantizations=("fp32",)), log=lambda m: None)

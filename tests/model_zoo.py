@@ -37,7 +37,7 @@ def zoo_model(size=16, seed=0):
     x = L.UpSampling2D(2)(x)
     x = L.LayerNormalization()(x)
     x = L.Activation(lambda t: keras.activations.gelu(t, approximate=True))(x)
-    x = L.Activation("gelu")(x)  # exact, erf-based: TF's Erfc, converted by convert/coreml_tf_ops.py
+    x = L.Activation("gelu")(x)  # exact, erf-based: TF's Erfc, converted by convert/coreml/tf_ops.py
     x = L.Conv2D(8, 3, padding="same", groups=2)(x)  # grouped: Keras runs it through an XLA-compiled function
     x = L.Dropout(0.3)(x)
     p = L.GlobalAveragePooling2D()(x)

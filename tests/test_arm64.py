@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import cli_helpers
-from benchmarks.arm64 import Arm64Options, arm64_pass, unavailable
-from benchmarks.arm64_setup import STAMP, cpuinfo_text, read_stamp, runtime_dir, setup
-from benchmarks.outputs import OutputSpec
+from benchmarks.arm64.column import Arm64Options, arm64_pass, unavailable
+from benchmarks.arm64.runtime import STAMP, cpuinfo_text, read_stamp, runtime_dir, setup
+from benchmarks.parity.outputs import OutputSpec
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_measured_arm64_blocks_match_the_schema(report, fp16_inference_benched):
 
     import jsonschema
 
-    schema = json.loads((Path(__file__).parents[1] / "benchmarks" / "report.schema.json").read_text())
+    schema = json.loads((Path(__file__).parents[1] / "benchmarks" / "report" / "report.schema.json").read_text())
     jsonschema.validate(report, schema)
     jsonschema.validate(json.loads((fp16_inference_benched[0] / "report.json").read_text()), schema)
     broken = copy.deepcopy(report)

@@ -149,7 +149,7 @@ def test_a_run_killed_between_the_fallback_renames_gets_its_old_folder_back(tmp_
 @pytest.mark.slow
 def test_sigkill_mid_bench_reports_leaves_one_whole_set(benched_fp32, tmp_path):
     """bench swaps its three reports in as one set: after a kill they are all old or all new."""
-    from benchmarks.report import markdown
+    from benchmarks.report.write import markdown
     from train.fsutil import replace_files
 
     dist = tmp_path / "dist"
@@ -179,7 +179,7 @@ def test_sigkill_mid_bench_reports_leaves_one_whole_set(benched_fp32, tmp_path):
 def test_sigkill_mid_ship_leaves_the_old_or_the_new_assets(benched_fp32, tmp_path):
     from click.testing import CliRunner
 
-    from mobilepack.cli import cli
+    from mobilepack.cli.main import cli
 
     apps = {}
     for name, samples in (("old", 2), ("new", 6)):  # shipped whole, to know both states the kill may leave

@@ -4,10 +4,10 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks import metrics
+from benchmarks.parity import compare as metrics
 from benchmarks.bench import BenchConfig, run_bench
 from benchmarks.errors import BenchDataError, ThresholdError
-from benchmarks.gate import DEFAULT_THRESHOLDS, Threshold, judge, parse_gate
+from benchmarks.gating.gate import DEFAULT_THRESHOLDS, Threshold, judge, parse_gate
 from benchmarks.runners import KerasRunner, LiteRTRunner
 from convert.errors import ManifestError
 

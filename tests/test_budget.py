@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from convert.api import ConvertConfig, convert
 from convert.budget import Budget, BudgetNotMetError, float_layer_counts
 from convert.errors import UsageError
-from mobilepack.cli import cli
-from mobilepack.search import min_validation_images, validation_evaluator
+from mobilepack.cli.main import cli
+from mobilepack.judge import min_validation_images, validation_evaluator
 
 quiet = lambda m: None  # noqa: E731
 
@@ -82,7 +82,7 @@ def test_search_recovers_an_int8_model_that_plain_int8_breaks(outlier_run, tmp_p
     assert row["budget_pp"] == 5.0 and row["float_layers"] == chosen.notes["float_layers"]
     import jsonschema
 
-    schema = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "report.schema.json").read_text())
+    schema = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "report" / "report.schema.json").read_text())
     jsonschema.validate(json.loads((tmp_path / "d" / "report.json").read_text()), schema)
     md = (tmp_path / "d" / "report.md").read_text()
     assert "1 tensor(s) kept float" in md and "tried int8 " in md
@@ -101,7 +101,7 @@ def test_no_candidate_within_budget_lists_them_all(tiny_run, tmp_path):
 
 
 def test_cli_exit_1_when_the_budget_cannot_be_met(tiny_run, tmp_path, monkeypatch):
-    import mobilepack.search as search
+    import mobilepack.judge as search
 
     monkeypatch.setattr(search, "validation_evaluator", lambda *a, **k: (lambda path, target: [loses(5.0)]))
     one_line(run("convert", tiny_run, "--target", "coreml", "--quant", "fp16", "--max-drop", "1",
@@ -131,7 +131,7 @@ def test_demo_takes_a_budget(tmp_path, monkeypatch):
 
 def test_coreml_ladder_leaves_the_worst_weights_uncompressed_before_stepping_up(tiny_run, tmp_path):
     """An evaluator that accepts pal4 only with a weight uncompressed: the search must get there, not to pal6."""
-    from convert.coreml import import_coremltools
+    from convert.coreml.convert import import_coremltools
 
     ct = import_coremltools()
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from cli_helpers import assert_one_line_error, run
-from mobilepack.cli import cli
+from mobilepack.cli.main import cli
 
 COMMANDS = sorted(cli.commands)
 

@@ -9,9 +9,9 @@ import pytest
 
 from benchmarks.coreml_reference import CoreMLFormatError, CoreMLReferenceRunner, InputMismatchError, UnsupportedOpError
 from benchmarks.coreml_reference.mil_ops import affine_dequantize, lut_to_dense
-from benchmarks.metrics import sqnr_db
+from benchmarks.parity.compare import sqnr_db
 from convert.context import ConversionContext
-from convert.coreml import convert_coreml, imagetype_scale_bias
+from convert.coreml.convert import convert_coreml, imagetype_scale_bias
 from convert.errors import UnsupportedLayerError
 from train.preprocessing import Preprocessing
 
@@ -154,7 +154,7 @@ def test_bench_reports_coreml_rows(coreml_dist, fast_latency):
     assert r["recommended"]["android"] is None
     import jsonschema
 
-    schema = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "report.schema.json").read_text())
+    schema = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "report" / "report.schema.json").read_text())
     jsonschema.validate(json.loads((coreml_dist / "report.json").read_text()), schema)
 
 
@@ -243,7 +243,7 @@ def _tamper(dist, tmp_path, edit):
 def test_bench_cli_one_line_for_a_damaged_package(coreml_dist, tmp_path, edit, message):
     from click.testing import CliRunner
 
-    from mobilepack.cli import cli
+    from mobilepack.cli.main import cli
 
     dist = _tamper(coreml_dist, tmp_path, edit)
     result = CliRunner().invoke(cli, ["bench", str(dist), "--data", "digits", "--threads", "1", "--no-crosscheck", "--runs", "5", "--repeat", "1"])
@@ -293,8 +293,8 @@ def test_exact_gelu_is_one_gelu_op_on_both_targets():
     from ai_edge_litert.interpreter import Interpreter
 
     from convert.context import ConversionContext
-    from convert.coreml import convert_coreml
-    from convert.tflite import convert_tflite
+    from convert.coreml.convert import convert_coreml
+    from convert.tflite.convert import convert_tflite
 
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(3, activation="gelu")(inputs))

@@ -5,7 +5,7 @@ import pytest
 
 from benchmarks.coreml_reference import CoreMLReferenceRunner
 from convert.context import ConversionContext
-from convert.coreml import convert_coreml
+from convert.coreml.convert import convert_coreml
 from model_zoo import check_batched_run, mil_program
 
 

@@ -4,16 +4,16 @@
 import numpy as np
 import pytest
 
-from benchmarks.compute_units import ALL_UNITS, CPU_GPU, compute_units
+from benchmarks.parity.compute_units import ALL_UNITS, CPU_GPU, compute_units
 from benchmarks.coreml_reference import CoreMLReferenceRunner
 from benchmarks.coreml_reference.constexpr_ops import (CONSTEXPR_OPS, blockwise_shift_scale, lut_to_dense_ios18,
                                                        lut_to_sparse, sparse_blockwise_shift_scale)
 from benchmarks.coreml_reference.model import load_spec
 from benchmarks.coreml_reference.values import BlobFile, parse_value
-from benchmarks.metrics import sqnr_db
+from benchmarks.parity.compare import sqnr_db
 from convert.context import ConversionContext
-from convert.coreml import convert_coreml
-from convert.coreml_compress import int4_block, palette_group
+from convert.coreml.convert import convert_coreml
+from convert.coreml.compress import int4_block, palette_group
 
 from cli_helpers import assert_one_line_error, run
 
@@ -166,7 +166,7 @@ def test_saved_ios18_weights_expand_as_coremltools_does(ios18, quant):
 def test_layers_the_block_does_not_divide_fall_back_and_are_recorded(ios18):
     import json
 
-    from convert.coreml_compress import FALLBACKS_KEY
+    from convert.coreml.compress import FALLBACKS_KEY
 
     records = {q: json.loads(m.user_defined_metadata[FALLBACKS_KEY]) for q, (m, _) in ios18[2].items()}
     # MIL weight shapes: conv (out, in, kh, kw), matmul (in, out). By hand: the largest divisor <= 32 of
@@ -266,7 +266,7 @@ def _row(name, size, units):
 
 
 def test_ios_recommendation_prefers_the_neural_engine_unless_told_not_to():
-    from benchmarks.recommend import recommend
+    from benchmarks.gating.recommend import recommend
     from convert.budget import Budget
 
     rows = [_row("pal4-fp32", 60_000, CPU_GPU), _row("pal4", 62_000, ALL_UNITS), _row("fp32", 380_000, CPU_GPU)]
@@ -284,8 +284,8 @@ def test_ios_recommendation_prefers_the_neural_engine_unless_told_not_to():
 def test_a_weight_coremltools_cannot_compress_is_recorded_not_dropped(quant):
     """A weight read as matmul's y by one op and as its x by another has no single channel axis: coremltools
     skips it with a log line only; the artifact must say so."""
-    from convert.coreml import import_coremltools
-    from convert.coreml_compress import compress, recorded_fallbacks
+    from convert.coreml.convert import import_coremltools
+    from convert.coreml.compress import compress, recorded_fallbacks
 
     ct = import_coremltools()
     from coremltools.converters.mil import Builder as mb
@@ -306,7 +306,7 @@ def test_a_weight_coremltools_cannot_compress_is_recorded_not_dropped(quant):
 def test_fallbacks_reach_the_manifest_and_the_report_lines(tmp_path):
     """convert -> manifest notes -> bench row -> report.md line, for a layer int4b could not block by 32."""
     from benchmarks.bench import _coreml_fields
-    from benchmarks.summary import compute_unit_lines
+    from benchmarks.report.summary import compute_unit_lines
     from convert.api import ConvertConfig, convert
     from convert.manifest import load_manifest
 

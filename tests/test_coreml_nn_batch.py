@@ -6,7 +6,7 @@ import pytest
 from benchmarks.coreml_reference import CoreMLReferenceRunner
 from benchmarks.coreml_reference.batching import CHUNK
 from convert.context import ConversionContext
-from convert.coreml import convert_coreml
+from convert.coreml.convert import convert_coreml
 from model_zoo import check_batched_run, nn_program
 
 

@@ -8,7 +8,7 @@ from benchmarks.coreml_reference import CoreMLReferenceRunner
 from benchmarks.coreml_reference.nn import NeuralNetworkProgram
 from benchmarks.coreml_reference.nn_batching import nn_batch_plan
 from convert.context import ConversionContext
-from convert.coreml import convert_coreml
+from convert.coreml.convert import convert_coreml
 from model_zoo import nn_program
 
 

@@ -32,7 +32,7 @@ def mlp(tmp_path_factory):
     import keras
 
     from convert.context import ConversionContext
-    from convert.coreml import convert_coreml
+    from convert.coreml.convert import convert_coreml
 
     folder = tmp_path_factory.mktemp("nnfp16")
     keras.utils.set_random_seed(3)
@@ -97,7 +97,7 @@ def test_bench_gates_a_neuralnetwork_on_its_gpu_ane_figures(mlp, tmp_path):
                  "--no-crosscheck", "--gate", "fp16.min_sqnr=100")
     assert result.exit_code == 1, result.output + result.stderr
     report = json.loads((dist / "report.json").read_text())
-    jsonschema.validate(report, json.loads((ROOT / "benchmarks" / "report.schema.json").read_text()))
+    jsonschema.validate(report, json.loads((ROOT / "benchmarks" / "report" / "report.schema.json").read_text()))
     [row] = report["artifacts"]
     cpu = row["cpu_figures"]
     assert row["precision"] == "gpu/ane" and cpu["precision"] == "cpu"
@@ -108,6 +108,6 @@ def test_bench_gates_a_neuralnetwork_on_its_gpu_ane_figures(mlp, tmp_path):
     assert f"at cpu precision (float32): SQNR {cpu['sqnr_db']:.1f} dB" in row["reason"]
     md = (dist / "report.md").read_text()
     assert "| compute units | precision |" in md and "| CPU, GPU, Neural Engine | gpu/ane |" in md
-    assert f"`model_neuralnetwork_fp32`: judged at gpu/ane precision" in md
+    assert "`model_neuralnetwork_fp32`: judged at gpu/ane precision" in md
     html = (dist / "report.html").read_text()
     assert f"at cpu precision (float32): SQNR {cpu['sqnr_db']:.1f} dB" in html

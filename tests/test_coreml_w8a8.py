@@ -12,8 +12,8 @@ from benchmarks.coreml_reference import CoreMLReferenceRunner
 from benchmarks.coreml_reference.calibrate import activation_ranges
 from convert.calibration import CalibrationSet
 from convert.context import ConversionContext
-from convert.coreml import convert_coreml
-from convert.coreml_w8a8 import activation_config, calibrated_stats
+from convert.coreml.convert import convert_coreml
+from convert.coreml.w8a8 import activation_config, calibrated_stats
 
 from cli_helpers import run
 

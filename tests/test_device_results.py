@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import cli_helpers
-from benchmarks.device_results import DeviceResultsError, load_device_results, parse_log
+from benchmarks.phone.results import DeviceResultsError, load_device_results, parse_log
 from convert.manifest import load_manifest
 
 LOGS = Path(__file__).with_name("device_logs")

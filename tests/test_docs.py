@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mobilepack.cli import cli
+from mobilepack.cli.main import cli
 
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "cli-reference.md"
 

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from mobilepack.cli import cli
+from mobilepack.cli.main import cli
 
 
 def _stripes(root, n=90, size=12, seed=0):

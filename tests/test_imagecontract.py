@@ -140,7 +140,7 @@ def test_the_apps_implement_the_contract_not_their_platform_scalers():
 @pytest.mark.parametrize("orientation", [3, 6, 8])
 def test_serve_reads_a_rotated_phone_photo_upright(orientation):
     """An upload whose EXIF says 'rotate' gives the model what the upright picture gives it."""
-    from mobilepack.serve_input import ImageLimits, tensor_from_image
+    from mobilepack.serve.inputs import ImageLimits, tensor_from_image
     from train.preprocessing import Preprocessing
 
     upright = np.random.default_rng(orientation).integers(0, 256, (9, 14, 3)).astype(np.uint8)

@@ -128,7 +128,7 @@ def test_serve_takes_one_json_value_per_input_by_name(mixed_model, mixed_dist):
     import requests
 
     from cli_helpers import record_bad_input
-    from mobilepack.serve import create_app
+    from mobilepack.serve.server import create_app
     from serve_helpers import live_server
 
     data = np.load(mixed_model / "data.npz")
@@ -157,7 +157,7 @@ def test_int8_sensitivity_and_mixed_int8_feed_several_inputs_in_the_converted_or
     """LiteRT's QuantizationDebugger sets inputs by position in its own order, which for the photo and metadata
     model is not Keras' (metadata comes first): fed in Keras order, the photo would reach the metadata input."""
     from convert.calibration import CalibrationSet
-    from convert.tflite import convert_tflite, convert_tflite_mixed, layer_sensitivity
+    from convert.tflite.convert import convert_tflite, convert_tflite_mixed, layer_sensitivity
     from train.architectures import sample_inputs, two_inputs
 
     model = two_inputs()

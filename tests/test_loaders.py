@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.regression import load_baseline
-from benchmarks.report import load_report
+from benchmarks.gating.regression import load_baseline
+from benchmarks.report.write import load_report
 from convert.manifest import load_manifest
 from mobilepack.ship import app_assets
 from train.data import load_split

@@ -10,10 +10,10 @@ from click.testing import CliRunner
 
 from benchmarks.bench import BenchConfig, run_bench
 from benchmarks.errors import BenchDataError
-from benchmarks.outputs import describe_outputs
+from benchmarks.parity.outputs import describe_outputs
 from cli_helpers import assert_one_line_error as one_line
 from cli_helpers import run
-from mobilepack.cli import cli
+from mobilepack.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 quiet = lambda m: None  # noqa: E731
@@ -22,7 +22,7 @@ quiet = lambda m: None  # noqa: E731
 def schema_check(report: dict) -> None:
     import jsonschema
 
-    schema = json.loads((ROOT / "benchmarks" / "report.schema.json").read_text())
+    schema = json.loads((ROOT / "benchmarks" / "report" / "report.schema.json").read_text())
     jsonschema.validate(json.loads(json.dumps(report)), schema)
 
 

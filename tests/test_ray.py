@@ -15,11 +15,11 @@ import time
 import numpy as np
 import pytest
 
-from benchmarks.arm64 import Arm64Options
+from benchmarks.arm64.column import Arm64Options
 from benchmarks.bench import BenchConfig, run_bench
 from benchmarks.errors import ExecutorError
-from benchmarks.executor import EvalJob, ExecutorSpec, LocalExecutor, parse_executor, shard_bounds
-from benchmarks.ray_executor import RayExecutor, _load, check_workers
+from benchmarks.distributed.executor import EvalJob, ExecutorSpec, LocalExecutor, parse_executor, shard_bounds
+from benchmarks.distributed.ray_executor import RayExecutor, _load, check_workers
 from cli_helpers import assert_one_line_error, record_bad_input, run
 from convert.manifest import load_manifest
 from train.loading import sha256_file
@@ -195,8 +195,8 @@ def test_executor_values():
 
 def test_a_lost_ray_client_server_names_the_head_side_fix():
     """Ray's own message when the head's proxy lost this client's server (seen beside a CPU hog, a gRPC fork
-    crash on the head: benchmarks/ray_executor.py, connect_hint) gets its fix, not the address/token advice."""
-    from benchmarks.ray_executor import connect_hint
+    crash on the head: benchmarks/distributed/ray_executor.py, connect_hint) gets its fix, not the address/token advice."""
+    from benchmarks.distributed.ray_executor import connect_hint
 
     lost = ("Initialization failure from server:\nTraceback (most recent call last):\n  File \".../proxier.py\", "
             "line 773, in Datapath\nRuntimeError: Starting Ray client server failed. See "

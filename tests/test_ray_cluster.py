@@ -101,7 +101,7 @@ def cluster(tmp_path_factory):
     gcs, client = _free_port(), _free_port()
     # GRPC_ENABLE_FORK_SUPPORT=false: the head's Ray Client proxy forks each client's server from a busy gRPC
     # process, and gRPC's fork handlers kill ~3% of such children before they exec; the bench then fails with
-    # "Starting Ray client server failed" (benchmarks/ray_executor.py, connect_hint, has the evidence).
+    # "Starting Ray client server failed" (benchmarks/distributed/ray_executor.py, connect_hint, has the evidence).
     common = {"cwd": tmp, "env": dict(env, GRPC_ENABLE_FORK_SUPPORT="false"), "stderr": subprocess.STDOUT,
               "start_new_session": True}
     head = subprocess.Popen([RAY, "start", "--head", "--block", "--num-cpus", "2", "--port", str(gcs),
@@ -184,7 +184,7 @@ def test_second_driver_joins_by_address_and_measures_latency_on_a_labelled_node(
     assert f"latency measured on Ray node {node['id'][:12]}" in (dist / "report.md").read_text()
     import jsonschema
 
-    schema = json.loads((Path(__file__).parent.parent / "benchmarks" / "report.schema.json").read_text())
+    schema = json.loads((Path(__file__).parent.parent / "benchmarks" / "report" / "report.schema.json").read_text())
     jsonschema.validate(report, schema)
 
 

@@ -5,12 +5,12 @@ import pytest
 
 from benchmarks.bench import BenchConfig
 from benchmarks.errors import ThresholdError
-from benchmarks.repeat import UNSTABLE_SPREAD, combine, slower_than
+from benchmarks.latency.repeat import UNSTABLE_SPREAD, combine, slower_than
 from cli_helpers import assert_one_line_error, run
 
 
 def process(rng, centre: float, within: float = 0.05, runs: int = 400) -> dict:
-    """One measuring process's stats, as benchmarks.latency writes them, from lognormal run times."""
+    """One measuring process's stats, as benchmarks.latency.protocol writes them, from lognormal run times."""
     ms = centre * rng.lognormal(0, within, runs)
     return {"threads": 1, "init": 1.0, "first": 2.0, "warmup_runs": 5, "runs": runs, "mean": float(ms.mean()),
             "std": float(ms.std()), "min": float(ms.min()), "max": float(ms.max()), "p50": float(np.median(ms)),

@@ -9,10 +9,10 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from benchmarks.regression import compare
-from mobilepack.cli import cli
+from benchmarks.gating.regression import compare
+from mobilepack.cli.main import cli
 
-SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "report.schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "report" / "report.schema.json").read_text())
 
 
 def run(*args):

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from benchmarks.html import expected_image_count
-from mobilepack.cli import cli
+from benchmarks.report.html import expected_image_count
+from mobilepack.cli.main import cli
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
@@ -65,7 +65,7 @@ def test_arena_matches_the_activation_sizes(tiny_dist):
     """fp32 arena >= the largest activation plus the input, and well below the sum of every tensor."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from benchmarks.measure import tflite_arena_bytes
+    from benchmarks.latency.measure import tflite_arena_bytes
 
     content = (tiny_dist / "model_fp32.tflite").read_bytes()
     arena = tflite_arena_bytes(content)

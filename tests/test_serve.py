@@ -20,9 +20,9 @@ import requests
 
 from benchmarks.runners import LiteRTRunner
 from convert.manifest import load_manifest
-from mobilepack.cli import serve_cmd
-from mobilepack.serve import create_app
-from mobilepack.serve_input import MAX_PIXELS
+from mobilepack.cli.main import serve_cmd
+from mobilepack.serve.server import create_app
+from mobilepack.serve.inputs import MAX_PIXELS
 from serve_helpers import blank_png, first_line, live_server as serving, png, wait_healthy
 from train.data import load_dataset
 from train.preprocessing import Preprocessing

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from cli_helpers import record_bad_input
-from mobilepack.serve import MAX_UPLOAD_BYTES, create_app
+from mobilepack.serve.server import MAX_UPLOAD_BYTES, create_app
 from serve_helpers import blank_png, frames, live_server, png
 
 SHAPE = (16, 16, 3)  # the tiny dist's input

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mobilepack.serve import create_app
+from mobilepack.serve.server import create_app
 from serve_helpers import live_server
 
 EXAMPLES_PER_MODE = 50  # positive and as many negative: ~100 requests, ~10 s on 2 cores

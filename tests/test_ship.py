@@ -13,7 +13,7 @@ from PIL import Image
 
 from benchmarks.runners import quantize
 from convert.manifest import load_manifest
-from mobilepack.cli import cli
+from mobilepack.cli.main import cli
 from train.preprocessing import Preprocessing
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from benchmarks.recommend import recommend
-from benchmarks.stats import paired_difference, resolution_notes, wilson
+from benchmarks.gating.recommend import recommend
+from benchmarks.parity.stats import paired_difference, resolution_notes, wilson
 from convert.budget import Budget
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from benchmarks.runners import LiteRTRunner
 from convert.manifest import load_manifest, verify_artifacts
-from convert.tflite_metadata import input_normalization, read_metadata
+from convert.tflite.metadata import input_normalization, read_metadata
 from train.data import load_dataset, load_split, split_indices
 from train.preprocessing import Preprocessing
 

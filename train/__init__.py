@@ -1,8 +1,8 @@
 """Stage 1: a Keras model, its labels and its Preprocessing, in a run dir."""
 
-from .errors import (DataError, MobilepackError, ModelLoadError, OutputError, PreprocessingError,
+from train.errors import (DataError, MobilepackError, ModelLoadError, OutputError, PreprocessingError,
                      UnsafeModelError)
-from .preprocessing import Preprocessing
+from train.preprocessing import Preprocessing
 
 __all__ = ["DataError", "MobilepackError", "ModelLoadError", "OutputError", "Preprocessing",
            "PreprocessingError", "UnsafeModelError"]

@@ -14,8 +14,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .documents import load_document, shown
-from .errors import DataError, DocumentError
+from train.documents import load_document, shown
+from train.errors import DataError, DocumentError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 SPLIT_SCHEMA_VERSION = 1
@@ -61,7 +61,7 @@ def load_digits_dataset() -> ImageDataset:
 
 def load_folder_dataset(root: Path, log: Callable[[str], None] = print) -> ImageDataset:
     """One sub-folder per class; corrupt or unreadable images are skipped and counted."""
-    from .preprocessing import read_rgb_image
+    from train.preprocessing import read_rgb_image
 
     root = Path(root)
     if not root.exists():
@@ -133,7 +133,7 @@ def stratified_split(labels: np.ndarray, val_fraction: float, test_fraction: flo
 
 def save_split(path: Path, dataset: ImageDataset, split: dict, seed: int) -> None:
     """Record the split by image id so any later stage can rebuild it exactly."""
-    from .fsutil import atomic_write_json
+    from train.fsutil import atomic_write_json
 
     atomic_write_json(path, {
         "schema_version": SPLIT_SCHEMA_VERSION,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import DocumentError, MobilepackError
+from train.errors import DocumentError, MobilepackError
 
 NUMBER = (int, float)
 _TYPE_NAMES = {dict: "an object", list: "an array", str: "a string", int: "an integer", float: "a number",

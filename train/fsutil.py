@@ -34,7 +34,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from .errors import OutputError, plain_os_error
+from train.errors import OutputError, plain_os_error
 
 _STAGING_TAG = ".mobilepack-staging-"
 _RENAME_EXCHANGE = 2  # Linux renameat2 flag
@@ -311,7 +311,7 @@ def replace_files(folder: Path, files: dict[str, bytes], unchanged: dict[str, st
 
 
 def _sha256_or_none(path: Path) -> str | None:
-    from .loading import sha256_file  # the digest bench recorded the file with
+    from train.loading import sha256_file  # the digest bench recorded the file with
 
     try:
         return sha256_file(path)

@@ -29,7 +29,6 @@ import io
 import math
 import struct
 import warnings
-from pathlib import Path
 
 import numpy as np
 

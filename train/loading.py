@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 from typing import Sequence
 
-from .errors import CustomObjectsError, ModelLoadError, UnsafeModelError
+from train.errors import CustomObjectsError, ModelLoadError, UnsafeModelError
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import MobilepackError
+from train.errors import MobilepackError
 
 ARCHS = ("small_cnn", "mobilenet_v2")
 

@@ -144,9 +144,9 @@ def outlier_run(run: Path, out: Path, samples: int = 200) -> Path:
     erases every other channel there and loses tens of pp on any CPU; `convert --max-drop 1.0` recovers it by
     keeping the blown-up tensor's producer and reader float.
     """
-    from .data import split_part
-    from .loading import load_keras_model
-    from .preprocessing import Preprocessing
+    from train.data import split_part
+    from train.loading import load_keras_model
+    from train.preprocessing import Preprocessing
 
     data, train_ids = split_part(run / "split.json", "train", log=lambda m: None)
     x = Preprocessing.load(run / "preprocessing.json").apply_batch([data.images[i] for i in train_ids[:samples]])

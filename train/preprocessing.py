@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .documents import NUMBER, Array, check_document, read_json
-from .errors import DataError, MobilepackError, PreprocessingError
-from .imagecontract import CONTRACT, resample, upright_rgb
+from train.documents import NUMBER, Array, check_document, read_json
+from train.errors import DataError, MobilepackError, PreprocessingError
+from train.imagecontract import CONTRACT, resample, upright_rgb
 
 SCHEMA_VERSION = 1
 _RESIZE = ("bilinear", "nearest", "bicubic")  # the contract's resamplers (train/imagecontract.py)
@@ -85,7 +85,7 @@ class Preprocessing:
             raise error(f"{source}: {exc}; {fix}") from None
 
     def save(self, path: Path) -> None:
-        from .fsutil import atomic_write_json
+        from train.fsutil import atomic_write_json
 
         atomic_write_json(path, self.to_dict())
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .documents import shown, unreadable
-from .errors import DocumentError, MobilepackError
+from train.documents import shown, unreadable
+from train.errors import DocumentError, MobilepackError
 
 SAVE_HINT = ("save numeric arrays, batch first, e.g. np.savez(path, x=x.astype('float32')), or one per input name "
              "for several inputs (integer ids as int32)")

@@ -9,12 +9,12 @@ from typing import Callable
 
 import numpy as np
 
-from .data import load_dataset, save_split, stratified_split
-from .documents import NUMBER, load_document, read_text
-from .errors import DocumentError, MobilepackError
-from .fsutil import atomic_write_json, check_writable_dir, staged_directory
-from .models import ARCHS, build_model, normalization_of
-from .preprocessing import Preprocessing
+from train.data import load_dataset, save_split, stratified_split
+from train.documents import NUMBER, load_document, read_text
+from train.errors import DocumentError, MobilepackError
+from train.fsutil import atomic_write_json, check_writable_dir, staged_directory
+from train.models import ARCHS, build_model, normalization_of
+from train.preprocessing import Preprocessing
 
 RUN_FILES = ("model.keras", "labels.txt", "preprocessing.json", "split.json", "train_config.json",
              "history.json", "metrics.json")

@@ -22,7 +22,6 @@ runs a row at a time, as batching.py does for ML Program matmuls.
 
 from __future__ import annotations
 
-import numpy as np
 
 from .batching import one_row_at_a_time
 

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from benchmarks.figures.common import demo_dist
-from .common import figure_parser, work_dir
+from benchmarks.figures.common import figure_parser, work_dir
 
 ORDER = ("foundation", "budget", "harness_overhead", "coreml", "coreml_compress", "coreml_optests", "parity",
          "fidelity", "latency", "arm64",

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import demo_dist, figure_parser, mobilenet_v2_224, quiet, work_dir
+from benchmarks.figures.common import demo_dist, figure_parser, mobilenet_v2_224, quiet, work_dir
 
 
 def _check_runtime() -> None:
-    from benchmarks.arm64 import Arm64Options, unavailable
+    from benchmarks.arm64.column import Arm64Options, unavailable
 
     note = unavailable(Arm64Options())
     if note:
@@ -31,9 +31,9 @@ def _check_runtime() -> None:
 
 
 def demo_figures(dist: Path, work: Path, samples: int) -> None:
-    from benchmarks.arm64 import Arm64Options
+    from benchmarks.arm64.column import Arm64Options
     from benchmarks.bench import BenchConfig, run_bench
-    from benchmarks.latency import LatencyProtocol
+    from benchmarks.latency.protocol import LatencyProtocol
 
     copy = work / "demo"
     shutil.copytree(dist, copy, ignore=shutil.ignore_patterns("report.*"))
@@ -74,8 +74,8 @@ def _live(model, seed: int = 0):
 
 
 def mobilenet_figures(work: Path, count: int) -> None:
-    from benchmarks.arm64 import Arm64Options, arm64_pass
-    from benchmarks.outputs import describe_outputs
+    from benchmarks.arm64.column import Arm64Options, arm64_pass
+    from benchmarks.parity.outputs import describe_outputs
     from benchmarks.runners import KerasRunner
     from convert.api import ConvertConfig, convert
 

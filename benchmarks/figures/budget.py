@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.figures.common import quiet
-from .common import figure_parser
+from benchmarks.figures.common import figure_parser
 
 
 def _bench(dist: Path) -> dict:
@@ -37,7 +37,7 @@ def _convert(run: Path, out: Path, config, evaluate=None, log=quiet) -> Path:
 
 def _evaluator(run: Path, max_drop_pp: float):
     from convert.budget import Budget
-    from mobilepack.search import validation_evaluator
+    from mobilepack.judge import validation_evaluator
 
     return validation_evaluator(run, Budget(max_drop_pp=max_drop_pp), log=quiet)
 

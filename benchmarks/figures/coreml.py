@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.figures.common import mobilenet_v2_224, quiet
-from .common import figure_parser
+from benchmarks.figures.common import figure_parser
 
 # The Keras applications besides MobileNetV2: class name, and whether [-1, 1] scaling must be
 # folded in front (the others scale raw pixels themselves).
@@ -81,14 +81,14 @@ def _estimate_batchnorm(model, size: int) -> None:
 def _coreml(model, fmt: str, quant: str):
     """A tensor-input Core ML model: the evaluator is compared on the raw softmax outputs."""
     from convert.context import ConversionContext
-    from convert.coreml import convert_coreml
+    from convert.coreml.convert import convert_coreml
 
     return convert_coreml(ConversionContext(model), fmt, quant)
 
 
 def compare(model, x: np.ndarray, work: Path, label: str, n_fp32: int, n_other: int) -> None:
     from benchmarks.coreml_reference import CoreMLReferenceRunner
-    from benchmarks.metrics import sqnr_db
+    from benchmarks.parity.compare import sqnr_db
 
     ref = np.asarray(model.predict(x, batch_size=16, verbose=0))
     for fmt, quant in FAMILIES:
@@ -136,7 +136,7 @@ def speed(work: Path, batch: int = 32, runs: int = 3) -> None:
     interleaved; each run takes the better of two timed calls per runner. Then each once per sample."""
     from benchmarks.coreml_reference import CoreMLReferenceRunner
     from benchmarks.runners import LiteRTRunner
-    from convert.tflite import convert_tflite
+    from convert.tflite.convert import convert_tflite
 
     model = app_model("mobilenet_v2")
     x = np.random.default_rng(1).uniform(0, 255, (batch, 224, 224, 3)).astype(np.float32)
@@ -197,9 +197,9 @@ def fp16_crosscheck(name: str, n: int) -> None:
     (fp32 compute), and TensorFlow computing the same weights under Keras' float16 policy."""
     import keras
 
-    from benchmarks.metrics import sqnr_db
+    from benchmarks.parity.compare import sqnr_db
     from benchmarks.runners import LiteRTRunner
-    from convert.tflite import convert_tflite
+    from convert.tflite.convert import convert_tflite
 
     model = app_model(name)
     x = np.random.default_rng(0).uniform(0, 255, (n, 224, 224, 3)).astype(np.float32)

@@ -25,7 +25,7 @@ import numpy as np
 
 from benchmarks.figures.common import quiet
 from benchmarks.figures.coreml import MODELS, model_names, app_model
-from .common import figure_parser
+from benchmarks.figures.common import figure_parser
 
 PAIRS = (("int8w", "int8w-fp32"), ("pal6", "pal6-fp32"), ("pal4", "pal4-fp32"))
 IOS18 = ("int4b", "pal4g")
@@ -33,8 +33,8 @@ BUDGET_PP = {"int4b": 3.0, "pal4g": 3.0, "w8a8": 1.0}
 
 
 def digits(work: Path) -> None:
-    from benchmarks import metrics
-    from benchmarks.compute_units import compute_units
+    from benchmarks.parity import compare as metrics
+    from benchmarks.parity.compute_units import compute_units
     from benchmarks.coreml_reference.calibrate import activation_ranges
     from benchmarks.runners import coreml_runner
     from convert.api import ConvertConfig, convert
@@ -77,10 +77,10 @@ def digits(work: Path) -> None:
 
 def application(name: str, work: Path, n: int, mlmodel_only: bool = False) -> None:
     from benchmarks.runners import coreml_runner
-    from benchmarks.metrics import sqnr_db
+    from benchmarks.parity.compare import sqnr_db
     from convert.context import ConversionContext
-    from convert.coreml import convert_coreml
-    from convert.coreml_compress import recorded_fallbacks
+    from convert.coreml.convert import convert_coreml
+    from convert.coreml.compress import recorded_fallbacks
     from train.loading import size_on_disk
 
     model = app_model(name)
@@ -112,10 +112,10 @@ def application(name: str, work: Path, n: int, mlmodel_only: bool = False) -> No
 
 def neural_network(name: str, model, x: np.ndarray, ref: np.ndarray, work: Path) -> None:
     """A .mlmodel (fp32 weights) at the device's float16 (gpu/ane) and the CPU's float32 precision."""
-    from benchmarks.metrics import sqnr_db
+    from benchmarks.parity.compare import sqnr_db
     from benchmarks.runners import coreml_runner
     from convert.context import ConversionContext
-    from convert.coreml import convert_coreml
+    from convert.coreml.convert import convert_coreml
 
     t0 = time.perf_counter()
     path = work / f"{name}_nn_fp32.mlmodel"

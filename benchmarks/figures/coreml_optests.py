@@ -29,7 +29,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from .common import figure_parser, work_dir
+from benchmarks.figures.common import figure_parser, work_dir
 
 FOLDERS = ("iOS14", "iOS15", "iOS16", "iOS17", "iOS18")
 COLUMNS = ("passed", "numeric", "undefined-input", "fp16-resolution", "kernel-error", "missing-op", "other-skip", "other-failure",

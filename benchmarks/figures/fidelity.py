@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.figures.common import demo_dist, quiet, save_mobilenet_v2
-from .common import figure_parser, work_dir
+from benchmarks.figures.common import figure_parser, work_dir
 
 REPEAT_LIMIT, AGREE_LIMIT, THROUGHPUT_FLOOR = 0.05, 0.15, 0.90
 BATCH = 32

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.figures.common import quiet, save_mobilenet_v2
-from .common import figure_parser
+from benchmarks.figures.common import figure_parser
 
 
 def svc_baselines(split_file: Path) -> tuple[float, float]:

@@ -3,7 +3,7 @@
     python -m benchmarks.figures.harness_overhead [--rounds 3] [--threads 1] [--runs 200]
 
 Converts MobileNetV2 (224, weights=None, 1000 classes, as train/models.py builds it)
-to fp32 TFLite, then alternates the harness measurement (benchmarks.latency.litert_latency)
+to fp32 TFLite, then alternates the harness measurement (benchmarks.latency.protocol.litert_latency)
 with a bare loop (one Interpreter, set_tensor once, time each invoke()) in the same
 process, and prints the p50 of each and their ratio. The limit is 5%.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.figures.common import mobilenet_v2_224, quiet
-from .common import figure_parser
+from benchmarks.figures.common import figure_parser
 
 
 def bare_p50(path: Path, x: np.ndarray, threads: int, runs: int) -> float:
@@ -44,7 +44,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=200)
     args = ap.parse_args()
 
-    from benchmarks.latency import LatencyProtocol, litert_latency
+    from benchmarks.latency.protocol import LatencyProtocol, litert_latency
     from convert.api import ConvertConfig, convert
 
     with tempfile.TemporaryDirectory() as tmp:

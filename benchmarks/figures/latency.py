@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.figures.common import quiet
-from .common import figure_parser, work_dir
+from benchmarks.figures.common import figure_parser, work_dir
 
 FIGURES = ("1", "1d", "1m", "2", "3", "4", "5")  # 1d, 1m: figure 1 on the demo or on MobileNetV2 only
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.figures.common import quiet
-from .common import figure_parser, work_dir
+from benchmarks.figures.common import figure_parser, work_dir
 
 
 def _save(model, folder: Path, data: dict, n_cal: int = 200) -> tuple[Path, Path, Path]:
@@ -87,7 +87,7 @@ def broken_sequence(work: Path, models: dict[str, Path]) -> None:
 
     from convert.api import ConvertConfig, convert
     from convert.budget import Budget
-    from mobilepack.search import validation_evaluator
+    from mobilepack.judge import validation_evaluator
     from train.parity_models import set_outlier
 
     folder = models["sequence_regressor"].parent

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import figure_parser, work_dir
+from benchmarks.figures.common import figure_parser, work_dir
 
 KINDS = (("EXIF orientation", r"orient\d"), ("damaged EXIF", r"^exif-"), ("alpha", r"rgba|alpha"),
          ("grayscale", r"gray"), ("16-bit", r"16"), ("palette", r"palette"), ("enlarged", r"-up$"),

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import figure_parser, quiet, work_dir
+from benchmarks.figures.common import figure_parser, quiet, work_dir
 
 SIZE = 96
 
@@ -39,7 +39,7 @@ def _artifacts(work: Path) -> list:
     """The four TFLite variants and Core ML fp16 of MobileNetV2 96 px, as EvalJobs, plus the Keras reference."""
     import keras
 
-    from benchmarks.executor import EvalJob
+    from benchmarks.distributed.executor import EvalJob
     from convert.api import ConvertConfig, convert
     from train.loading import sha256_file
     from train.models import build_model
@@ -59,7 +59,7 @@ def _artifacts(work: Path) -> list:
 
 
 def _local(jobs, inputs) -> tuple[list, float, dict]:
-    from benchmarks.executor import LocalExecutor
+    from benchmarks.distributed.executor import LocalExecutor
 
     per_model, results = {}, []
     start = time.perf_counter()
@@ -72,8 +72,8 @@ def _local(jobs, inputs) -> tuple[list, float, dict]:
 
 def _ray(jobs, inputs) -> tuple[list, float, int, float]:
     """Outputs, wall time, shards, and the time per shard the workers were not loading or predicting."""
-    from benchmarks.executor import ExecutorSpec
-    from benchmarks.ray_executor import RayExecutor
+    from benchmarks.distributed.executor import ExecutorSpec
+    from benchmarks.distributed.ray_executor import RayExecutor
 
     with RayExecutor.connect(ExecutorSpec("ray", workers=2)) as executor:
         start = time.perf_counter()
@@ -90,8 +90,8 @@ def _same(a, b) -> bool:
 def _search(model_path: Path, out: Path, config, validation: Path, executor=None) -> tuple[list, float]:
     """(name, sha256, trail) of each chosen artifact, and the search's wall time (the validation's reference apart)."""
     from convert.api import convert
-    from mobilepack.search import validation_evaluator
-    from mobilepack.search_ray import RaySearch
+    from mobilepack.judge import validation_evaluator
+    from mobilepack.ray_search import RaySearch
 
     evaluate = validation_evaluator(model_path, config.budget(), log=quiet, validation=str(validation))
     search = RaySearch(evaluate, executor.workers) if executor else None
@@ -103,8 +103,8 @@ def _search(model_path: Path, out: Path, config, validation: Path, executor=None
 def budget_search(min_sqnr: float) -> None:
     import keras
 
-    from benchmarks.executor import ExecutorSpec
-    from benchmarks.ray_executor import RayExecutor
+    from benchmarks.distributed.executor import ExecutorSpec
+    from benchmarks.distributed.ray_executor import RayExecutor
     from convert.api import ConvertConfig
     from train.models import build_model
 

@@ -24,7 +24,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
-from .common import figure_parser
+from benchmarks.figures.common import figure_parser
 
 GOAL = 60
 

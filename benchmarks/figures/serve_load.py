@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.figures import serve_mix
-from .common import figure_parser
+from benchmarks.figures.common import figure_parser
 
 RSS_GROWTH_LIMIT = 0.10
 

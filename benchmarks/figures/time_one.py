@@ -13,7 +13,7 @@ import json
 import time
 
 import numpy as np
-from .common import figure_parser
+from benchmarks.figures.common import figure_parser
 
 APIS = ("interpreter", "compiled", "compiled-flags0")
 
