@@ -17,13 +17,14 @@ from train.loading import load_keras_model, sha256_file
 
 from benchmarks.parity import compare as metrics
 from benchmarks.errors import BenchDataError, ThresholdError
-from benchmarks.distributed.executor import EvalJob, EvalResult, ExecutorSpec, executor_record, open_executor, timed_evaluate
+from benchmarks.distributed.executor import EvalJob, EvalResult, ExecutorSpec, executor_record, timed_evaluate
+from benchmarks.distributed.pool import open_executor
 from benchmarks.evaldata import EvalData, label_arrays, load_eval_data
 from benchmarks.gating.gate import DEFAULT_THRESHOLDS, Threshold, judge, statistics, threshold_dict
 from benchmarks.parity.outputs import OutputSpec, artifact_output_names, describe_outputs, first_classification, resolve_labels
 from benchmarks.parity.per_output import headline, output_figures, reference_figures
 from benchmarks.parity.usermetric import check_metric_limits, load_metric, metric_entry
-from benchmarks.arm64.column import Arm64Options, arm64_pass
+from benchmarks.arm64.column import Arm64Data, Arm64Options, arm64_pass
 from benchmarks.parity.compute_units import compute_units
 from benchmarks.phone.results import load_device_results
 from benchmarks.latency.crosscheck import AGREEMENT_LIMIT, GOOGLE_TOOL
@@ -112,8 +113,7 @@ def _bench(dist: Path, config: BenchConfig, manifest, manifest_sha256, baseline,
     specs = describe_outputs(model, config.output_kinds)
     user_metric = load_metric(config.metric)
     names = [t.name for t in model.inputs]
-    data = load_eval_data(config.data, manifest, dist, [tuple(t.shape)[1:] for t in model.inputs], names, log,
-                          [str(t.dtype) for t in model.inputs])
+    data = load_eval_data(config.data, manifest, dist, model, log)
     labels = resolve_labels(label_arrays(data), specs, data.count, data.name)
     log(f"evaluating on {data.count} inputs from {data.name} ({data.split} split)")
 
@@ -256,8 +256,8 @@ def _output_figures(artifact, out: list[np.ndarray], ctx: _Context) -> list[dict
 def _arm64(artifacts, rows: list[dict], dist: Path, ctx: _Context, log) -> dict:
     """Every .tflite again on LiteRT's ARM64 build under emulation: one `arm64` block per row, never a latency."""
     tflite = [(a.name, a.path(dist)) for a in artifacts if a.target == "tflite"]
-    summary, blocks, outputs = arm64_pass(tflite, list(ctx.data.inputs), ctx.ref_out, ctx.specs, ctx.input_names,
-                                          ctx.config.arm64, ctx.config.batch_size)
+    data = Arm64Data(list(ctx.data.inputs), ctx.ref_out, ctx.specs, ctx.input_names, ctx.config.batch_size)
+    summary, blocks, outputs = arm64_pass(tflite, data, ctx.config.arm64)
     for row, artifact in zip(rows, artifacts):
         row["arm64"] = blocks.get(row["name"])
         if row["quantization"] == "fp16-inference":

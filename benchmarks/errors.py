@@ -1,4 +1,4 @@
-"""Named errors of the benchmark stage."""
+"""Named errors of the benchmark stage, and the line of a failed child process they quote. A leaf."""
 
 from train.errors import DocumentError, MobilepackError
 
@@ -21,3 +21,9 @@ class BaselineError(BenchDataError, DocumentError):
 
 class ExecutorError(MobilepackError):
     """--executor cannot be used: a bad value, Ray not installed, a cluster not reachable or not set up."""
+
+
+def last_stderr_line(stderr: str) -> str:
+    """The last non-blank line a failed child process wrote: what an error message quotes."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"

@@ -30,8 +30,11 @@ class EvalData:
         return len(self.inputs[0])
 
 
-def load_eval_data(spec: str, manifest, dist: Path, input_shapes: list[tuple], input_names: list[str],
-                   log: Callable[[str], None] = print, input_dtypes: list[str] | None = None) -> EvalData:
+def load_eval_data(spec: str, manifest, dist: Path, model, log: Callable[[str], None] = print) -> EvalData:
+    """`spec` (digits, an image folder or an .npz) as inputs for the Keras `model`, checked against its inputs."""
+    input_shapes = [tuple(t.shape)[1:] for t in model.inputs]
+    input_names = [t.name for t in model.inputs]
+    input_dtypes = [str(t.dtype) for t in model.inputs]
     if spec.lower().endswith(".npz"):
         data = _npz(Path(spec), input_shapes, input_names, input_dtypes)
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -20,28 +21,37 @@ from train.preprocessing import Preprocessing
 from train.trainer import read_labels
 
 from convert.artifacts import coreml_artifact, tflite_artifact, variant_name, with_tflite_metadata
-from convert.budget import Evaluator, Search, budgeted
+from convert.budget import Judge
 from convert.calibration import CalibrationRequest, resolve_calibration
 from convert.config import ConvertConfig
 from convert.context import ConversionContext
 from convert.coreml.w8a8 import ActivationRanges
 from convert.errors import ConversionError
 from convert.manifest import Artifact, Failure, Manifest, SCHEMA_VERSION, tool_versions
+from convert.search import Search, budgeted
 from convert.shapes import fixed_model, parse_input_shapes
 from convert.tflite.convert import check_convertible
 
 
-def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str], None] = print,
-            evaluate: Evaluator | None = None, progress: Callable[[str, int, int], None] | None = None,
-            activation_ranges: ActivationRanges | None = None, search: Search | None = None) -> Manifest:
-    """Convert `source` (a .keras file or run dir) into `out`, replacing it atomically.
+@dataclass(frozen=True)
+class RuntimeHooks:
+    """What a caller lends convert that needs a runtime convert does not import (mobilepack lends them).
 
-    activation_ranges calibrates w8a8's activations (convert/coreml/w8a8.py); mobilepack gives the
-    reference evaluator's.
-    With a budget (config.budgeted), `evaluate(path, target)` gives a candidate's per-output
-    validation figures and each family keeps only its most compressed candidate within budget.
-    `search(ctx, log)` runs that search elsewhere instead (mobilepack's on Ray), with the same result.
+    judge: with a budget (config.budgeted), `judge(path, target)` gives a candidate's per-output
+        validation figures, and each family keeps only its most compressed candidate within budget.
+    search: `search(ctx, log)` runs that search elsewhere instead (mobilepack's on Ray), same result.
+    activation_ranges: calibrates w8a8's activations (convert/coreml/w8a8.py); mobilepack gives the
+        Core ML evaluator's.
     """
+
+    judge: Judge | None = None
+    search: Search | None = None
+    activation_ranges: ActivationRanges | None = None
+
+
+def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str], None] = print,
+            progress: Callable[[str, int, int], None] | None = None, hooks: RuntimeHooks = RuntimeHooks()) -> Manifest:
+    """Convert `source` (a .keras file or run dir) into `out`, replacing it atomically."""
     model_path = resolve_model_path(Path(source))
     run_dir = model_path.parent if (model_path.parent / "preprocessing.json").is_file() else None
     check_writable_dir(Path(out))  # before the slow part
@@ -51,9 +61,9 @@ def convert(source: Path, out: Path, config: ConvertConfig, log: Callable[[str],
     check_convertible(model)
     with staged_directory(out) as stage:
         ctx = dataclasses.replace(_context(model, model_path, run_dir, config, stage, log),
-                                  activation_ranges=activation_ranges)
+                                  activation_ranges=hooks.activation_ranges)
         if config.budgeted:
-            chosen, failed = search(ctx, log) if search is not None else budgeted(ctx, evaluate, log)
+            chosen, failed = hooks.search(ctx, log) if hooks.search is not None else budgeted(ctx, hooks.judge, log)
             if not chosen:  # nothing to ship: the old dist stays as it was
                 raise _nothing_converted(failed)
             artifacts = [with_tflite_metadata(ctx, a) for a in chosen]
@@ -75,7 +85,7 @@ def _context(model, model_path: Path, run_dir: Path | None, config: ConvertConfi
     if _split_file(run_dir):
         load_split(_split_file(run_dir))  # checked before the dist keeps a copy that bench and ship will read
     calibration = None
-    needed_by = sorted({q for _, _, q in config.jobs() if q in ("int8", "w8a8")})  # int8 activations: TFLite, Core ML
+    needed_by = sorted({q for _, _, q in config.variants() if q in ("int8", "w8a8")})  # int8 activations: TFLite, Core ML
     if needed_by:
         request = CalibrationRequest(config.calibration, config.calibration_size, config.seed, input_shapes,
                                      [t.name for t in model.inputs], " and ".join(needed_by),
@@ -93,13 +103,13 @@ def _split_file(run_dir: Path | None) -> Path | None:
 
 def _every(ctx: ConversionContext, log, progress=None) -> tuple[list[Artifact], list[Failure]]:
     """Every asked-for variant; one that fails is recorded with its reason and the others go on."""
-    jobs = ctx.config.jobs()
+    variants = ctx.config.variants()
     artifacts, failed, errors = [], [], []
-    for i, (target, fmt, quant) in enumerate(jobs, 1):
+    for i, (target, fmt, quant) in enumerate(variants, 1):
         start = time.perf_counter()
         family = target if target == fmt else f"{target} {fmt}"
         if progress:  # a live bar while the step runs; its log line below replaces it
-            progress(f"converting {target} {quant}", i - 1, len(jobs))
+            progress(f"converting {target} {quant}", i - 1, len(variants))
         try:
             artifact = tflite_artifact(ctx, quant) if target == "tflite" else coreml_artifact(ctx, fmt, quant)
             artifact = with_tflite_metadata(ctx, artifact)
@@ -107,10 +117,10 @@ def _every(ctx: ConversionContext, log, progress=None) -> tuple[list[Artifact], 
             failed.append(Failure(name=variant_name(target, fmt, quant), target=target, format=fmt, quantization=quant,
                                   reason=str(exc)))
             errors.append(exc)
-            log(f"[{i}/{len(jobs)}] {family} {quant}: FAILED in {time.perf_counter() - start:.1f} s: {exc}")
+            log(f"[{i}/{len(variants)}] {family} {quant}: FAILED in {time.perf_counter() - start:.1f} s: {exc}")
             continue
         artifacts.append(artifact)
-        log(f"[{i}/{len(jobs)}] {family} {quant}: {artifact.size_bytes / 1024:.1f} KiB "
+        log(f"[{i}/{len(variants)}] {family} {quant}: {artifact.size_bytes / 1024:.1f} KiB "
             f"in {time.perf_counter() - start:.1f} s")
     if not artifacts:  # nothing to ship: the old dist stays as it was
         raise _nothing_converted(failed, errors)

@@ -83,5 +83,5 @@ class ConvertConfig:
             return quant in self.quantizations
         return quant in TFLITE_DEFAULT if target == "tflite" else quant in default_quants(fmt, self.ios_target)
 
-    def jobs(self) -> list[tuple[str, str, str]]:
+    def variants(self) -> list[tuple[str, str, str]]:
         return [(t, f, q) for t, f, qs in self.families() for q in qs if self.allows(t, f, q)]

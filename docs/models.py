@@ -34,7 +34,7 @@ def variants() -> list[tuple[str, str, str]]:
     """(target, format, quantization) of every default variant of both targets, in `convert`'s order."""
     from convert.config import ConvertConfig
 
-    return ConvertConfig(targets=("tflite", "coreml")).jobs()
+    return ConvertConfig(targets=("tflite", "coreml")).variants()
 
 
 def column(target: str, fmt: str, quant: str) -> str:

@@ -1,4 +1,4 @@
-"""The evaluator of budgeted conversion: candidates against the Keras model on validation data.
+"""The judge of budgeted conversion: candidates against the Keras model on validation data.
 
 It lives in the front door because it needs both convert (the candidates) and
 benchmarks (the runtimes); convert itself never imports benchmarks. The data is a
@@ -33,7 +33,7 @@ def min_validation_images(budget_pp: float) -> int:
 
 @dataclass
 class Validation:
-    """evaluate(path, target): a candidate's per-output validation figures against the Keras model.
+    """judge(path, target): a candidate's per-output validation figures against the Keras model.
 
     Plain data (the inputs, the reference outputs, the labels, the output specs), so a Ray worker of
     the budget search (mobilepack/ray_search.py) judges its candidates with this same code.
@@ -51,9 +51,9 @@ class Validation:
         return [output_figures(s, out[s.index], self.reference[s.index], self.labels.get(s.name)) for s in self.specs]
 
 
-def validation_evaluator(source: Path, budget: Budget, log: Callable[[str], None] = print,
-                         validation: str | None = None, output_kinds: dict | None = None,
-                         load: Callable | None = None) -> Validation:
+def validation_judge(source: Path, budget: Budget, log: Callable[[str], None] = print,
+                     validation: str | None = None, output_kinds: dict | None = None,
+                     load: Callable | None = None) -> Validation:
     """The Validation that judges candidates: the run dir's validation split or `validation`, and the reference.
 
     `load(path)` loads the Keras model (the CLI passes one that knows --unsafe-load, --custom-objects

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from benchmarks.bench import BenchConfig, run_bench
-from convert.api import ConvertConfig, convert
+from convert.api import ConvertConfig, RuntimeHooks, convert
 from train.trainer import TrainConfig, train
 
 
@@ -24,14 +24,14 @@ def run_demo(demo: Demo, log: Callable[[str], None] = print, progress=None, verb
     log(f"== 1/3 train -> {demo.run_dir}")
     train(demo.train, demo.run_dir, log=log, verbose=verbose)
     log(f"== 2/3 convert -> {demo.out}")
-    evaluate = None
+    judge = None
     if demo.convert.budgeted:
-        from mobilepack.judge import validation_evaluator
+        from mobilepack.judge import validation_judge
 
-        evaluate = validation_evaluator(demo.run_dir, demo.convert.budget(), log=log)
+        judge = validation_judge(demo.run_dir, demo.convert.budget(), log=log)
     from benchmarks.coreml_reference.calibrate import activation_ranges
 
-    convert(demo.run_dir, demo.out, demo.convert, log=log, evaluate=evaluate, progress=progress,
-            activation_ranges=activation_ranges)
+    convert(demo.run_dir, demo.out, demo.convert, log=log, progress=progress,
+            hooks=RuntimeHooks(judge=judge, activation_ranges=activation_ranges))
     log(f"== 3/3 bench {demo.out}")
     return run_bench(demo.out, demo.bench, log=log, progress=progress)

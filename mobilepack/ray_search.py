@@ -25,7 +25,8 @@ from pathlib import Path
 
 from benchmarks.errors import ExecutorError
 from benchmarks.distributed.ray_executor import _first_line, artifact_bytes
-from convert.budget import Budget, Ladder, Rung, choose, family_result, ladder_families, rungs
+from convert.budget import Budget
+from convert.search import Ladder, Rung, choose, family_result, ladder_families, rungs
 from convert.calibration import CalibrationSet
 from convert.config import ConvertConfig
 from convert.context import ConversionContext
@@ -39,7 +40,7 @@ from mobilepack.judge import Validation
 
 
 @dataclass(frozen=True)
-class SearchJob:
+class SearchInputs:
     """What a worker needs besides the model's bytes to convert and judge any candidate: our own plain data."""
 
     model_name: str  # the file's name: its suffix says how Keras reads it
@@ -50,7 +51,7 @@ class SearchJob:
     labels: list | None
     calibration: CalibrationSet | None
     metadata: dict
-    w8a8_ranges: bool  # whether the context had the reference evaluator's activation ranges
+    w8a8_ranges: bool  # whether the context had the Core ML evaluator's activation ranges
     validation: Validation
     budget: Budget
 
@@ -134,7 +135,7 @@ class RaySearch:
 
         budget = ctx.config.budget()
         families = [Ladder(ctx, target, fmt) for target, fmt in ladder_families(ctx.config)]  # bases only, here
-        job = SearchJob(ctx.model_path.name, sha256_file(ctx.model_path), ctx.config, ctx.image_input, ctx.prep,
+        job = SearchInputs(ctx.model_path.name, sha256_file(ctx.model_path), ctx.config, ctx.image_input, ctx.prep,
                         ctx.labels, ctx.calibration, ctx.metadata, ctx.activation_ranges is not None,
                         self.validation, budget)
         actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(SearchWorker)

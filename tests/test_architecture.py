@@ -1,13 +1,19 @@
-"""The import rule of docs/architecture.md, read from the source with `ast` (nothing is imported).
+"""The house rules of docs/architecture.md, read from the source with `ast` (nothing is imported).
 
-train imports nothing of ours; convert imports train; benchmarks imports train and convert; the
-front door (mobilepack) and the figure scripts may import all; nothing outside benchmarks/figures,
-tests included, imports benchmarks.figures.
+- Layers: train imports nothing of ours; convert imports train; benchmarks imports train and convert;
+  the front door (mobilepack) and the figure scripts may import all; nothing outside
+  benchmarks/figures, tests included, imports benchmarks.figures.
+- Rooms: inside benchmarks each subpackage (and top module) imports only the rooms ROOMS lists; the
+  Core ML evaluator (benchmarks/coreml_reference) imports nothing of the project at all.
+- No import circle between any two of the project's modules, imports inside functions included.
+- At most 10 modules at benchmarks' top; no function over 6 parameters outside the exemptions.
 """
 
 from __future__ import annotations
 
 import ast
+import sys
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,3 +163,190 @@ def test_the_checker_accepts_the_allowed_imports(tmp_path):
         "tests/test_g.py": "from mobilepack.cli.main import cli\nfrom benchmarks.runners import LiteRTRunner\n",
     })
     assert violations(root) == []
+
+
+# What each room of benchmarks may import of the other rooms (train and convert always, by the layer
+# rule; the Core ML evaluator never, see EVALUATOR). A room is a subpackage or a top module.
+ROOMS = {
+    "benchmarks.errors": set(),
+    "benchmarks.row": set(),
+    "benchmarks.coreml_reference": set(),
+    "benchmarks.runners": {"benchmarks.coreml_reference"},
+    "benchmarks.evaldata": {"benchmarks.errors"},
+    "benchmarks.phone": {"benchmarks.errors"},
+    "benchmarks.parity": {"benchmarks.errors", "benchmarks.runners", "benchmarks.coreml_reference"},
+    "benchmarks.latency": {"benchmarks.errors", "benchmarks.runners", "benchmarks.coreml_reference"},
+    "benchmarks.arm64": {"benchmarks.errors", "benchmarks.runners", "benchmarks.parity"},
+    "benchmarks.distributed": {"benchmarks.errors", "benchmarks.runners", "benchmarks.latency"},
+    "benchmarks.report": {"benchmarks.errors", "benchmarks.row", "benchmarks.arm64", "benchmarks.latency",
+                          "benchmarks.parity"},
+    "benchmarks.gating": {"benchmarks.errors", "benchmarks.row", "benchmarks.report", "benchmarks.latency",
+                          "benchmarks.parity"},
+    "benchmarks.bench": {"benchmarks.errors", "benchmarks.row", "benchmarks.runners", "benchmarks.evaldata",
+                         "benchmarks.phone", "benchmarks.parity", "benchmarks.latency", "benchmarks.arm64",
+                         "benchmarks.distributed", "benchmarks.report", "benchmarks.gating"},
+}
+EVALUATOR = "benchmarks.coreml_reference"
+MAX_TOP_MODULES = 10
+MAX_PARAMETERS = 6
+
+
+def room(module: str) -> str | None:
+    """The room of a benchmarks module (benchmarks.latency.measure -> benchmarks.latency); None outside."""
+    parts = module.split(".")
+    if parts[0] != "benchmarks" or len(parts) < 2 or parts[1] == "figures":
+        return None
+    return ".".join(parts[:2])
+
+
+def room_violations(root: Path) -> list[str]:
+    """Every import between benchmarks' rooms that ROOMS does not allow, and any import of ours by the evaluator."""
+    found = []
+    for path in python_files(root):
+        rel, own = path.relative_to(root).as_posix(), room(module_name(path, root))
+        if own is None:
+            continue
+        for line, target, text in imports(path, root):
+            theirs = room(target)
+            if own == EVALUATOR and layer(target) is not None and theirs != EVALUATOR:
+                found.append(f"{rel}:{line}: {text} (the Core ML evaluator imports nothing of mobilepack)")
+            elif theirs is not None and theirs != own and theirs not in ROOMS.get(own, set()):
+                allowed = ", ".join(sorted(ROOMS.get(own, set()))) or "no other room"
+                found.append(f"{rel}:{line}: {text} ({own} may import only {allowed})")
+    return list(dict.fromkeys(found))
+
+
+def module_graph(root: Path) -> dict[str, set[str]]:
+    """module -> the project's modules it imports (at any depth), each import resolved to its module file."""
+    modules = {module_name(p, root): p for p in python_files(root) if layer(module_name(p, root)) is not None}
+    graph = defaultdict(set)
+    for name, path in modules.items():
+        for _, target, _ in imports(path, root):
+            while target and target not in modules:  # `from x.y import name`: the module is x.y
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                graph[name].add(target)
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan): each is an import circle."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 10_000))
+    try:
+        for v in sorted(graph):
+            if v not in index:
+                visit(v)
+    finally:
+        sys.setrecursionlimit(limit)
+    return sorted(found)
+
+
+def _decorators(fn) -> list[str]:
+    return [ast.unparse(d.func if isinstance(d, ast.Call) else d) for d in fn.decorator_list]
+
+
+def _exempt(rel: str, fn) -> bool:
+    """click commands (their options are the parameters), numba kernels, and the evaluator's MIL op kernels,
+    whose parameters are the op's attributes."""
+    decorators = _decorators(fn)
+    return (any(d.endswith((".command", "command_options", ".group")) for d in decorators)
+            or any(d.split(".")[-1] in ("njit", "jit", "vectorize") for d in decorators)
+            or rel.startswith(f"{EVALUATOR.replace('.', '/')}/mil_ops"))
+
+
+def long_signatures(root: Path) -> list[str]:
+    """Every function of ours with more than MAX_PARAMETERS parameters (self and cls not counted), outside
+    the exemptions, as 'file:line: name (N parameters)'."""
+    found = []
+    for path in python_files(root):
+        rel = path.relative_to(root).as_posix()
+        if layer(module_name(path, root)) is None:
+            continue
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and not _exempt(rel, fn):
+                a = fn.args
+                names = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs if x.arg not in ("self", "cls")]
+                if len(names) > MAX_PARAMETERS:
+                    found.append(f"{rel}:{fn.lineno}: {fn.name} ({len(names)} parameters)")
+    return found
+
+
+def test_benchmarks_rooms_keep_their_rules():
+    found = room_violations(ROOT)
+    assert not found, "imports against ROOMS (docs/architecture.md):\n" + "\n".join(found)
+
+
+def test_rooms_table_has_no_circle():
+    assert circles(ROOMS) == []
+
+
+def test_no_import_circle_between_modules():
+    found = circles(module_graph(ROOT))
+    assert not found, "import circles:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_benchmarks_top_holds_at_most_ten_modules():
+    top = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py") if p.name != "__init__.py")
+    assert len(top) <= MAX_TOP_MODULES, top
+    assert set(ROOMS) >= {f"benchmarks.{p.removesuffix('.py')}" for p in top}, "every top module has a ROOMS entry"
+
+
+def test_every_subpackage_says_what_it_owns_and_may_import():
+    for init in sorted(ROOT.glob("*/**/__init__.py")):
+        rel = init.relative_to(ROOT)
+        if rel.parts[0] not in OURS or SKIP_DIRS.intersection(rel.parts):
+            continue
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        assert len(doc.split()) >= 20, f"{rel}: a package docstring says what it owns and may import"
+
+
+def test_no_function_takes_more_than_six_parameters():
+    found = long_signatures(ROOT)
+    assert not found, "functions over 6 parameters:\n" + "\n".join(found)
+
+
+def test_the_checkers_find_circles_rooms_and_long_signatures(tmp_path):
+    root = _tree(tmp_path, {
+        "convert/a.py": "from convert.b import x\n",
+        "convert/b.py": "def f():\n    from convert.a import y\n",  # lazy, still a circle
+        "convert/c.py": "def g(a, b, c, d, e, f, g):\n    pass\n",
+        "convert/d.py": "class K:\n    def m(self, a, b, c, d, e, f):\n        pass\n",  # six and self: fine
+        "benchmarks/parity/__init__.py": "",
+        "benchmarks/parity/p.py": "from benchmarks.report.write import write\n",
+        "benchmarks/report/__init__.py": "",
+        "benchmarks/report/write.py": "from benchmarks.parity import p\n",
+        "benchmarks/coreml_reference/__init__.py": "",
+        "benchmarks/coreml_reference/m.py": "from . import n\nfrom train.errors import MobilepackError\n",
+        "benchmarks/coreml_reference/n.py": "import numpy\n",
+    })
+    assert circles(module_graph(root)) == [["benchmarks.parity.p", "benchmarks.report.write"],
+                                           ["convert.a", "convert.b"]]
+    assert [v.split(" (")[0] for v in room_violations(root)] == [
+        "benchmarks/coreml_reference/m.py:2: from train.errors import MobilepackError",
+        "benchmarks/parity/p.py:1: from benchmarks.report.write import write",
+    ]
+    assert long_signatures(root) == ["convert/c.py:1: g (7 parameters)"]

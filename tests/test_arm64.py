@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import cli_helpers
-from benchmarks.arm64.column import Arm64Options, arm64_pass, unavailable
+from benchmarks.arm64.column import Arm64Data, Arm64Options, arm64_pass, unavailable
 from benchmarks.arm64.runtime import STAMP, cpuinfo_text, read_stamp, runtime_dir, setup
 from benchmarks.parity.outputs import OutputSpec
 
@@ -104,7 +104,7 @@ def test_without_a_working_runtime_bench_says_how_in_one_line_and_goes_on(state,
     elif state == "damaged":
         home = _damaged_runtime(home, arm64_home)
     artifacts, inputs, ref, specs = _tiny_inputs(tiny_dist)
-    summary, blocks, outputs = arm64_pass(artifacts, inputs, ref, specs, ["input"], Arm64Options(home=home), 4)
+    summary, blocks, outputs = arm64_pass(artifacts, Arm64Data(inputs, ref, specs, ["input"], 4), Arm64Options(home=home))
     assert summary["status"] == status and blocks == {} and outputs == {}
     assert fragment in summary["note"] and "\n" not in summary["note"], summary["note"]
     assert summary["note"].startswith("ARM64 column skipped")

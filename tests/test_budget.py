@@ -6,11 +6,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from convert.api import ConvertConfig, convert
-from convert.budget import Budget, BudgetNotMetError, float_layer_counts
+from convert.api import ConvertConfig, RuntimeHooks, convert
+from convert.budget import Budget, BudgetNotMetError
+from convert.search import float_layer_counts
 from convert.errors import UsageError
 from mobilepack.cli.main import cli
-from mobilepack.judge import min_validation_images, validation_evaluator
+from mobilepack.judge import min_validation_images, validation_judge
 
 quiet = lambda m: None  # noqa: E731
 
@@ -20,7 +21,7 @@ def run(*args):
 
 
 def loses(pp: float) -> dict:
-    """An evaluator's figures for a one-output classifier that loses `pp` on the validation split."""
+    """A judge's figures for a one-output classifier that loses `pp` on the validation split."""
     return {"name": "probs", "kind": "classification", "accuracy_drop_pp": pp, "sqnr_db": 30.0}
 
 
@@ -45,7 +46,7 @@ def test_budget_must_be_a_positive_number(tiny_run, tmp_path):
 def test_validation_split_must_resolve_the_budget(tiny_run, tmp_path):
     assert min_validation_images(0.5) == 200 and min_validation_images(1.0) == 100
     with pytest.raises(UsageError, match="has 359 images.*0.2 pp budget needs at least 500"):
-        validation_evaluator(tiny_run, Budget(0.2), log=quiet)
+        validation_judge(tiny_run, Budget(0.2), log=quiet)
     one_line(run("convert", tiny_run, "--max-drop", "0.2", "--out", tmp_path / "o"), 2, "needs at least 500")
 
 
@@ -63,8 +64,9 @@ def test_search_recovers_an_int8_model_that_plain_int8_breaks(outlier_run, tmp_p
     """A 5 pp budget: plain int8 of the outlier model loses tens of pp, healthy int8 of tiny_run about 0, on any CPU."""
     from benchmarks.bench import BenchConfig, run_bench
 
-    evaluate = validation_evaluator(outlier_run, Budget(5.0), log=quiet)
-    manifest = convert(outlier_run, tmp_path / "d", ConvertConfig(max_drop_pp=5.0), log=quiet, evaluate=evaluate)
+    judge = validation_judge(outlier_run, Budget(5.0), log=quiet)
+    manifest = convert(outlier_run, tmp_path / "d", ConvertConfig(max_drop_pp=5.0), log=quiet,
+                       hooks=RuntimeHooks(judge=judge))
     [chosen] = manifest.artifacts
     trail = chosen.notes["search"]
     assert trail[0]["candidate"] == "int8" and not trail[0]["within_budget"] and trail[0]["val_drop_pp"] > 20.0
@@ -93,7 +95,7 @@ def test_no_candidate_within_budget_lists_them_all(tiny_run, tmp_path):
     pessimist = lambda path, target: [loses(5.0)]  # noqa: E731  every candidate loses 5 pp
     with pytest.raises(BudgetNotMetError) as info:
         convert(tiny_run, tmp_path / "o", ConvertConfig(targets=("coreml",), max_drop_pp=1.0), log=quiet,
-                evaluate=pessimist)
+                hooks=RuntimeHooks(judge=pessimist))
     assert info.value.exit_code == 1
     for q in ("pal4", "pal6", "int8w", "fp16"):
         assert f"{q}: drop 5.00 pp > 1 pp" in str(info.value)
@@ -101,17 +103,17 @@ def test_no_candidate_within_budget_lists_them_all(tiny_run, tmp_path):
 
 
 def test_cli_exit_1_when_the_budget_cannot_be_met(tiny_run, tmp_path, monkeypatch):
-    import mobilepack.judge as search
+    import mobilepack.judge as judge
 
-    monkeypatch.setattr(search, "validation_evaluator", lambda *a, **k: (lambda path, target: [loses(5.0)]))
+    monkeypatch.setattr(judge, "validation_judge", lambda *a, **k: (lambda path, target: [loses(5.0)]))
     one_line(run("convert", tiny_run, "--target", "coreml", "--quant", "fp16", "--max-drop", "1",
                  "--out", tmp_path / "o"), 1, "no candidate stays within 1 pp")
 
 
 def test_digits_budget_keeps_one_artifact_per_format(tiny_run, tmp_path):
-    evaluate = validation_evaluator(tiny_run, Budget(0.5), log=quiet)
+    judge = validation_judge(tiny_run, Budget(0.5), log=quiet)
     manifest = convert(tiny_run, tmp_path / "d", ConvertConfig(targets=("tflite", "coreml"), max_drop_pp=0.5),
-                       log=quiet, evaluate=evaluate)
+                       log=quiet, hooks=RuntimeHooks(judge=judge))
     assert sorted(a.format for a in manifest.artifacts) == ["mlprogram", "tflite"]
     saved = json.loads((tmp_path / "d" / "manifest.json").read_text())
     assert all(a["notes"]["search"][-1]["within_budget"] for a in saved["artifacts"])
@@ -130,19 +132,19 @@ def test_demo_takes_a_budget(tmp_path, monkeypatch):
 
 
 def test_coreml_ladder_leaves_the_worst_weights_uncompressed_before_stepping_up(tiny_run, tmp_path):
-    """An evaluator that accepts pal4 only with a weight uncompressed: the search must get there, not to pal6."""
+    """A judge that accepts pal4 only with a weight uncompressed: the search must get there, not to pal6."""
     from convert.coreml.convert import import_coremltools
 
     ct = import_coremltools()
 
-    def evaluate(path, target):
+    def judge(path, target):
         spec = ct.models.utils.load_spec(str(path))
         block = spec.mlProgram.functions["main"].block_specializations["CoreML6"]
         compressed = sum(op.type.startswith("constexpr") for op in block.operations)
         return [loses(0.0 if compressed == 1 else 3.0)]  # pal4 on both big weights "loses 3 pp"
 
     manifest = convert(tiny_run, tmp_path / "o", ConvertConfig(targets=("coreml",), max_drop_pp=1.0), log=quiet,
-                       evaluate=evaluate)
+                       hooks=RuntimeHooks(judge=judge))
     [chosen] = manifest.artifacts
     assert chosen.name == "model_mlprogram_pal4_mixed" and chosen.quantization == "pal4"
     assert [t["candidate"] for t in chosen.notes["search"]] == ["pal4", "pal4 with 1 weight(s) uncompressed"]

@@ -226,12 +226,12 @@ def test_default_variants_follow_the_ios_target():
     from convert.config import ConvertConfig
 
     def quants(**kw):
-        return [q for _, _, q in ConvertConfig(targets=("coreml",), **kw).jobs()]
+        return [q for _, _, q in ConvertConfig(targets=("coreml",), **kw).variants()]
 
     assert quants() == ["fp32", "fp16", "int8w", "pal6", "pal4"]
     assert quants(ios_target=18) == ["fp32", "fp16", "int8w", "pal6", "pal4", "int4b", "pal4g"]
     assert quants(quantizations=("pal4-fp32", "int8w")) == ["int8w", "pal4-fp32"]
-    from convert.budget import COREML_LADDER
+    from convert.search import COREML_LADDER
 
     def ladder(**kw):
         config = ConvertConfig(targets=("coreml",), max_drop_pp=1.0, **kw)

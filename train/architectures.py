@@ -42,13 +42,14 @@ def efficientnet():
     x = L.Conv2D(16, 3, strides=2, padding="same", use_bias=False)(x)
     x = L.Activation("swish")(L.BatchNormalization()(x))
     for filters, stride in ((16, 1), (24, 2)):
-        x = _mbconv(keras, L, x, filters, stride, "swish", "sigmoid")
+        x = _mbconv(L, x, filters, stride, ("swish", "sigmoid"))
     x = L.GlobalAveragePooling2D()(x)
     return keras.Model(inp, L.Dense(10, activation="softmax")(x), name="efficientnet")
 
 
-def _mbconv(keras, L, x, filters, stride, act, gate, expand=4):
-    inp, c = x, x.shape[-1]
+def _mbconv(L, x, filters, stride, activations, expand=4):
+    """Expand, depthwise, squeeze-excite, project; activations: (the block's, the excite gate's)."""
+    (act, gate), inp, c = activations, x, x.shape[-1]
     x = L.Activation(act)(L.BatchNormalization()(L.Conv2D(c * expand, 1, use_bias=False)(x)))
     x = L.Activation(act)(L.BatchNormalization()(L.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(x)))
     s = L.GlobalAveragePooling2D(keepdims=True)(x)
@@ -64,8 +65,8 @@ def mobilenetv3():
     inp = keras.Input((IMAGE, IMAGE, 3), name="image")
     x = L.Rescaling(1 / 255.0)(inp)
     x = L.Activation("hard_swish")(L.BatchNormalization()(L.Conv2D(16, 3, strides=2, padding="same")(x)))
-    x = _mbconv(keras, L, x, 16, 2, "relu6", "hard_sigmoid", expand=3)
-    x = _mbconv(keras, L, x, 24, 1, "hard_swish", "hard_sigmoid", expand=3)
+    x = _mbconv(L, x, 16, 2, ("relu6", "hard_sigmoid"), expand=3)
+    x = _mbconv(L, x, 24, 1, ("hard_swish", "hard_sigmoid"), expand=3)
     x = L.GlobalAveragePooling2D()(x)
     x = L.Dense(32, activation="hard_swish")(x)
     return keras.Model(inp, L.Dense(10, activation="softmax")(x), name="mobilenetv3")

@@ -21,7 +21,7 @@ import numpy as np
 
 from benchmarks.parity import compare as metrics
 from benchmarks.arm64.runtime import CPU_MODEL, QEMU, default_home, qemu_command, read_stamp, runtime_dir
-from benchmarks.latency.measure import last_stderr_line
+from benchmarks.errors import last_stderr_line
 from benchmarks.runners import LiteRTRunner, dequantize, quantize
 
 CPU_LABEL = "Cortex-A76 (emulated)"
@@ -50,11 +50,22 @@ def unavailable(options: Arm64Options) -> str | None:
     return None
 
 
-def arm64_pass(artifacts: list[tuple[str, Path]], inputs: list[np.ndarray], ref_out: list[np.ndarray], specs,
-               input_names: list[str], options: Arm64Options, batch_size: int) -> tuple[dict, dict, dict]:
+@dataclass(frozen=True)
+class Arm64Data:
+    """What the emulated runs are fed and compared with: the bench's inputs and the Keras outputs on them."""
+
+    inputs: list[np.ndarray]  # one array per model input, batch first
+    reference: list[np.ndarray]  # the Keras outputs, in Keras order
+    specs: list  # benchmarks.parity.outputs.OutputSpec per output
+    input_names: list[str]
+    batch_size: int
+
+
+def arm64_pass(artifacts: list[tuple[str, Path]], data: Arm64Data, options: Arm64Options) -> tuple[dict, dict, dict]:
     """(the report's `arm64` summary, {artifact name: its row's `arm64` block}, {artifact name: its ARM64
     outputs, dequantized, in Keras order}) for the .tflite artifacts."""
     started = time.perf_counter()
+    inputs, batch_size = data.inputs, data.batch_size
     n = min(options.samples, len(inputs[0]))
     summary = {"enabled": options.enabled, "cpu": CPU_LABEL, "qemu_cpu": CPU_MODEL, "samples": n, "note": None,
                "status": "measured"}
@@ -65,7 +76,7 @@ def arm64_pass(artifacts: list[tuple[str, Path]], inputs: list[np.ndarray], ref_
     with tempfile.TemporaryDirectory(prefix="mobilepack-arm64-") as tmp:
         jobs, host = [], {}
         for name, path in artifacts:
-            runner = LiteRTRunner(path, num_threads=1, input_names=input_names)
+            runner = LiteRTRunner(path, num_threads=1, input_names=data.input_names)
             host[name] = (runner, _host_raw(runner, sub, batch_size))
             jobs.append(_job(name, path, runner, sub, Path(tmp), batch_size))
         child = time.perf_counter()
@@ -77,7 +88,7 @@ def arm64_pass(artifacts: list[tuple[str, Path]], inputs: list[np.ndarray], ref_
             return {**summary, "status": "failed", "note": f"ARM64 column skipped: {error}"}, {}, {}
         summary["machine"] = results["machine"]
         outputs = {name: _arm_outputs(results["jobs"][name], host[name][0]) for name, _ in artifacts}
-    blocks = {name: _block(outputs[name], *host[name], ref_out, specs, n, results["jobs"][name].get("error"))
+    blocks = {name: _block(outputs[name], host[name], data, n, results["jobs"][name].get("error"))
               for name, _ in artifacts}
     summary["pass_seconds"] = round(time.perf_counter() - started, 2)  # what it added to bench, host runs included
     return summary, blocks, {name: [a for _, a in out] for name, out in outputs.items() if out is not None}
@@ -129,9 +140,10 @@ def _run_child(jobs: list[dict], tmp: Path, home: Path) -> tuple[dict, str | Non
     return json.loads(result.read_text()), None
 
 
-def _block(arm_out, runner: LiteRTRunner, host_raw: list[np.ndarray], ref_out: list[np.ndarray], specs,
-           n: int, error: str | None) -> dict:
-    """One row's figures: the emulated ARM64 run against the host's run of the same file, and against Keras."""
+def _block(arm_out, host: tuple[LiteRTRunner, list[np.ndarray]], data: Arm64Data, n: int, error: str | None) -> dict:
+    """One row's figures: the emulated ARM64 run against the host's run (its runner and raw outputs) of the same
+    file, and against Keras."""
+    (runner, host_raw), ref_out, specs = host, data.reference, data.specs
     if arm_out is None:
         return {"cpu": CPU_LABEL, "samples": n, "error": error, "outputs": []}
     outputs = []

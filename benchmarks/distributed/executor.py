@@ -143,19 +143,6 @@ class LocalExecutor:
         return results
 
 
-def open_executor(spec: ExecutorSpec, custom_objects: tuple[str, ...] = ()):
-    """The executor for a spec; a Ray one checks the cluster first (reachable, same mobilepack), before slow work.
-
-    `custom_objects` (--custom-objects specs) are the modules Ray workers must import to load the Keras model.
-    """
-    if spec.kind == "local":
-        return LocalExecutor()
-    from benchmarks.distributed.ray_executor import RayExecutor
-    from benchmarks.distributed.ray_setup import custom_objects_env
-
-    return RayExecutor.connect(spec, custom_objects_env(custom_objects))
-
-
 def executor_record(executor, wall_s: float) -> dict:
     """What report.json says about where evaluation ran (never compared between runs)."""
     return {"name": executor.name, "address": executor.address, "workers": executor.workers,

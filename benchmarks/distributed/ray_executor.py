@@ -152,9 +152,11 @@ class EvalWorker:
 
         return ray.get_runtime_context().get_node_id(), os.getpid()
 
-    def run(self, tag, job: EvalJob, blob_holder: list, inputs: list[np.ndarray], start: int, stop: int,
+    def run(self, tag, job: EvalJob, blob_holder: list, inputs: list[np.ndarray], bounds: tuple[int, int],
             batch_size: int) -> tuple[object, tuple[str, str | None], list[np.ndarray], float]:
-        """(tag, runtime, outputs, seconds this worker spent on the shard): the rest of the wall time is Ray's."""
+        """(tag, runtime, outputs, seconds this worker spent on the shard [start, stop) of the inputs): the rest
+        of the wall time is Ray's."""
+        start, stop = bounds
         import time
 
         from benchmarks.runners import predict_batched
@@ -314,7 +316,7 @@ class RayExecutor:
         try:
             # Unordered: a worker takes the next shard as soon as it is free; the tag puts every shard in its place.
             for (j, s), kind, out, busy in pool.map_unordered(
-                    lambda actor, t: actor.run.remote(t, sent[t[0]], blobs[t[0]], inputs_ref, *bounds[t[1]], batch_size),
+                    lambda actor, t: actor.run.remote(t, sent[t[0]], blobs[t[0]], inputs_ref, bounds[t[1]], batch_size),
                     tasks):
                 parts[j, s] = (kind, out)  # kind: (runtime, precision)
                 self.busy_s += busy

@@ -74,7 +74,7 @@ def _live(model, seed: int = 0):
 
 
 def mobilenet_figures(work: Path, count: int) -> None:
-    from benchmarks.arm64.column import Arm64Options, arm64_pass
+    from benchmarks.arm64.column import Arm64Data, Arm64Options, arm64_pass
     from benchmarks.parity.outputs import describe_outputs
     from benchmarks.runners import KerasRunner
     from convert.api import ConvertConfig, convert
@@ -90,8 +90,8 @@ def mobilenet_figures(work: Path, count: int) -> None:
     ref = KerasRunner(model).predict([x])
     artifacts = [(p.stem, p) for p in sorted(dist.glob("*.tflite"))]
     for name, path in artifacts:  # one emulated process per variant: its time is that variant's alone
-        summary, blocks, _ = arm64_pass([(name, path)], [x], ref, describe_outputs(model),
-                                        [t.name for t in model.inputs], Arm64Options(samples=count), 8)
+        data = Arm64Data([x], ref, describe_outputs(model), [t.name for t in model.inputs], 8)
+        summary, blocks, _ = arm64_pass([(name, path)], data, Arm64Options(samples=count))
         b = blocks[name]
         print(f"MobileNetV2 224 {name}, {count} inputs: agreement {b['agreement_vs_host']:.4f}, max abs err "
               f"{b['max_abs_error_vs_host']:.2e}, bit-identical {b['bit_identical_share']:.1%} "

@@ -28,18 +28,18 @@ def _bench(dist: Path) -> dict:
     return run_bench(dist, BenchConfig(data="digits", threads=(os.cpu_count() or 1,)), log=quiet)
 
 
-def _convert(run: Path, out: Path, config, evaluate=None, log=quiet) -> Path:
-    from convert.api import convert
+def _convert(run: Path, out: Path, config, judge=None, log=quiet) -> Path:
+    from convert.api import RuntimeHooks, convert
 
-    convert(run, out, config, log=log, evaluate=evaluate)
+    convert(run, out, config, log=log, hooks=RuntimeHooks(judge=judge))
     return out
 
 
-def _evaluator(run: Path, max_drop_pp: float):
+def _judge(run: Path, max_drop_pp: float):
     from convert.budget import Budget
-    from mobilepack.judge import validation_evaluator
+    from mobilepack.judge import validation_judge
 
-    return validation_evaluator(run, Budget(max_drop_pp=max_drop_pp), log=quiet)
+    return validation_judge(run, Budget(max_drop_pp=max_drop_pp), log=quiet)
 
 
 def outlier(work: Path) -> None:
@@ -52,7 +52,7 @@ def outlier(work: Path) -> None:
     print(f"outlier model: float test accuracy {plain['reference']['accuracy']:.4f}; plain int8 accuracy "
           f"{rows['int8']['accuracy']:.4f}, drop {rows['int8']['accuracy_drop_pp']:.2f} pp (> 1.0 pp budget)")
     manifest = convert(run, work / "budget", ConvertConfig(max_drop_pp=1.0), log=print,
-                       evaluate=_evaluator(run, 1.0))
+                       judge=_judge(run, 1.0))
     chosen = _bench(work / "budget")["artifacts"][0]
     layers = manifest.artifacts[0].notes.get("float_layers", [])
     floats = f"; float tensors: {len(layers)} ({sum(len(g['layers']) for g in layers)} layers kept float)"
@@ -68,7 +68,7 @@ def digits(work: Path) -> None:
         targets=("tflite", "coreml"), quantizations=("fp32",))))
     fp32_size = {a["target"]: a["size_bytes"] for a in fp32["artifacts"]}
     _convert(work / "run", work / "digits_budget", ConvertConfig(targets=("tflite", "coreml"), max_drop_pp=0.5),
-             evaluate=_evaluator(work / "run", 0.5), log=print)
+             judge=_judge(work / "run", 0.5), log=print)
     report = _bench(work / "digits_budget")
     for platform, name in report["recommended"].items():
         a = next(r for r in report["artifacts"] if r["name"] == name)

@@ -85,9 +85,9 @@ def _sqnr(o: dict) -> str:
 def broken_sequence(work: Path, models: dict[str, Path]) -> None:
     import keras
 
-    from convert.api import ConvertConfig, convert
+    from convert.api import ConvertConfig, RuntimeHooks, convert
     from convert.budget import Budget
-    from mobilepack.judge import validation_evaluator
+    from mobilepack.judge import validation_judge
     from train.parity_models import set_outlier
 
     folder = models["sequence_regressor"].parent
@@ -102,9 +102,9 @@ def broken_sequence(work: Path, models: dict[str, Path]) -> None:
               f"{row['outputs'][0]['max_rel_error']:.2%} of range: {row['status'].upper()}")
     start = time.perf_counter()
     budget = Budget(min_sqnr_db=30.0)
-    evaluate = validation_evaluator(folder / "outlier.keras", budget, log=quiet, validation=str(folder / "val.npz"))
+    judge = validation_judge(folder / "outlier.keras", budget, log=quiet, validation=str(folder / "val.npz"))
     manifest = convert(folder / "outlier.keras", work / "seq_budget", ConvertConfig(
-        calibration=str(folder / "calib.npz"), min_sqnr_db=30.0), log=quiet, evaluate=evaluate)
+        calibration=str(folder / "calib.npz"), min_sqnr_db=30.0), log=quiet, hooks=RuntimeHooks(judge=judge))
     [chosen] = manifest.artifacts
     tried = "; ".join(f"{t['candidate']}: {t['compared']}" for t in chosen.notes["search"])
     row = _bench(work / "seq_budget", folder / "test.npz")["artifacts"][0]

@@ -89,14 +89,14 @@ def _same(a, b) -> bool:
 
 def _search(model_path: Path, out: Path, config, validation: Path, executor=None) -> tuple[list, float]:
     """(name, sha256, trail) of each chosen artifact, and the search's wall time (the validation's reference apart)."""
-    from convert.api import convert
-    from mobilepack.judge import validation_evaluator
+    from convert.api import RuntimeHooks, convert
+    from mobilepack.judge import validation_judge
     from mobilepack.ray_search import RaySearch
 
-    evaluate = validation_evaluator(model_path, config.budget(), log=quiet, validation=str(validation))
-    search = RaySearch(evaluate, executor.workers) if executor else None
+    judge = validation_judge(model_path, config.budget(), log=quiet, validation=str(validation))
+    search = RaySearch(judge, executor.workers) if executor else None
     start = time.perf_counter()
-    manifest = convert(model_path, out, config, log=quiet, evaluate=evaluate, search=search)
+    manifest = convert(model_path, out, config, log=quiet, hooks=RuntimeHooks(judge=judge, search=search))
     return [(a.name, a.sha256, a.notes["search"]) for a in manifest.artifacts], time.perf_counter() - start
 
 

@@ -17,8 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.errors import MeasurementError
-from benchmarks.latency.measure import last_stderr_line
+from benchmarks.errors import MeasurementError, last_stderr_line
 
 GOOGLE_TOOL = "ai_edge_litert.tools.benchmark_litert_model"
 AGREEMENT_LIMIT = 0.15  # relative difference of the medians

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.errors import MeasurementError
+from benchmarks.errors import MeasurementError, last_stderr_line
 from benchmarks.latency.protocol import LatencyProtocol, litert_latency, runner_latency
 
 CHILD_TIMEOUT_S = 1800
@@ -83,12 +83,6 @@ def tflite_arena_bytes(content: bytes) -> int | None:
             cur_start = start
         cur_end = max(cur_end, end)
     return total + cur_end - cur_start
-
-
-def last_stderr_line(stderr: str) -> str:
-    """The last non-blank line a failed child process wrote: what an error message quotes."""
-    lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
 
 
 def _load_inputs(path: str) -> list[np.ndarray]:

@@ -64,6 +64,6 @@ def serve_cmd(dist, artifact, host, port, workers, max_pixels, ui):
 
         mobilepack serve dist --port 8000 --workers 4
     """
-    from mobilepack.serve.server import serve
+    from mobilepack.serve.server import Listen, serve
 
-    serve(dist, artifact, host, port, workers, log=click.echo, max_pixels=max_pixels)
+    serve(dist, artifact, Listen(host, port, workers), log=click.echo, max_pixels=max_pixels)

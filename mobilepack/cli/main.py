@@ -132,7 +132,7 @@ def convert_cmd(model, target, coreml_format, quant, ios_target, out, calibratio
 
         mobilepack convert seq.keras --custom-objects mylayers:Attention --input-shape tokens=1x128x64
     """
-    from convert.api import ConvertConfig, convert
+    from convert.api import ConvertConfig, RuntimeHooks, convert
     from convert.budget import parse_min_sqnr
     from convert.errors import UsageError
 
@@ -146,21 +146,22 @@ def convert_cmd(model, target, coreml_format, quant, ios_target, out, calibratio
     if validation and not config.budgeted:
         raise UsageError(f"--validation {validation}: it feeds the budget search; add --max-drop PP or --min-sqnr DB")
     from benchmarks.coreml_reference.calibrate import activation_ranges
-    from benchmarks.distributed.executor import open_executor, parse_executor
+    from benchmarks.distributed.executor import parse_executor
+    from benchmarks.distributed.pool import open_executor
 
     spec = parse_executor(executor, eval_workers)
     if spec.kind != "local" and not config.budgeted:
         raise UsageError(f"--executor {executor}: it runs the budget search's candidates; add --max-drop PP or "
                          "--min-sqnr DB (an unbudgeted convert evaluates nothing)")
     with open_executor(spec) as pool:  # a cluster is checked before anything converts
-        evaluate = _evaluator(model, config, validation, output_kind, ui)
+        judge = _judge(model, config, validation, output_kind, ui)
         search = None
-        if pool.name == "ray" and evaluate is not None:  # candidates converted and judged on the workers
+        if pool.name == "ray" and judge is not None:  # candidates converted and judged on the workers
             from mobilepack.ray_search import RaySearch
 
-            search = RaySearch(evaluate, pool.workers)
-        manifest = convert(model, out, config, log=ui.log, progress=ui, activation_ranges=activation_ranges,
-                           evaluate=evaluate, search=search)
+            search = RaySearch(judge, pool.workers)
+        manifest = convert(model, out, config, log=ui.log, progress=ui,
+                           hooks=RuntimeHooks(judge=judge, search=search, activation_ranges=activation_ranges))
     click.echo(f"{out}/manifest.json: {len(manifest.artifacts)} artifact(s)")
     if manifest.failed:  # the others are written; the exit code still says the run is not what was asked
         click.echo(f"{len(manifest.failed)} variant(s) failed to convert:", err=True)
@@ -172,16 +173,16 @@ def convert_cmd(model, target, coreml_format, quant, ios_target, out, calibratio
 cli.add_command(convert_cmd)
 
 
-def _evaluator(model, config, validation, output_kinds, ui):
+def _judge(model, config, validation, output_kinds, ui):
     if not config.budgeted:
         return None
     from benchmarks.parity.outputs import parse_output_kinds
     from convert.shapes import load_fixed
-    from mobilepack.judge import validation_evaluator
+    from mobilepack.judge import validation_judge
 
     load = functools.partial(load_fixed, unsafe=config.unsafe_load, custom_objects=config.custom_objects,
                              input_shapes=config.input_shapes)
-    return validation_evaluator(model, config.budget(), ui.log, validation=validation,
+    return validation_judge(model, config.budget(), ui.log, validation=validation,
                             output_kinds=parse_output_kinds(output_kinds), load=load)
 
 

@@ -116,13 +116,22 @@ def _request_tensor(request, models: Models, limits: ImageLimits):
                           "{\"input\": [...]} or multipart/form-data with a file field 'image'")
 
 
-def serve(dist: Path, artifact: str | None, host: str, port: int, workers: int, log=print,
-          max_pixels: int | None = None) -> None:
-    """Serve with waitress (a production WSGI server), `workers` threads, until interrupted."""
+@dataclasses.dataclass(frozen=True)
+class Listen:
+    """Where the server listens, and with how many worker threads (--host, --port, --workers)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 4
+
+
+def serve(dist: Path, artifact: str | None, listen: Listen, log=print, max_pixels: int | None = None) -> None:
+    """Serve with waitress (a production WSGI server), `listen.workers` threads, until interrupted."""
     limits = _limits(max_pixels)
     app = create_app(dist, artifact, limits=limits)
     models = app.config["MOBILEPACK_MODELS"]
-    server = _bind(app, host, port, workers)
+    server = _bind(app, listen)
+    workers = listen.workers
     # --port 0 takes a free port; the line says which, so a script can read it
     listening = getattr(server, "effective_listen", None) or [(server.effective_host, server.effective_port)]
     urls = ", ".join(f"http://{h if ':' not in h else f'[{h}]'}:{p}" for h, p in listening)
@@ -148,10 +157,11 @@ def _limits(max_pixels: int | None) -> ImageLimits:
     return ImageLimits(max_pixels=max_pixels)
 
 
-def _bind(app, host: str, port: int, workers: int):
+def _bind(app, listen: Listen):
     """waitress listening on host:port, or a ServeError naming the port and what to do."""
     from waitress import create_server
 
+    host, port, workers = listen.host, listen.port, listen.workers
     try:
         return create_server(app, host=host, port=port, threads=workers, ident="mobilepack",
                              max_request_body_size=WAITRESS_BODY_FACTOR * app.config["MAX_CONTENT_LENGTH"])
