@@ -7,9 +7,14 @@ see the artifact's storage types.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.errors import BenchDataError
+from train.documents import check, check_document, read_json, shown
+from train.errors import MobilepackError
 
 
 class KerasRunner:
@@ -177,6 +182,102 @@ def coreml_runner(path: Path, precision: str = "gpu/ane"):
 
     if platform.system() == "Darwin":
         return CoreMLRunner(path, cpu_only=precision == "cpu")
-    from benchmarks.coreml_reference import CoreMLReferenceRunner
-
     return CoreMLReferenceRunner(path, precision=precision)
+
+
+# The Core ML reference evaluator (benchmarks/coreml_reference) is a library of its own: it imports nothing
+# of mobilepack and raises its own errors. Below, its adapter: the `coreml-reference` runtime, and each
+# entry point mobilepack calls, with the evaluator's errors turned into mobilepack's named errors (the
+# same one-line messages; exit code 2).
+
+class CoreMLModelError(MobilepackError):
+    """A Core ML model the reference evaluator refuses: not a Core ML model, or a damaged one."""
+
+
+class CoreMLUnsupportedError(MobilepackError):
+    """A Core ML op or layer the reference evaluator does not implement (ops: the op types it lacks)."""
+
+    def __init__(self, message: str, ops: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.ops = tuple(ops)
+
+    def __reduce__(self):  # pickled with its ops (a Ray worker's error)
+        return type(self), (str(self), self.ops)
+
+
+@contextmanager
+def reference_errors():
+    """The evaluator's errors as mobilepack's: a refused model is CoreMLModelError or CoreMLUnsupportedError,
+    data that does not fit it (or that makes its prediction fail) BenchDataError, as for every runtime."""
+    from benchmarks.coreml_reference import errors
+
+    try:
+        yield
+    except errors.UnsupportedOpError as exc:
+        raise CoreMLUnsupportedError(str(exc), exc.ops) from exc
+    except (errors.InputMismatchError, errors.PredictionError) as exc:
+        raise BenchDataError(str(exc)) from exc
+    except errors.CoreMLReferenceError as exc:  # CoreMLFormatError, or any the evaluator adds
+        raise CoreMLModelError(str(exc)) from exc
+
+
+_PACKAGE_MANIFEST = {"itemInfoEntries": dict, "rootModelIdentifier": str}  # what names the model spec inside Data/
+
+
+def check_package(path: Path) -> None:
+    """An .mlpackage's Manifest.json read as every file mobilepack reads back (train/documents.py): a damaged
+    one is one line naming `mobilepack convert` as the fix. The evaluator checks the rest."""
+    path = Path(path)
+    manifest = path / "Manifest.json"
+    if not (path.is_dir() and manifest.is_file()):
+        return
+    fix = "re-run `mobilepack convert` (a copied .mlpackage needs every file)"
+    source = f"{path}: damaged Manifest.json"
+    info = check_document(read_json(manifest, fix, CoreMLModelError), _PACKAGE_MANIFEST, source, fix,
+                          error=CoreMLModelError)
+    root = info["rootModelIdentifier"]
+    check(info["itemInfoEntries"].get(root), {"path": str}, source, fix, f"itemInfoEntries[{shown(root)}]",
+          CoreMLModelError)
+
+
+def load_spec(path: Path):
+    """The evaluator's load_spec (the Model protobuf and the weights folder), its errors mobilepack's."""
+    from benchmarks.coreml_reference import load_spec as load
+
+    with reference_errors():
+        check_package(path)
+        return load(Path(path))
+
+
+def activation_ranges(path: Path, inputs, names) -> dict:
+    """The evaluator's W8A8 activation ranges (coreml_reference/calibrate.py), its errors mobilepack's."""
+    from benchmarks.coreml_reference.calibrate import activation_ranges as ranges
+
+    with reference_errors():
+        check_package(path)
+        return ranges(path, inputs, names)
+
+
+class CoreMLReferenceRunner:
+    """Core ML's prediction off macOS: the reference evaluator's MLModel behind predict(list of batches).
+
+    precision "cpu" (the default) or "gpu/ane": see coreml_reference.MLModel. per_sample_reason says why
+    a batch runs one sample at a time (None: in one pass)."""
+
+    runtime = "coreml-reference"
+
+    def __init__(self, path: Path, precision: str = "cpu"):
+        from benchmarks.coreml_reference import MLModel
+
+        with reference_errors():
+            check_package(path)
+            self.model = MLModel(path, precision=precision)
+        self.precision = self.model.precision
+
+    @property
+    def per_sample_reason(self) -> str | None:
+        return self.model.per_sample_reason
+
+    def predict(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        with reference_errors():
+            return self.model.predict_batch(inputs)

@@ -29,7 +29,7 @@ def run_demo(demo: Demo, log: Callable[[str], None] = print, progress=None, verb
         from mobilepack.judge import validation_judge
 
         judge = validation_judge(demo.run_dir, demo.convert.budget(), log=log)
-    from benchmarks.coreml_reference.calibrate import activation_ranges
+    from benchmarks.runners import activation_ranges
 
     convert(demo.run_dir, demo.out, demo.convert, log=log, progress=progress,
             hooks=RuntimeHooks(judge=judge, activation_ranges=activation_ranges))

@@ -95,7 +95,7 @@ class SearchWorker:
         model = load_fixed(path, cfg.unsafe_load, cfg.custom_objects, cfg.input_shapes)
         ranges = None
         if job.w8a8_ranges:
-            from benchmarks.coreml_reference.calibrate import activation_ranges as ranges
+            from benchmarks.runners import activation_ranges as ranges
         (folder / "stage").mkdir()
         self._ctx = ConversionContext(model=model, model_path=path, config=cfg, stage=folder / "stage",
                                       image_input=job.image_input, prep=job.prep, labels=job.labels,

@@ -53,11 +53,11 @@ def zoo_model(size=16, seed=0):
 
 
 def mil_program(tmp_path, build, shape=(1, 2, 4)):
-    """A runner of an ML Program built with coremltools' MIL builder: build(mb, x) returns its output."""
+    """The evaluator's MLModel of an ML Program built with coremltools' MIL builder: build(mb, x) returns its output."""
     import coremltools as ct
     from coremltools.converters.mil import Builder as mb
 
-    from benchmarks.coreml_reference import CoreMLReferenceRunner
+    from benchmarks.coreml_reference import MLModel
 
     @mb.program(input_specs=[mb.TensorSpec(shape=shape)])
     def prog(x):
@@ -65,29 +65,29 @@ def mil_program(tmp_path, build, shape=(1, 2, 4)):
 
     path = tmp_path / "prog.mlpackage"
     ct.convert(prog, convert_to="mlprogram", compute_precision=ct.precision.FLOAT32).save(str(path))
-    return CoreMLReferenceRunner(path)
+    return MLModel(path, precision="cpu")
 
 
 def nn_program(tmp_path, build, shape=(1, 2, 4)):
-    """A runner of a NeuralNetwork built with coremltools' builder (exact rank mapping, as the
+    """The evaluator's MLModel of a NeuralNetwork built with coremltools' builder (exact rank mapping, as the
     converter writes): build(builder, "x", "y") adds the layers from input x to output y."""
     import coremltools as ct
     from coremltools.models import datatypes
     from coremltools.models.neural_network import NeuralNetworkBuilder
 
-    from benchmarks.coreml_reference import CoreMLReferenceRunner
+    from benchmarks.coreml_reference import MLModel
 
     builder = NeuralNetworkBuilder([("x", datatypes.Array(*shape))], [("y", None)], disable_rank5_shape_mapping=True)
     build(builder, "x", "y")
     path = tmp_path / "prog.mlmodel"
     ct.utils.save_spec(builder.spec, str(path))
-    return CoreMLReferenceRunner(path)
+    return MLModel(path, precision="cpu")
 
 
 def check_batched_run(runner, x):
     """A batch in one pass gives each sample's own numbers, bit for bit, without falling back; returns them."""
     assert runner.per_sample_reason is None
-    batched = runner.predict([x])[0]
+    batched = runner.predict_batch([x])[0]
     assert runner.per_sample_reason is None  # ran batched, did not fall back
     np.testing.assert_array_equal(batched, np.concatenate([runner.predict_one([s])[0] for s in x]))
     assert len({row.tobytes() for row in batched}) == len(x)  # the samples did not collapse into one

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.coreml_reference import CoreMLFormatError, CoreMLReferenceRunner, InputMismatchError, UnsupportedOpError
+from benchmarks.coreml_reference import CoreMLFormatError, InputMismatchError, MLModel, UnsupportedOpError
 from benchmarks.coreml_reference.mil_ops import affine_dequantize, lut_to_dense
 from benchmarks.parity.compare import sqnr_db
 from convert.context import ConversionContext
@@ -66,7 +66,7 @@ def test_evaluator_matches_keras_on_every_building_block(zoo, tmp_path, fmt, qua
     path = tmp_path / f"zoo{SUFFIX[fmt]}"
     convert_coreml(ConversionContext(model), fmt, quant).save(str(path))
     # as the bench runs them: ML Programs with every fp16 op rounded (the Neural Engine's precision)
-    out = CoreMLReferenceRunner(path, precision="gpu/ane" if fmt == "mlprogram" else "cpu").predict([x])[0]
+    out = MLModel(path, precision="gpu/ane" if fmt == "mlprogram" else "cpu").predict_batch([x])[0]
     assert out.shape == ref.shape
     if quant == "fp32":
         assert np.abs(out - ref).max() <= 1e-4
@@ -83,10 +83,10 @@ def test_fp16_program_on_the_neural_engine_and_on_the_cpu(zoo, tmp_path):
     model, x, ref = zoo
     path = tmp_path / "zoo16.mlpackage"
     convert_coreml(ConversionContext(model), "mlprogram", "fp16").save(str(path))
-    device = CoreMLReferenceRunner(path, precision="gpu/ane")
-    cpu = CoreMLReferenceRunner(path)
+    device = MLModel(path, precision="gpu/ane")
+    cpu = MLModel(path, precision="cpu")
     assert cpu.precision == "cpu"
-    out16, out32 = device.predict([x])[0], cpu.predict([x])[0]
+    out16, out32 = device.predict_batch([x])[0], cpu.predict_batch([x])[0]
     assert np.abs(out16 - out32).max() > 1e-5
     assert np.abs(out16 - ref).max() > 1.2 * np.abs(out32 - ref).max()
 
@@ -113,7 +113,7 @@ def test_image_classifier_contract(coreml_dist, tiny_run):
         assert a.path(coreml_dist).exists() and a.file.endswith(SUFFIX[a.format])
         assert a.inputs[0]["kind"] == "imageType" and a.inputs[0]["shape"] == [1, 16, 16, 3]
         assert a.notes["predicted_feature"] == "classLabel"
-        spec = CoreMLReferenceRunner(a.path(coreml_dist)).spec
+        spec = MLModel(a.path(coreml_dist), precision="cpu").spec
         meta = spec.description.metadata
         assert meta.author and meta.license and meta.shortDescription and meta.versionString
         user = dict(meta.userDefined)
@@ -163,10 +163,10 @@ def test_not_a_core_ml_file(tmp_path):
     bad = tmp_path / "model.mlmodel"
     bad.write_bytes(b"\x00\x01 this is not a protobuf of a model")
     with pytest.raises(CoreMLFormatError, match="not a Core ML model"):
-        CoreMLReferenceRunner(bad)
+        MLModel(bad, precision="cpu")
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(CoreMLFormatError, match="not a Core ML model"):
-        CoreMLReferenceRunner(tmp_path / "notes.txt")
+        MLModel(tmp_path / "notes.txt", precision="cpu")
 
 
 @pytest.mark.bad_input("loader")
@@ -176,10 +176,10 @@ def test_truncated_mlpackage(coreml_dist, tmp_path):
     weights = next(pkg.rglob("weight.bin"))
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(CoreMLFormatError, match="truncated"):
-        CoreMLReferenceRunner(pkg)
+        MLModel(pkg, precision="cpu")
     (pkg / "Manifest.json").unlink()
     with pytest.raises(CoreMLFormatError, match="no Manifest.json"):
-        CoreMLReferenceRunner(pkg)
+        MLModel(pkg, precision="cpu")
 
 
 @pytest.mark.bad_input("api")
@@ -195,14 +195,14 @@ def test_unknown_op_is_named(coreml_dist, tmp_path):
     next(op for op in block.operations if op.type == "relu").type = "mystery_op"
     spec_file.write_bytes(spec.SerializeToString())
     with pytest.raises(UnsupportedOpError, match="mystery_op"):
-        CoreMLReferenceRunner(pkg)
+        MLModel(pkg, precision="cpu")
 
 
 @pytest.mark.bad_input("api")
 def test_input_shape_mismatch(coreml_dist):
-    runner = CoreMLReferenceRunner(coreml_dist / "model_neuralnetwork_fp32.mlmodel")
+    runner = MLModel(coreml_dist / "model_neuralnetwork_fp32.mlmodel", precision="cpu")
     with pytest.raises(InputMismatchError, match=r"\(16, 16, 3\).*\(20, 20, 3\)"):
-        runner.predict([np.zeros((2, 20, 20, 3), np.float32)])
+        runner.predict_batch([np.zeros((2, 20, 20, 3), np.float32)])
 
 
 @pytest.mark.bad_input("api")
@@ -279,12 +279,12 @@ def test_stride2_same_padding_is_folded_into_the_conv(tmp_path):
     model = keras.Model(inputs, outputs)
     path = tmp_path / "pads.mlpackage"
     convert_coreml(ConversionContext(model), "mlprogram", "fp32").save(str(path))
-    runner = CoreMLReferenceRunner(path)
+    runner = MLModel(path, precision="cpu")
     block = runner.spec.mlProgram.functions["main"].block_specializations["CoreML5"]
     assert [op.type for op in block.operations].count("pad") == 1  # the converter's explicit pad...
     assert not [st for st in runner.program.steps if st.op_type == "pad"]  # ...folded into the conv
     x = np.random.default_rng(0).normal(size=(4, 16, 16, 3)).astype(np.float32)
-    np.testing.assert_allclose(runner.predict([x])[0], np.asarray(model(x)), atol=1e-5)
+    np.testing.assert_allclose(runner.predict_batch([x])[0], np.asarray(model(x)), atol=1e-5)
 
 
 def test_exact_gelu_is_one_gelu_op_on_both_targets():

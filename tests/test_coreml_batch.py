@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from benchmarks.coreml_reference import CoreMLReferenceRunner
+from benchmarks.coreml_reference import MLModel
 from convert.context import ConversionContext
 from convert.coreml.convert import convert_coreml
 from model_zoo import check_batched_run, mil_program
@@ -31,7 +31,7 @@ def test_batched_run_equals_per_sample_bit_for_bit(zoo_packages, quant, precisio
     """Exact, not within a tolerance: each kernel computes every sample with the same calls in the
     same order, fp16 rounding is per element, and the dense layers run a row at a time."""
     paths, x = zoo_packages
-    runner = CoreMLReferenceRunner(paths[quant], precision=precision)
+    runner = MLModel(paths[quant], precision=precision)
     # the zoo's reshapes, slices, tiles, concats all take a batch
     assert check_batched_run(runner, x).shape == (len(x), 10)
 
@@ -39,8 +39,8 @@ def test_batched_run_equals_per_sample_bit_for_bit(zoo_packages, quant, precisio
 def test_fp16_rounding_survives_batching(zoo_packages):
     """gpu/ane still rounds every fp16 op when batched: it differs from cpu as per sample it does."""
     paths, x = zoo_packages
-    device = CoreMLReferenceRunner(paths["fp16"], precision="gpu/ane").predict([x])[0]
-    cpu = CoreMLReferenceRunner(paths["fp16"]).predict([x])[0]
+    device = MLModel(paths["fp16"], precision="gpu/ane").predict_batch([x])[0]
+    cpu = MLModel(paths["fp16"], precision="cpu").predict_batch([x])[0]
     assert np.abs(device - cpu).max() > 1e-5
 
 
@@ -56,7 +56,7 @@ def test_program_that_mixes_samples_runs_per_sample(tmp_path, build, reason):
     runner = mil_program(tmp_path, build)
     assert reason in runner.per_sample_reason
     x = np.random.default_rng(0).normal(size=(3, 2, 4)).astype(np.float32)
-    out = runner.predict([x])[0]
+    out = runner.predict_batch([x])[0]
     np.testing.assert_array_equal(out, np.concatenate([runner.predict_one([s])[0] for s in x]))
 
 
@@ -64,7 +64,7 @@ def test_reshape_with_a_leading_1_takes_the_batch(tmp_path):
     runner = mil_program(tmp_path, lambda mb, x: mb.reshape(x=mb.add(x=x, y=1.0), shape=[1, 8]))
     assert runner.per_sample_reason is None
     x = np.arange(24, dtype=np.float32).reshape(3, 2, 4)
-    np.testing.assert_array_equal(runner.predict([x])[0], x.reshape(3, 8) + 1)
+    np.testing.assert_array_equal(runner.predict_batch([x])[0], x.reshape(3, 8) + 1)
 
 
 def test_image_classifier_takes_a_batch(tiny_run, tmp_path):
@@ -77,11 +77,11 @@ def test_image_classifier_takes_a_batch(tiny_run, tmp_path):
     paths = sorted((tmp_path / "dist").glob("*.ml*"))
     assert [p.suffix for p in paths] == [".mlpackage", ".mlmodel"]
     for path in paths:
-        runner = CoreMLReferenceRunner(path)
+        runner = MLModel(path, precision="cpu")
         assert runner.per_sample_reason is None and runner.probabilities, path.name
         image = runner.inputs[0].type.imageType
         x = np.random.default_rng(4).uniform(0, 255, (5, image.height, image.width, 3)).astype(np.float32)
-        batched = runner.predict([x])[0]
+        batched = runner.predict_batch([x])[0]
         np.testing.assert_array_equal(batched, np.concatenate([runner.predict_one([s])[0] for s in x]))
         feed = runner._feed
         out = runner.program.run({runner.inputs[0].name: np.concatenate([feed(runner.inputs[0], s) for s in x])})
@@ -99,7 +99,7 @@ def test_broadcast_that_would_move_the_batch_runs_per_sample(tmp_path):
     runner = mil_program(tmp_path, lambda mb, x: mb.add(x=x, y=y), shape=(1, 4))
     assert "broadcasting" in runner.per_sample_reason
     x = np.random.default_rng(1).normal(size=(2, 4)).astype(np.float32)
-    np.testing.assert_array_equal(runner.predict([x])[0], np.concatenate([x[i] + y for i in range(2)]))
+    np.testing.assert_array_equal(runner.predict_batch([x])[0], np.concatenate([x[i] + y for i in range(2)]))
 
 
 @pytest.mark.parametrize("quant,precision", [("fp32", "cpu"), ("fp16", "gpu/ane")])
@@ -111,10 +111,10 @@ def test_conv_with_fused_activation_gives_the_unfused_bits(zoo_packages, quant, 
     from benchmarks.coreml_reference.values import BlobFile
 
     paths, x = zoo_packages
-    runner = CoreMLReferenceRunner(paths[quant], precision=precision)
+    runner = MLModel(paths[quant], precision=precision)
     fused = [st for st in runner.program.steps if "post" in st.consts]
     assert len(fused) >= 2  # the zoo's conv + relu and depthwise + relu6
-    apart = MILProgram(runner.spec, BlobFile(load_spec(paths[quant])[1]), fp16_ops=precision == "gpu/ane",
+    apart = MILProgram(runner.spec, BlobFile(load_spec(paths[quant])[1]), precision=precision,
                        observable=True)
     assert not [st for st in apart.steps if "post" in st.consts]
     name = runner.inputs[0].name

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from benchmarks.coreml_reference import CoreMLReferenceRunner
+from benchmarks.coreml_reference import MLModel
 from benchmarks.coreml_reference.batching import CHUNK
 from convert.context import ConversionContext
 from convert.coreml.convert import convert_coreml
@@ -54,14 +54,14 @@ def conv_files(tmp_path_factory):
 @pytest.mark.parametrize("quant,precision", [("fp32", "cpu"), ("fp32", "gpu/ane"), ("fp16", "gpu/ane")])
 def test_conv_net_batched_equals_per_sample_bit_for_bit(conv_files, quant, precision):
     paths, x = conv_files
-    runner = CoreMLReferenceRunner(paths[quant], precision=precision)
+    runner = MLModel(paths[quant], precision=precision)
     kinds = [layer.WhichOneof("layer") for layer in runner.spec.neuralNetwork.layers]
     assert {"convolution", "pooling", "batchnorm", "batchedMatmul", "softmaxND"} <= set(kinds)
     assert any(layer.convolution.nGroups > 1 for layer in runner.spec.neuralNetwork.layers)  # the depthwise conv
     batched = check_batched_run(runner, x)
     assert batched.shape == (len(x), 10)
     if precision == "gpu/ane":  # the fp16 rounding of each layer's output survives batching
-        assert np.abs(batched - CoreMLReferenceRunner(paths[quant]).predict([x])[0]).max() > 1e-5
+        assert np.abs(batched - MLModel(paths[quant], precision="cpu").predict_batch([x])[0]).max() > 1e-5
 
 
 def test_zoo_batched_equals_per_sample(tmp_path):
@@ -72,7 +72,7 @@ def test_zoo_batched_equals_per_sample(tmp_path):
     path = _mlmodel(zoo_model(), tmp_path / "zoo.mlmodel")
     x = np.random.default_rng(5).uniform(0, 255, (CHUNK + 1, 16, 16, 3)).astype(np.float32)
     for precision in ("cpu", "gpu/ane"):
-        check_batched_run(CoreMLReferenceRunner(path, precision=precision), x)
+        check_batched_run(MLModel(path, precision=precision), x)
 
 
 def test_sum_over_the_batch_runs_per_sample(tmp_path):
@@ -85,14 +85,14 @@ def test_sum_over_the_batch_runs_per_sample(tmp_path):
     hidden = L.Dense(8, activation="tanh")(inp)
     mixed = L.Lambda(lambda t: t * keras.ops.sum(t, axis=0, keepdims=True))(hidden)
     path = _mlmodel(keras.Model(inp, L.Dense(3)(mixed)), tmp_path / "sum.mlmodel")
-    runner = CoreMLReferenceRunner(path)
+    runner = MLModel(path, precision="cpu")
     assert runner.per_sample_reason.startswith("reduceSum layer ")
     assert "lambda" in runner.per_sample_reason and runner.per_sample_reason.endswith("works across axis 0")
     x = np.random.default_rng(2).normal(size=(CHUNK + 2, 6)).astype(np.float32)
     per_sample = _per_sample(runner, x)
-    np.testing.assert_array_equal(runner.predict([x])[0], per_sample)
+    np.testing.assert_array_equal(runner.predict_batch([x])[0], per_sample)
     runner.per_sample_reason = None  # batched anyway, the numbers change: the refusal is what keeps them right
-    assert not np.allclose(runner.predict([x])[0], per_sample, atol=1e-3)
+    assert not np.allclose(runner.predict_batch([x])[0], per_sample, atol=1e-3)
 
 
 def test_dense_on_a_feature_map_runs_per_sample(tmp_path):
@@ -103,11 +103,11 @@ def test_dense_on_a_feature_map_runs_per_sample(tmp_path):
     keras.utils.set_random_seed(0)
     inp = keras.Input((8, 8, 3), name="image")
     x = L.Dense(5)(L.MaxPooling2D(2)(L.Conv2D(12, 3, padding="same")(inp)))
-    runner = CoreMLReferenceRunner(_mlmodel(keras.Model(inp, L.Flatten()(x)), tmp_path / "dense.mlmodel"))
+    runner = MLModel(_mlmodel(keras.Model(inp, L.Flatten()(x)), tmp_path / "dense.mlmodel"), precision="cpu")
     assert runner.per_sample_reason.startswith("reshapeStatic layer ")
     assert "cannot tell where the batch goes" in runner.per_sample_reason
     x = np.random.default_rng(2).uniform(0, 255, (3, 8, 8, 3)).astype(np.float32)
-    np.testing.assert_array_equal(runner.predict([x])[0], _per_sample(runner, x))
+    np.testing.assert_array_equal(runner.predict_batch([x])[0], _per_sample(runner, x))
 
 
 def test_rank5_mapping_runs_per_sample(conv_files, tmp_path):
@@ -118,7 +118,7 @@ def test_rank5_mapping_runs_per_sample(conv_files, tmp_path):
     assert spec.description.input[0].type.WhichOneof("Type") == "multiArrayType"
     spec.neuralNetwork.arrayInputShapeMapping = 0  # RANK5_ARRAY_MAPPING
     (tmp_path / "rank5.mlmodel").write_bytes(spec.SerializeToString())
-    assert "rank-5" in CoreMLReferenceRunner(tmp_path / "rank5.mlmodel").per_sample_reason
+    assert "rank-5" in MLModel(tmp_path / "rank5.mlmodel", precision="cpu").per_sample_reason
 
 
 @pytest.mark.parametrize("build,reason", [
@@ -137,7 +137,7 @@ def test_layer_that_mixes_samples_runs_per_sample(tmp_path, build, reason):
     runner = nn_program(tmp_path, build)
     assert reason in runner.per_sample_reason
     x = np.random.default_rng(0).normal(size=(3, 2, 4)).astype(np.float32)
-    np.testing.assert_array_equal(runner.predict([x])[0], _per_sample(runner, x))
+    np.testing.assert_array_equal(runner.predict_batch([x])[0], _per_sample(runner, x))
 
 
 @pytest.mark.parametrize("build", [
@@ -149,4 +149,4 @@ def test_layer_that_keeps_samples_apart_takes_the_batch(tmp_path, build):
     runner = nn_program(tmp_path, build)
     assert runner.per_sample_reason is None
     x = np.arange(24, dtype=np.float32).reshape(3, 2, 4)
-    np.testing.assert_array_equal(runner.predict([x])[0], _per_sample(runner, x))
+    np.testing.assert_array_equal(runner.predict_batch([x])[0], _per_sample(runner, x))

@@ -4,8 +4,8 @@ layers one by one (nn_fusion.py), and never when another reader needs an interme
 import numpy as np
 import pytest
 
-from benchmarks.coreml_reference import CoreMLReferenceRunner
-from benchmarks.coreml_reference.nn import NeuralNetworkProgram
+from benchmarks.coreml_reference import MLModel
+from benchmarks.coreml_reference.nn_program import NeuralNetworkProgram
 from benchmarks.coreml_reference.nn_batching import nn_batch_plan
 from convert.context import ConversionContext
 from convert.coreml.convert import convert_coreml
@@ -42,7 +42,7 @@ def _unfused(runner):
     """The same runner with every layer run on its own (and batched the same way)."""
     nn = runner.spec.neuralNetwork
     fused = runner.program
-    runner.program = NeuralNetworkProgram(nn, half=fused.half, outputs=tuple(o.name for o in runner.spec.description.output),
+    runner.program = NeuralNetworkProgram(nn, precision=fused.precision, outputs=tuple(o.name for o in runner.spec.description.output),
                                           fuse=False)
     runner.program.adapt(nn_batch_plan(nn, runner.inputs))
     return runner
@@ -51,7 +51,7 @@ def _unfused(runner):
 @pytest.mark.parametrize("precision", ["cpu", "gpu/ane"])
 def test_fused_chains_give_the_layers_bits(relu6_file, precision):
     path, x = relu6_file
-    fused = CoreMLReferenceRunner(path, precision=precision)
+    fused = MLModel(path, precision=precision)
     layers = fused.spec.neuralNetwork.layers
     taken = [layers[i] for i in sorted(fused.program.taken)]
     # the ReLU6 chains of four layers after the conv and the depthwise conv, the padding and the
@@ -59,14 +59,14 @@ def test_fused_chains_give_the_layers_bits(relu6_file, precision):
     assert len(taken) == 10 and sum(layer.WhichOneof("layer") == "padding" for layer in taken) == 1
     assert sum(layer.WhichOneof("layer") == "unary" for layer in taken) == 2
     assert any(layer.convolution.nGroups > 1 for layer in layers if layer.WhichOneof("layer") == "convolution")
-    plain = _unfused(CoreMLReferenceRunner(path, precision=precision))
+    plain = _unfused(MLModel(path, precision=precision))
     assert not plain.program.taken
-    got, want = fused.predict([x])[0], plain.predict([x])[0]
+    got, want = fused.predict_batch([x])[0], plain.predict_batch([x])[0]
     assert got.tobytes() == want.tobytes()
     assert fused.predict_one([x[0]])[0].tobytes() == plain.predict_one([x[0]])[0].tobytes()
     # the fused chains clip at both ends and pass values between (seen in the unfused layers' outputs)
     names = [layer.output[0] for layer in layers]
-    seen = NeuralNetworkProgram(fused.spec.neuralNetwork, half=fused.program.half, outputs=tuple(names), fuse=False)
+    seen = NeuralNetworkProgram(fused.spec.neuralNetwork, precision=fused.program.precision, outputs=tuple(names), fuse=False)
     maps = seen.run({"image": np.concatenate([fused._feed(fused.inputs[0], s) for s in x])})
     for layer in taken:
         if layer.name.endswith("Relu6"):
@@ -107,8 +107,8 @@ def test_a_chain_read_elsewhere_stops_before_that_output(tmp_path, build):
     # the conv takes the relu (its output stays a stored tensor), not the linear after it
     assert [layers[i] for i in runner.program.taken] == ["relu"]
     x = np.random.default_rng(0).normal(size=(3, 1, 2, 5, 5)).astype(np.float32) * 3
-    got = runner.predict([x[:, 0]])
-    want = _unfused(nn_program(tmp_path, build, shape=(1, 2, 5, 5))).predict([x[:, 0]])
+    got = runner.predict_batch([x[:, 0]])
+    want = _unfused(nn_program(tmp_path, build, shape=(1, 2, 5, 5))).predict_batch([x[:, 0]])
     assert len(got) == len(runner.spec.description.output) and all(g.tobytes() == w.tobytes() for g, w in zip(got, want))
     assert (got[0] != 0).all()
 
@@ -117,26 +117,27 @@ SPECIAL = np.array([0, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC00000, 0xFFC0000
                     1, 0x80000001, 0x00800000, 0x33800000, 0xB3800000], np.uint32).view(np.float32)
 
 
-@pytest.mark.parametrize("half", [False, True])
-def test_relu6_in_one_step_equals_its_four_layers_on_special_values(relu6_file, half):
+@pytest.mark.parametrize("precision", ["cpu", "gpu/ane"])
+def test_relu6_in_one_step_equals_its_four_layers_on_special_values(relu6_file, precision):
     """The converter's ReLU6 (-max(-relu(x), -6)) as one step: NaN payloads, -0.0, infinities,
     subnormals, fp16 overflow and values next to 0 and 6 keep the layers' bits."""
+    from benchmarks.coreml_reference.kernels import round_fp16 as to_fp16
     from benchmarks.coreml_reference.nn import LAYERS
-    from benchmarks.coreml_reference.nn import half as to_fp16
     from benchmarks.coreml_reference.nn_fusion import PIECE, _links, _run_all
 
-    program = CoreMLReferenceRunner(relu6_file[0]).program
+    program = MLModel(relu6_file[0], precision="cpu").program
     first = min(program.taken)  # the ReLU of the first conv's ReLU6
     chain = [(kind, getattr(layer, kind)) for kind, layer in program.layers[first:first + 4]]
-    assert _links(chain, half)[-1].__name__ == "_relu6"
+    assert _links(chain, precision)[-1].__name__ == "_relu6"
+    rounded = precision == "gpu/ane"
     near = np.array([0, 6, 65504, 65520, 1e-8], np.float32)
     x = np.concatenate([SPECIAL, near, -near, np.nextafter(near, np.float32(np.inf)), np.nextafter(near, -np.inf),
                         np.random.default_rng(0).normal(scale=8, size=PIECE + 7).astype(np.float32)])
     with np.errstate(all="ignore"):
-        want = to_fp16(x) if half else x
+        want = to_fp16(x) if rounded else x
         for kind, params in chain:
             want = LAYERS[kind][1](params, want)
-            want = to_fp16(want) if half else want
+            want = to_fp16(want) if rounded else want
         got = x.copy()
-        _run_all(_links(chain, half))(got)
+        _run_all(_links(chain, precision))(got)
     assert got.view(np.uint32).tolist() == want.view(np.uint32).tolist()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.coreml_reference import CoreMLReferenceRunner
+from benchmarks.coreml_reference import MLModel
 from benchmarks.coreml_reference.model import load_spec
 from cli_helpers import run
 
@@ -50,7 +50,7 @@ def test_gpu_ane_is_an_independent_fp16_computation(mlp):
     """Weights, input and every layer's output in float16, arithmetic inside a layer wider: as the GPU runs it."""
     folder, model, x = mlp
     (w1, b1), (w2, b2) = [[np.asarray(v, np.float64) for v in layer.get_weights()] for layer in model.layers[1:]]
-    device = CoreMLReferenceRunner(folder / "mlp.mlmodel", precision="gpu/ane")
+    device = MLModel(folder / "mlp.mlmodel", precision="gpu/ane")
     # The rounding points below are the converter's layer boundaries: matmul+bias, ReLU, matmul+bias.
     assert [layer.WhichOneof("layer") for layer in device.spec.neuralNetwork.layers] == \
         ["batchedMatmul", "activation", "batchedMatmul"]
@@ -59,14 +59,14 @@ def test_gpu_ane_is_an_independent_fp16_computation(mlp):
     exact = x.astype(np.float64) @ w1 + b1
     exact = np.maximum(exact, 0) @ w2 + b2
 
-    got = device.predict([x])[0].astype(np.float64)
+    got = device.predict_batch([x])[0].astype(np.float64)
     ulp = np.spacing(np.abs(want).astype(np.float16)).astype(np.float64)
     assert np.all(np.abs(got - want) <= ulp)  # float32 vs float64 sums may round the other way, never further
     assert np.mean(got == want) >= 0.95
     # Rounding only the final output would not give these numbers: the weights' and hidden layer's rounding shows.
     assert np.mean(got == f16(exact)) < 0.8
 
-    cpu = CoreMLReferenceRunner(folder / "mlp.mlmodel").predict([x])[0]
+    cpu = MLModel(folder / "mlp.mlmodel", precision="cpu").predict_batch([x])[0]
     np.testing.assert_allclose(cpu, exact, rtol=1e-5, atol=1e-4)
     assert np.abs(got - exact).max() > 100 * np.abs(cpu - exact).max()  # fp16 error dwarfs float32's
     # The loaded spec keeps its stored float32 weights: gpu/ane rounds a copy.
@@ -78,8 +78,8 @@ def test_fp16_overflow_is_not_finite(mlp):
     folder, _, x = mlp
     big = x[:2] * 4000  # up to ~1e5
     assert np.abs(big).max() > F16_MAX
-    device = CoreMLReferenceRunner(folder / "mlp.mlmodel", precision="gpu/ane").predict([big])[0]
-    cpu = CoreMLReferenceRunner(folder / "mlp.mlmodel").predict([big])[0]
+    device = MLModel(folder / "mlp.mlmodel", precision="gpu/ane").predict_batch([big])[0]
+    cpu = MLModel(folder / "mlp.mlmodel", precision="cpu").predict_batch([big])[0]
     assert np.all(np.isfinite(cpu)) and not np.all(np.isfinite(device))
 
 

@@ -2,7 +2,7 @@
 
 The whole table (every folder, iOS14 ... iOS18) is `python -m benchmarks.figures.coreml_optests`.
 Here one pytest child process runs a few of Apple's test classes through
-benchmarks/coreml_reference/optest_plugin.py, beside a small module of our own whose cases
+tests/coreml_optest_plugin.py, beside a small module of our own whose cases
 must come out as a pass, a numeric failure, a wrong number for an input outside the op's
 documented domain, a missing op and a kernel error.
 """
@@ -10,6 +10,7 @@ documented domain, a missing op and a kernel error.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -125,11 +126,12 @@ def optest_run(tmp_path_factory):
     own.write_text(textwrap.dedent(OWN))
     log = work / "log.jsonl"
     root = _tests_root()
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "benchmarks.coreml_reference.optest_plugin",
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "coreml_optest_plugin",
                "--optest-log", str(log), "--rootdir", str(root), "--confcutdir", str(root.parents[2]),
                "-p", "no:cacheprovider",
                *(str(root / node) for node in SUBSET), str(own)]
-    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     records = [json.loads(line) for line in log.read_text().splitlines()]
     return proc, records
 
@@ -200,14 +202,14 @@ def _layer_norm_fp16(tmp_path):
 def test_precision_modes_on_one_program(tmp_path):
     """cpu: the ops in float32, fp16 only where data is stored (input, output); gpu/ane: every op's
     output rounded to fp16. Expected values are numpy's, written out here, not the evaluator's."""
-    from benchmarks.coreml_reference import CoreMLReferenceRunner
+    from benchmarks.coreml_reference import MLModel
 
     path = _layer_norm_fp16(tmp_path)
     x = np.random.default_rng(3).normal(size=(2, 8)).astype(np.float16)
     x32 = x.astype(np.float32)
     normed = (x32 - x32.mean(1, keepdims=True)) / np.sqrt(x32.var(1, keepdims=True) + np.float32(1e-5))
-    cpu = CoreMLReferenceRunner(path).predict_named({"x": x})
-    device = CoreMLReferenceRunner(path, precision="gpu/ane").predict_named({"x": x})
+    cpu = MLModel(path, precision="cpu").predict({"x": x})
+    device = MLModel(path, precision="gpu/ane").predict({"x": x})
     (name,) = cpu
     assert cpu[name].dtype == np.float16  # an fp16 output comes back as fp16, as from Core ML
     np.testing.assert_array_equal(cpu[name], (normed * 3).astype(np.float16))
@@ -223,7 +225,7 @@ def test_plugin_runs_neuralnetwork_files_at_the_precision_asked(monkeypatch):
 
     for name in ("PYMIL_TEST_TARGETS", "INCLUDE_MIL_FP32_UNIT_TESTS"):  # the plugin sets them as it is imported
         monkeypatch.delenv(name, raising=False)
-    from benchmarks.coreml_reference import optest_plugin
+    import coreml_optest_plugin as optest_plugin
 
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4))])
     def prog(x):
@@ -261,14 +263,14 @@ def test_crop_resize_is_tensorflows_crop_and_resize(tmp_path):
     reach outside the image too; TensorFlow itself gives the expected values."""
     import tensorflow as tf
 
-    from benchmarks.coreml_reference import CoreMLReferenceRunner
+    from benchmarks.coreml_reference import MLModel
 
     rng = np.random.default_rng(5)
     image = rng.normal(size=(1, 1, 6, 7)).astype(np.float32)
     boxes = rng.uniform(-0.4, 1.4, (12, 4)).astype(np.float32)
     path = _crop_resize_program(tmp_path, image, boxes, target_height=3, target_width=4, normalized_coordinates=True,
                                 sampling_mode="ALIGN_CORNERS", pad_value=0.5)
-    (ours,) = CoreMLReferenceRunner(path).predict_named({"x": image}).values()
+    (ours,) = MLModel(path, precision="cpu").predict({"x": image}).values()
     theirs = tf.image.crop_and_resize(image.transpose(0, 2, 3, 1), boxes, np.zeros(12, np.int32), (3, 4),
                                       extrapolation_value=0.5).numpy().transpose(0, 3, 1, 2)
     assert np.any(boxes[:, 0] > boxes[:, 2]) and np.any(theirs == 0.5)  # flipped boxes, samples outside
@@ -279,28 +281,28 @@ def test_crop_resize_offset_corners_is_bnns_documented_example(tmp_path):
     """Apple's BNNSCropResize documentation: OFFSET_CORNERS, CENTER_SIZE_WIDTH_FIRST boxes of 3 x 3 pixels
     extract those 9 pixels exactly. BNNS's crop-resize takes the MIL op's parameters (its sampling and box
     coordinate modes have the same names); the example is Apple's only published output for OFFSET_CORNERS."""
-    from benchmarks.coreml_reference import CoreMLReferenceRunner
+    from benchmarks.coreml_reference import MLModel
 
     image = np.array([[0, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0], [0, 1, 0, 9, 0, 9], [0, 0, 0, 0, 9, 0],
                       [0, 0, 0, 9, 0, 9]], np.float32).reshape(1, 1, 5, 6)
     boxes = np.array([[1, 1, 3, 3], [4, 3, 3, 3]], np.float32)  # w_center, h_center, width, height
     path = _crop_resize_program(tmp_path, image, boxes, target_height=3, target_width=3,
                                 box_coordinate_mode="CENTER_SIZE_WIDTH_FIRST", sampling_mode="OFFSET_CORNERS")
-    (ours,) = CoreMLReferenceRunner(path).predict_named({"x": image}).values()
+    (ours,) = MLModel(path, precision="cpu").predict({"x": image}).values()
     expected = [[0, 1, 0, 1, 1, 1, 0, 1, 0], [9, 0, 9, 0, 9, 0, 9, 0, 9]]
     np.testing.assert_array_equal(ours.reshape(2, 9), np.array(expected, np.float32))
 
 
 @pytest.mark.bad_input("api")
 @pytest.mark.parametrize("call,error", [
-    pytest.param(lambda r: r.predict_named({}), "no value for input\\(s\\) x", id="predict-named-missing-input"),
+    pytest.param(lambda r: r.predict({}), "no value for input\\(s\\) x", id="predict-missing-input"),
     pytest.param(lambda r: type(r)(r.path, precision="ane"), "precision 'ane': choose from cpu, gpu/ane",
                  id="unknown-precision"),
 ])
 def test_bad_calls_are_named(tmp_path, call, error):
-    from benchmarks.coreml_reference import CoreMLReferenceRunner, InputMismatchError
+    from benchmarks.coreml_reference import InputMismatchError, MLModel
 
-    runner = CoreMLReferenceRunner(_layer_norm_fp16(tmp_path))
+    runner = MLModel(_layer_norm_fp16(tmp_path), precision="cpu")
     with pytest.raises((InputMismatchError, ValueError), match=error):
         call(runner)
 

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from benchmarks.coreml_reference import CoreMLReferenceRunner
+from benchmarks.coreml_reference import MLModel
 from benchmarks.coreml_reference.calibrate import activation_ranges
 from convert.calibration import CalibrationSet
 from convert.context import ConversionContext
@@ -48,14 +48,14 @@ def converted(tmp_path_factory):
 
 def _coremltools_predicts_with_the_evaluator(monkeypatch, tmp_path):
     """Core ML's predict (what coremltools' calibration calls) answered by the evaluator at the CPU's precision."""
-    from coremltools.models import MLModel
+    from coremltools.models import MLModel as CoreMLModel
 
     def predict(self, data, state=None):
         path = tmp_path / f"cal{len(list(tmp_path.iterdir()))}.mlpackage"
         self.save(str(path))
-        return CoreMLReferenceRunner(path, precision="cpu").predict_named(data)
+        return MLModel(path, precision="cpu").predict(data)
 
-    monkeypatch.setattr(MLModel, "predict", predict)
+    monkeypatch.setattr(CoreMLModel, "predict", predict)
 
 
 def _float(path):
@@ -157,7 +157,7 @@ def test_digits_w8a8_agrees_with_keras_as_healthy_int8_does(tiny_run, tmp_path):
     assert len(y) >= 100 and (ref == y).mean() >= 0.9
     assert 100 * ((ref == y).mean() - (ours == y).mean()) <= 3.0
     assert (ours == ref).mean() >= 0.95
-    steps = [st.op_type for st in runner.program.steps]
+    steps = [st.op_type for st in runner.model.program.steps]
     assert steps.count("quantize") >= 3 and steps.count("dequantize") >= 3
 
 

@@ -38,8 +38,8 @@ def test_reused_memory_never_changes_a_live_tensor(tmp_path, build, expected):
     runner = mil_program(tmp_path, build, (1, 4))
     want = expected(x.astype(np.float64))
     for _ in range(2):  # the second call runs on the first one's kept memory
-        np.testing.assert_allclose(runner.predict([x])[0], want, rtol=1e-6)
-        np.testing.assert_allclose(runner.predict([np.concatenate([x, -x])])[0],
+        np.testing.assert_allclose(runner.predict_batch([x])[0], want, rtol=1e-6)
+        np.testing.assert_allclose(runner.predict_batch([np.concatenate([x, -x])])[0],
                                    np.concatenate([want, expected(-x.astype(np.float64))]), rtol=1e-6)
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputMismatchError
-from .model import CoreMLReferenceRunner
+from .model import MLModel
+from .values import BlobFile
 
 
 def activation_ranges(path: Path, inputs, names) -> dict[str, dict[str, np.float32]]:
@@ -23,17 +24,15 @@ def activation_ranges(path: Path, inputs, names) -> dict[str, dict[str, np.float
 
     inputs: one batch-first array per model input, in the model's input space (raw pixels for an image).
     """
-    runner = CoreMLReferenceRunner(path, precision="cpu")
-    if runner.spec.WhichOneof("Type") != "mlProgram":
+    model = MLModel(path, precision="cpu")
+    if model.spec.WhichOneof("Type") != "mlProgram":
         raise InputMismatchError(f"{Path(path).name}: activation ranges need an ML Program (.mlpackage)")
-    from .mil import MILProgram
-    from .model import load_spec
-    from .values import BlobFile
+    from .mil import MILProgram  # (numba and the kernels: imported when a program runs, as model.py does)
 
     # observable: keep every pad the converter made explicit, since its output may be what a conv reads
-    program = MILProgram(runner.spec, BlobFile(load_spec(path)[1]), observable=True)
-    if len(inputs) != len(runner.inputs):
-        raise InputMismatchError(f"{Path(path).name}: model takes {len(runner.inputs)} input(s), got {len(inputs)}")
+    program = MILProgram(model.spec, BlobFile(model.weights), observable=True)
+    if len(inputs) != len(model.inputs):
+        raise InputMismatchError(f"{Path(path).name}: model takes {len(model.inputs)} input(s), got {len(inputs)}")
     wanted, ranges = set(names), {}
 
     def watch(name, value):
@@ -41,7 +40,7 @@ def activation_ranges(path: Path, inputs, names) -> dict[str, dict[str, np.float
             _widen(ranges, name, value)
 
     for i in range(len(inputs[0])):
-        feeds = {f.name: runner._feed(f, x[i]) for f, x in zip(runner.inputs, inputs)}
+        feeds = {f.name: model._feed(f, x[i]) for f, x in zip(model.inputs, inputs)}
         for name, value in feeds.items():
             _widen(ranges, name, value)
         program.run(feeds, watch)

@@ -23,13 +23,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .geometry import ConvGeometry
 from .workspace import empty
 
 BLOCK_BYTES = 1 << 19  # output planes per compiled call: post() then finds them in L2
 
 
 def depthwise(x, weight, bias, geo, post=None) -> np.ndarray:
-    """x (N, C, H, W); weight (C*m, 1, kh, kw) for channel multiplier m; geo a kernels.ConvGeometry;
+    """x (N, C, H, W); weight (C*m, 1, kh, kw) for channel multiplier m; geo a geometry.ConvGeometry;
     post(block) finishes a block of outputs in place, after the bias (None: nothing)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     n, c, h, w = x.shape
@@ -57,8 +58,6 @@ def load_compiled() -> None:
     """Load the compiled loop now (from numba's cache, or compile it): the first run pulls in LLVM,
     about 100 MiB of RSS that belong to the evaluator, not to a model. measure.py calls it before
     the baseline it subtracts from every Core ML row's memory."""
-    from .kernels import ConvGeometry  # (kernels imports this module)
-
     ones = np.ones((1, 1, 3, 3), np.float32)
     depthwise(ones, ones, None, ConvGeometry((1, 1), ((1, 1), (1, 1))))
 

@@ -1,14 +1,19 @@
-"""Errors of the Core ML reference evaluator."""
+"""Errors of the Core ML reference evaluator: one base, CoreMLReferenceError, and a subclass per kind.
 
-from benchmarks.errors import BenchDataError
-from train.errors import MobilepackError
+The evaluator is a library of its own; a program that uses it (mobilepack's benchmarks/runners.py)
+translates these into its own named errors.
+"""
 
 
-class CoreMLFormatError(MobilepackError):
+class CoreMLReferenceError(Exception):
+    """Base of every error the evaluator raises on purpose; the message is one line."""
+
+
+class CoreMLFormatError(CoreMLReferenceError):
     """Not a Core ML model, or a damaged one."""
 
 
-class UnsupportedOpError(MobilepackError):
+class UnsupportedOpError(CoreMLReferenceError):
     """An ML Program op or NeuralNetwork layer the evaluator does not implement.
 
     ops names the op types the evaluator lacks (empty when an implemented op failed on its
@@ -19,11 +24,14 @@ class UnsupportedOpError(MobilepackError):
         super().__init__(message)
         self.ops = tuple(ops)
 
+    def __reduce__(self):  # pickled with its ops (a process pool, a Ray worker)
+        return type(self), (str(self), self.ops)
 
-class InputMismatchError(BenchDataError):
+
+class InputMismatchError(CoreMLReferenceError):
     """Input data does not fit the model's declared input."""
 
 
-class PredictionError(BenchDataError):
+class PredictionError(CoreMLReferenceError):
     """The input makes the program fail as Core ML's prediction would, e.g. an out-of-range index
     where the op validates its indices."""

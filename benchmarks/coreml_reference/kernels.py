@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .depthwise import depthwise
+from .geometry import ConvGeometry
 from .workspace import empty, scratch
-
-
-@dataclass(frozen=True)
-class ConvGeometry:
-    """Where a convolution or pooling window goes, per spatial axis (H, W).
-
-    Both file formats describe a window by these four values; building them once
-    at the call site keeps each kernel's argument list to what it computes with.
-    Pooling uses only strides and pads.
-    """
-
-    strides: Sequence[int]
-    pads: Sequence[tuple[int, int]]  # (before, after) per axis, already resolved from 'same' / 'valid'
-    dilations: Sequence[int] = (1, 1)
-    groups: int = 1
 
 
 def same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:

@@ -1,9 +1,9 @@
 """Execute an ML Program (the .mlpackage format) in numpy.
 
-Ops run in float32. With fp16_ops, an op whose declared output type is fp16 has
+Ops run in float32. In precision "gpu/ane", an op whose declared output type is fp16 has
 its result rounded to float16, so a program compiled for fp16 compute carries
-fp16 error through every layer as the GPU and the Neural Engine do; without it
-(the CPU's behaviour, see CoreMLReferenceRunner) fp16 types only say what the
+fp16 error through every layer as the GPU and the Neural Engine do; in precision "cpu"
+(the CPU's behaviour, see model.MLModel) fp16 types only say what the
 weights and the fp16 inputs hold. Compressed weights (constexpr ops) are
 expanded once, at load, as Core ML expands them.
 """
@@ -24,6 +24,7 @@ from .mil_ops_elementwise import ELEMENTWISE_OPS
 from .mil_ops_image import IMAGE_OPS
 from .mil_ops_nn import NN_OPS
 from .mil_ops_tensor import TENSOR_OPS
+from .precision import checked_precision
 from .values import FLOAT16, NP_DTYPES, BlobFile, parse_value, tensor_shape
 from .workspace import last_reads, release, sole
 
@@ -51,7 +52,7 @@ class _Step:
 
 
 class MILProgram:
-    def __init__(self, spec, blobs: BlobFile, function: str = "main", fp16_ops: bool = False,
+    def __init__(self, spec, blobs: BlobFile, function: str = "main", precision: str = "cpu",
                  observable: bool = False):
         if function not in spec.mlProgram.functions:
             raise CoreMLFormatError(f"ML Program has no function {function!r}")
@@ -67,7 +68,7 @@ class MILProgram:
                 "the model cannot be checked on this machine (run the bench on a Mac, or use the other Core ML format)",
                 ops=unknown,
             )
-        self.fp16_ops = fp16_ops
+        self.precision = checked_precision(precision)
         self.values: dict[str, object] = {}
         self._stored: dict[str, object] = {}  # consts in their stored dtypes, for the constexpr ops (load only)
         self.steps: list[_Step] = []
@@ -109,8 +110,9 @@ class MILProgram:
                     names[i] = f"{out_names[0]}:{param}:{i}"
                     self.values[names[i]] = value
             refs[param] = names if many else names[0]
-        kernel = (_cast if self.fp16_ops else _cast_cpu) if op.type == "cast" else {**OPS, **CONTROL_OPS}[op.type]
-        fp16 = [self.fp16_ops and o.type.WhichOneof("type") == "tensorType" and o.type.tensorType.dataType == FLOAT16
+        rounded = self.precision == "gpu/ane"
+        kernel = (_cast if rounded else _cast_cpu) if op.type == "cast" else {**OPS, **CONTROL_OPS}[op.type]
+        fp16 = [rounded and o.type.WhichOneof("type") == "tensorType" and o.type.tensorType.dataType == FLOAT16
                 for o in op.outputs]
         blocks = [self._block(b, blobs) for b in op.blocks] if op.type in CONTROL_OPS else None
         self.steps.append(_Step(op.type, kernel, refs, consts, out_names, fp16, [_declared(o) for o in op.outputs],
@@ -228,8 +230,8 @@ class MILProgram:
                 raise UnsupportedOpError(f"ML Program op {step.op_type} ({step.outputs[0]}) failed: {exc}") from None
             del kwargs  # (dead inputs are kept below only if nothing else holds them)
             results = result if isinstance(result, tuple) else (result,)
-            for name, value, half, dtype in zip(step.outputs, results, step.fp16, step.dtypes):
-                env[name] = _finish(value, half, dtype)
+            for name, value, to_fp16, dtype in zip(step.outputs, results, step.fp16, step.dtypes):
+                env[name] = _finish(value, to_fp16, dtype)
                 if watch is not None:
                     watch(name, env[name])
             if top:  # after the step: a cond's or while_loop's blocks read env while it runs
@@ -276,7 +278,7 @@ def _declared(output):
     return np.dtype(np.float32) if dtype.kind == "f" else dtype if dtype.kind in "iub" else None
 
 
-def _finish(value, half: bool, dtype):
+def _finish(value, to_fp16: bool, dtype):
     """An op's result as the program declares it (e.g. an int32 real_div), rounded to fp16 if asked."""
     if isinstance(value, np.generic):
         value = np.asarray(value)
@@ -285,7 +287,7 @@ def _finish(value, half: bool, dtype):
     want = dtype if dtype is not None else (np.dtype(np.float32) if value.dtype.kind == "f" else value.dtype)
     if value.dtype != want:
         value = value.astype(want)
-    return round_fp16(value) if half else value
+    return round_fp16(value) if to_fp16 else value
 
 
 def _as_compute(value):

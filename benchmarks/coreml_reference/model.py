@@ -1,27 +1,46 @@
-"""Load a saved .mlpackage / .mlmodel and run it: predict(list of batches) -> list of outputs."""
+"""Load a saved .mlpackage / .mlmodel and run it, with coremltools' MLModel API.
+
+MLModel(path, compute_units=...) loads a model; predict({name: array}) -> {name: array} runs one
+call at the declared shapes, as Core ML's own predict does; predict_batch([batch-first array per
+input]) -> [batch-first array per output] runs many samples, in one pass where batching.py /
+nn_batching.py allow it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import io
+import json
+import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from train.documents import check, check_document, read_json, shown
-
 from .batching import adapt, batch_plan, declared_shapes, run_batched
 from .errors import CoreMLFormatError, InputMismatchError, UnsupportedOpError
-from .values import BlobFile, feed_array
+from .precision import ComputeUnit, checked_precision, compute_unit, precision_of
+from .values import BlobFile, feed_array, output_array
 from .workspace import WorkspacePool
 
-_PACKAGE_MANIFEST = {"itemInfoEntries": dict, "rootModelIdentifier": str}  # what names the model spec inside Data/
+MANIFEST_FIX = "re-save the model (a copied .mlpackage needs every file)"
+
+
+def import_proto():
+    """coremltools' protobuf modules, imported quietly: coremltools logs about its macOS-only modules
+    (and a TensorFlow or Torch version it was not tested with) when first imported."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.getLogger("coremltools").setLevel(logging.ERROR)
+        from coremltools.proto import Model_pb2
+    return Model_pb2
 
 
 def load_spec(path: Path):
     """The Model protobuf and the weights folder, refusing anything that is not a whole Core ML model."""
-    from convert.coreml import import_coremltools
-
-    import_coremltools()  # first import quietly: coremltools logs about missing macOS-only modules
-    from coremltools.proto import Model_pb2
+    Model_pb2 = import_proto()
     from google.protobuf.message import DecodeError
 
     path = Path(path)
@@ -32,7 +51,7 @@ def load_spec(path: Path):
         manifest = path / "Manifest.json"
         if not manifest.is_file():
             raise CoreMLFormatError(f"{path}: not an .mlpackage (no Manifest.json); truncated copy?")
-        spec_file = path / "Data" / _root_model(path, manifest)
+        spec_file = path / "Data" / root_model(path, manifest)
         weights = spec_file.parent / "weights"
     elif path.suffix == ".mlmodel":
         spec_file = path
@@ -50,16 +69,59 @@ def load_spec(path: Path):
     return spec, weights
 
 
-def _root_model(package: Path, manifest: Path) -> str:
-    """The model spec's path inside Data/, as the package's Manifest.json names it."""
-    fix = "re-run `mobilepack convert` (a copied .mlpackage needs every file)"
+def root_model(package: Path, manifest: Path, fix: str = MANIFEST_FIX) -> str:
+    """The model spec's path inside Data/, as the package's Manifest.json names it.
+
+    A damaged manifest is one CoreMLFormatError line: the file, what is wrong, and `fix`."""
+    try:
+        data = manifest.read_bytes()
+    except OSError as exc:
+        raise CoreMLFormatError(f"{manifest}: cannot read ({exc.strerror or exc}); {fix}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CoreMLFormatError(f"{manifest}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                                f"{fix}") from None
+    if not text.strip():
+        raise CoreMLFormatError(f"{manifest}: empty file, not JSON; {fix}")
+    try:
+        info = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CoreMLFormatError(f"{manifest}: not valid JSON ({exc.msg} at line {exc.lineno}); {fix}") from None
+    except (ValueError, RecursionError) as exc:  # an integer of thousands of digits, nesting past the stack
+        raise CoreMLFormatError(f"{manifest}: not valid JSON ({type(exc).__name__}); {fix}") from None
     source = f"{package}: damaged Manifest.json"
-    info = check_document(read_json(manifest, fix, CoreMLFormatError), _PACKAGE_MANIFEST, source, fix,
-                          error=CoreMLFormatError)
+    _need(info, {"itemInfoEntries": dict, "rootModelIdentifier": str}, source, fix, "")
     root = info["rootModelIdentifier"]
     entry = info["itemInfoEntries"].get(root)
-    check(entry, {"path": str}, source, fix, f"itemInfoEntries[{shown(root)}]", CoreMLFormatError)
+    _need(entry, {"path": str}, source, fix, f"itemInfoEntries[{_shown(root)}]")
     return entry["path"]
+
+
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "an integer", float: "a number",
+               bool: "true/false", type(None): "null"}
+
+
+def _need(value, fields: dict, source: str, fix: str, where: str) -> None:
+    """`value` is an object holding `fields` of these JSON types, else a CoreMLFormatError naming the key path."""
+    if not isinstance(value, dict):
+        raise CoreMLFormatError(f"{source}: {where or 'the document'} is {_json_type(value)}, expected an object; {fix}")
+    missing = [k for k in fields if k not in value]
+    if missing:
+        raise CoreMLFormatError(f"{source}: {where + ': ' if where else ''}missing field(s) {', '.join(missing)}; {fix}")
+    for key, kind in fields.items():
+        if type(value[key]) is bool or not isinstance(value[key], kind):
+            name = f"{where}.{key}" if where else key
+            raise CoreMLFormatError(f"{source}: {name} is {_json_type(value[key])}, expected {_JSON_TYPES[kind]}; {fix}")
+
+
+def _json_type(value) -> str:
+    return next((name for t, name in _JSON_TYPES.items() if type(value) is t), type(value).__name__)
+
+
+def _shown(value, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def classifier_labels(spec) -> list[str] | None:
@@ -69,7 +131,7 @@ def classifier_labels(spec) -> list[str] | None:
     consts = {op.outputs[0].name: op for op in block.operations if op.type == "const"}
     for op in block.operations:
         if op.type == "classify":
-            from .values import BlobFile, parse_value
+            from .values import parse_value
 
             const = consts[op.inputs["classes"].arguments[0].name]
             values = parse_value(const.attributes["val"], BlobFile(None))
@@ -77,37 +139,35 @@ def classifier_labels(spec) -> list[str] | None:
     return None
 
 
-PRECISIONS = ("cpu", "gpu/ane")
+class MLModel:
+    """A saved Core ML model run by the evaluator, for machines without Core ML: coremltools' MLModel API.
 
-
-class CoreMLReferenceRunner:
-    """The project's own evaluator of saved Core ML models, for machines without Core ML.
-
-    precision says how an ML Program's fp16-typed ops are computed:
-      "cpu"      in float32, as Core ML's CPU runs them (the default): Apple's typed-execution
-                 guide calls an ML Program's types a minimum precision, which the CPU exceeds
-                 for every op it has no fp16 kernel for (it has a few, e.g. convolution on newer
-                 hardware); fp16 inputs and outputs still hold fp16 values;
-      "gpu/ane"  each fp16-typed op's output rounded to float16, as on the GPU and the
-                 Neural Engine, e.g. CoreMLReferenceRunner(path, precision="gpu/ane").
-    A NeuralNetwork (.mlmodel) has no typed tensors; its precision is the compute unit's:
-      "cpu"      float32 throughout, which Core ML's CPU guarantees;
-      "gpu/ane"  weights, inputs and every layer's output rounded to float16, arithmetic inside
-                 a layer in float32 (nn.py gives the rule and its sources).
+    MLModel(path, compute_units=ComputeUnit.CPU_ONLY) loads an .mlpackage (ML Program) or an .mlmodel
+    (NeuralNetwork); compute_units takes this package's ComputeUnit, coremltools.ComputeUnit or a member's
+    name ("CPU_ONLY", "ALL", "CPU_AND_GPU", "CPU_AND_NE"). Like Core ML, the units set the precision:
+      CPU_ONLY        precision "cpu": float32 compute. An ML Program's fp16-typed ops run in float32, as
+                      Core ML's CPU runs them (Apple's typed-execution guide calls an ML Program's types a
+                      minimum precision, which the CPU exceeds for every op it has no fp16 kernel for); fp16
+                      inputs and outputs still hold fp16 values. A NeuralNetwork runs in float32 throughout.
+      ALL (default), CPU_AND_GPU, CPU_AND_NE
+                      precision "gpu/ane": float16 compute, as the GPU and the Neural Engine run a model. An
+                      ML Program's fp16-typed ops have their outputs rounded to float16; a NeuralNetwork's
+                      weights, inputs and every layer's output are rounded to float16, arithmetic inside a
+                      layer in float32 (nn_program.py gives the rule and its sources).
+    precision="cpu" or "gpu/ane" chooses the precision itself (compute_units is then not read).
+    A model Core ML would partition between units is computed in one precision here.
     """
 
-    runtime = "coreml-reference"
-
-    def __init__(self, path: Path, precision: str = "cpu"):
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision {precision!r}: choose from {', '.join(PRECISIONS)}")
-        self.precision = precision
+    def __init__(self, model, compute_units=ComputeUnit.ALL, precision: str | None = None):
+        self.compute_units = compute_unit(compute_units)
+        self.precision = checked_precision(precision) if precision is not None else precision_of(self.compute_units)
         self._workspaces = WorkspacePool()  # memory reused from one call to the next
+        path = Path(model)
         try:
-            self._load(Path(path))
+            self._load(path)
         except (CoreMLFormatError, UnsupportedOpError) as exc:
             text = str(exc)
-            named = type(exc)(text if str(path) in text else f"{Path(path).name}: {text}")
+            named = type(exc)(text if str(path) in text else f"{path.name}: {text}")
             named.ops = getattr(exc, "ops", ())
             raise named from None
 
@@ -115,6 +175,7 @@ class CoreMLReferenceRunner:
         spec, weights = load_spec(path)
         self.path = path
         self.spec = spec
+        self.weights = weights  # an .mlpackage's weights folder; None for an .mlmodel
         kind = spec.WhichOneof("Type")
         desc = spec.description
         self.inputs = list(desc.input)
@@ -122,25 +183,44 @@ class CoreMLReferenceRunner:
         if kind == "mlProgram":
             from .mil import MILProgram
 
-            self.program = MILProgram(spec, BlobFile(weights), fp16_ops=self.precision == "gpu/ane")
+            self.program = MILProgram(spec, BlobFile(weights), precision=self.precision)
             plan, adapt_to = batch_plan(self.program, declared_shapes(spec)), adapt
         elif kind in ("neuralNetwork", "neuralNetworkClassifier"):
-            from .nn import NeuralNetworkProgram
             from .nn_batching import nn_batch_plan
+            from .nn_program import NeuralNetworkProgram
 
             nn = getattr(spec, kind)
             if kind == "neuralNetworkClassifier":
                 self.probabilities = nn.labelProbabilityLayerName
             outputs = {o.name for o in desc.output} | {self.probabilities} - {None}
-            self.program = NeuralNetworkProgram(nn, half=self.precision == "gpu/ane", outputs=tuple(outputs))
+            self.program = NeuralNetworkProgram(nn, precision=self.precision, outputs=tuple(outputs))
             plan, adapt_to = nn_batch_plan(nn, self.inputs), self.program.adapt
         else:
             raise CoreMLFormatError(f"{path}: Core ML model type {kind!r} is not a neural network")
-        # why predict cannot run a batch in one pass (batching.py, nn_batching.py), or None
+        # why predict_batch cannot run a batch in one pass (batching.py, nn_batching.py), or None
         self.per_sample_reason = plan if isinstance(plan, str) else None
         if self.per_sample_reason is None:
             adapt_to(plan)
         self.output_names = self._output_names()
+
+    def get_spec(self):
+        """A deep copy of the model's protobuf specification (coremltools.proto.Model_pb2.Model)."""
+        return copy.deepcopy(self.spec)
+
+    def predict(self, data):
+        """Outputs by name for inputs by name, as coremltools' MLModel.predict: one call at the declared
+        shapes, each input cast to its declared type (an image input takes a PIL image or an (H, W, C)
+        array of pixels), each output in its declared type. A list of such dicts gives a list of results."""
+        if isinstance(data, (list, tuple)):
+            return [self.predict(d) for d in data]
+        if not isinstance(data, dict):
+            raise InputMismatchError(f"{self.path.name}: predict takes a dict of input name -> value, "
+                                     f"got {type(data).__name__}")
+        missing = [f.name for f in self.inputs if f.name not in data]
+        if missing:
+            raise InputMismatchError(f"{self.path.name}: no value for input(s) {', '.join(missing)}")
+        out = self.program.run({f.name: feed_array(f, data[f.name]) for f in self.inputs})
+        return {o.name: output_array(o, out[o.name]) for o in self.spec.description.output if o.name in out}
 
     def _output_names(self) -> list[str]:
         """A classifier's probabilities (in label order), else every declared output."""
@@ -165,6 +245,7 @@ class CoreMLReferenceRunner:
         return feed_array(feature, x)[None]  # float32, or an int32 input's ids as they are
 
     def predict_one(self, sample: list[np.ndarray]) -> list[np.ndarray]:
+        """One sample (one array per input, without the batch axis): float32 outputs with a batch axis of 1."""
         feeds = {f.name: self._feed(f, x) for f, x in zip(self.inputs, sample)}
         with self._workspaces.lend():
             out = self.program.run(feeds)
@@ -172,22 +253,9 @@ class CoreMLReferenceRunner:
             return [np.asarray(out[self.probabilities], np.float32).reshape(1, -1)]
         return [np.asarray(out[n], np.float32) for n in self.output_names]
 
-    def predict_named(self, feeds: dict) -> dict:
-        """One call at the declared shapes: inputs by name, cast to their declared types, and
-        outputs by name in their declared types, as Core ML's own predict takes and returns them."""
-        from .values import feed_array, output_array
-
-        missing = [f.name for f in self.inputs if f.name not in feeds]
-        if missing:
-            raise InputMismatchError(f"{self.path.name}: no value for input(s) {', '.join(missing)}")
-        out = self.program.run({f.name: feed_array(f, feeds[f.name]) for f in self.inputs})
-        named = {}
-        for o in self.spec.description.output:
-            if o.name in out:
-                named[o.name] = output_array(o, out[o.name])
-        return named
-
-    def predict(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    def predict_batch(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """Batch-first arrays, one per input in the model's order (raw pixels (N, H, W, 3) for an image
+        input) -> float32 batch-first arrays, one per output (a classifier: its probabilities in label order)."""
         if len(inputs) != len(self.inputs):
             raise InputMismatchError(f"{self.path.name}: model takes {len(self.inputs)} input(s), got {len(inputs)}")
         n = len(inputs[0])

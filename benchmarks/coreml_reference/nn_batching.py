@@ -24,6 +24,7 @@ from __future__ import annotations
 
 
 from .batching import one_row_at_a_time
+from .nn import LAYERS
 
 # Layers that compute each element (or each sample's slice) on its own, at any rank.
 _ELEMENTWISE = {"activation", "unary", "gelu", "clip"}
@@ -243,8 +244,6 @@ def _batched_matmul(p, layer, rank, ranks, shapes):
 
 
 def _kernel(kind):
-    from .nn import LAYERS
-
     return LAYERS[kind][1]
 
 

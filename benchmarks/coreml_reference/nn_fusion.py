@@ -11,7 +11,7 @@ On MobileNetV2 224 at batch 32 that ran 1.8 times as many images per second in f
 times in gpu/ane precision (one process, the two programs interleaved, 2 shared cores).
 
 The bits are the separate layers': each layer makes the numpy calls nn.py makes, in the same order,
-and in gpu/ane precision the conv's output and each layer's output are rounded to fp16 as nn.py
+and in gpu/ane precision the conv's output and each layer's output are rounded to fp16 as nn_program.py
 stores them. The two exceptions are checked on every float32 input: ReLU6's four layers as one
 clip (_relu6) and numpy's maximum against an array instead of a scalar (_at_least). Only layers
 of IEEE multiplies, adds and comparisons join a chain (no exp or tanh: a vectorised libm loop need
@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .mil import round16
+from .nn import LAYERS, _border
 
 _F32 = np.float32
 PIECE = 1 << 17  # elements a chain finishes at a time: 512 KiB of float32, in L2
@@ -71,8 +72,6 @@ _ARITHMETIC_UNARY = {6, _THRESHOLD}  # ABS, THRESHOLD
 def _chain_link(kind, params):
     """How a layer of a chain finishes a block in place (a function of the block), or None if
     it cannot join one."""
-    from .nn import LAYERS
-
     if kind == "activation" and params.WhichOneof("NonlinearityType") in _ARITHMETIC_ACTIVATIONS:
         fast = _in_place_activation(params)
     elif kind == "unary" and params.type in _ARITHMETIC_UNARY:
@@ -90,15 +89,13 @@ def _chain_link(kind, params):
     return copy_back
 
 
-def conv_chains(layers, outputs, half: bool):
+def conv_chains(layers, outputs, precision: str):
     """{conv layer index: (the input it now reads, the output it now makes, nn._conv's keyword
     arguments: post, pads)} and the indexes of the layers the convs took over. Every forward conv
     gets a post in gpu/ane precision (its fp16 rounding, in cache); in float32 only a conv
     followed by a chain does.
 
     layers are (kind, layer) pairs in order; outputs the names a caller reads after a run."""
-    from .nn import _border
-
     readers, made_by = {}, {layer.output[0]: index for index, (_, layer) in enumerate(layers)}
     for index, (_, layer) in enumerate(layers):
         for name in layer.input:
@@ -124,7 +121,7 @@ def conv_chains(layers, outputs, half: bool):
             chain.append((next_kind, params))
             taken.add(nxt)
             output = next_layer.output[0]
-        links = _links(chain, half)
+        links = _links(chain, precision)
         if links:
             extra["post"] = _run_all(links)
         if extra:
@@ -144,16 +141,17 @@ def _zero_pad_then_valid(pad_layer, conv) -> bool:
             and not any(a for e in conv.valid.paddingAmounts.borderAmounts for a in (e.startEdgeSize, e.endEdgeSize)))
 
 
-def _links(chain, half: bool):
+def _links(chain, precision: str):
     """The in-place steps of a chain, each layer followed by its fp16 rounding in gpu/ane precision
     (the conv's output first), a ReLU6 lowering as one step."""
-    links, i = [round16] if half else [], 0
+    rounded = precision == "gpu/ane"
+    links, i = [round16] if rounded else [], 0
     while i < len(chain):
         if _is_relu6(chain[i:i + 4]):
             links.append(_relu6)  # its values are fp16 values when its input's are: no rounding
             i += 4
             continue
-        links += [_chain_link(*chain[i]), round16] if half else [_chain_link(*chain[i])]
+        links += [_chain_link(*chain[i]), round16] if rounded else [_chain_link(*chain[i])]
         i += 1
     return links
 

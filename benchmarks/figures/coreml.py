@@ -87,7 +87,7 @@ def _coreml(model, fmt: str, quant: str):
 
 
 def compare(model, x: np.ndarray, work: Path, label: str, n_fp32: int, n_other: int) -> None:
-    from benchmarks.coreml_reference import CoreMLReferenceRunner
+    from benchmarks.runners import CoreMLReferenceRunner
     from benchmarks.parity.compare import sqnr_db
 
     ref = np.asarray(model.predict(x, batch_size=16, verbose=0))
@@ -134,8 +134,7 @@ def speed(work: Path, batch: int = 32, runs: int = 3) -> None:
     """Images per second of LiteRT fp32 and of the evaluator on MobileNetV2 224 fp32, as an ML Program
     (.mlpackage) and as a NeuralNetwork (.mlmodel, cpu precision), same process, same inputs,
     interleaved; each run takes the better of two timed calls per runner. Then each once per sample."""
-    from benchmarks.coreml_reference import CoreMLReferenceRunner
-    from benchmarks.runners import LiteRTRunner
+    from benchmarks.runners import CoreMLReferenceRunner, LiteRTRunner
     from convert.tflite.convert import convert_tflite
 
     model = app_model("mobilenet_v2")
@@ -160,7 +159,7 @@ def speed(work: Path, batch: int = 32, runs: int = 3) -> None:
     base = {}
     for fmt, path in paths.items():
         per_sample = CoreMLReferenceRunner(path)
-        per_sample.per_sample_reason = "the figure's per-sample baseline"  # the evaluator before batching
+        per_sample.model.per_sample_reason = "the figure's per-sample baseline"  # the evaluator before batching
         base[fmt] = batch / _timed(per_sample, x)
     shown = {fmt: ", ".join(f"{r:.2f}" for r in ratios[fmt]) for fmt in ratios}
     print(f"speed, per sample (before batching): LiteRT {lit:.1f} img/s, evaluator {base['mlprogram']:.1f} img/s = "
@@ -172,7 +171,7 @@ def speed(work: Path, batch: int = 32, runs: int = 3) -> None:
 
 def _speed_evaluator(model, fmt: str, path: Path, x: np.ndarray):
     """The evaluator of `model` saved as `fmt` at path, warmed up; says if it cannot batch."""
-    from benchmarks.coreml_reference import CoreMLReferenceRunner
+    from benchmarks.runners import CoreMLReferenceRunner
 
     _coreml(model, fmt, "fp32").save(str(path))
     evaluator = CoreMLReferenceRunner(path)

@@ -5,10 +5,10 @@
 
 coremltools ships its op unit tests in the wheel (converters/mil/mil/ops/tests/iOS14 ... iOS18),
 ML Program fp16 and fp32. Each folder runs in its own pytest process with
-benchmarks/coreml_reference/optest_plugin.py, which predicts through the evaluator. Per file it
+tests/coreml_optest_plugin.py, which predicts through the evaluator. Per file it
 prints: numeric cases passed; numeric failures (a wrong number or shape); undefined, wrong numbers for
 inputs the op's own documentation rules out (crop_resize with normalized box coordinates outside
-[0, 1], whose result no document gives; see optest_plugin._outside_contract); fp16res, mismatches within
+[0, 1], whose result no document gives; see coreml_optest_plugin._outside_contract); fp16res, mismatches within
 2 fp16 ulps in cases that compare fp16-typed data at fp32 tolerance (their expected values assume
 fp16 rounding in some tests and none in others, so no one precision passes them all); kernel errors
 (an implemented op raised); missing ops (skipped, counted by op); other skips (PyTorch absent,
@@ -23,6 +23,7 @@ Exits 1 if a folder's pytest run left no log.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -48,12 +49,13 @@ def run_folder(folder: str, log: Path, precision: str) -> float:
     """One pytest process over one folder; its outcomes go to `log`. Returns the wall time."""
     root = tests_root()
     log.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "benchmarks.coreml_reference.optest_plugin",
+    repo = Path(__file__).resolve().parents[2]
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "coreml_optest_plugin",
                "--optest-log", str(log), "--optest-precision", precision, str(root / folder),
                "--rootdir", str(root), "--confcutdir", str(root.parents[2]), "-p", "no:cacheprovider"]
     start = time.perf_counter()
-    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   cwd=Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo / "tests"), os.environ.get("PYTHONPATH")]))}
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=repo, env=env)
     return time.perf_counter() - start
 
 

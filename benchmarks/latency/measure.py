@@ -99,7 +99,7 @@ def _import_runtime(kind: str) -> None:
         sys.modules.setdefault("tensorflow", None)
         from convert.coreml.convert import import_coremltools
 
-        from benchmarks.coreml_reference import CoreMLReferenceRunner  # noqa: F401
+        from benchmarks.coreml_reference import MLModel  # noqa: F401
         from benchmarks.coreml_reference.depthwise import load_compiled
 
         import_coremltools()

@@ -2,7 +2,7 @@
 
 coremltools' linear_quantize_activations calibrates by running Core ML (macOS only), then applies three
 graph passes with the ranges it collected. Here the ranges come from a provider injected by the caller
-(mobilepack passes the reference evaluator's, benchmarks.coreml_reference.calibrate; convert may not
+(mobilepack passes the Core ML evaluator's, through benchmarks.runners.activation_ranges; convert may not
 import benchmarks), for the very tensors coremltools would record: its own ModelDebugger picks them
 and its own concat adjustment evens them out. The passes, and so the quantize/dequantize ops, scales
 and zero points, are coremltools' own, run as linear_quantize_activations runs them. Then the weights

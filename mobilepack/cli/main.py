@@ -145,7 +145,7 @@ def convert_cmd(model, target, coreml_format, quant, ios_target, out, calibratio
                            ios_target=int(ios_target))
     if validation and not config.budgeted:
         raise UsageError(f"--validation {validation}: it feeds the budget search; add --max-drop PP or --min-sqnr DB")
-    from benchmarks.coreml_reference.calibrate import activation_ranges
+    from benchmarks.runners import activation_ranges
     from benchmarks.distributed.executor import parse_executor
     from benchmarks.distributed.pool import open_executor
 

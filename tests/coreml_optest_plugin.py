@@ -6,10 +6,11 @@ output; off macOS the prediction is skipped, so they check nothing. With this pl
 predict through the evaluator instead:
 
     T=.venv/lib/python3.11/site-packages/coremltools/converters/mil
-    python -m pytest -p benchmarks.coreml_reference.optest_plugin --optest-log out.jsonl \\
+    PYTHONPATH=tests python -m pytest -p coreml_optest_plugin --optest-log out.jsonl \\
         --rootdir $T/mil/ops/tests --confcutdir $T $T/mil/ops/tests/iOS14
 
-(--confcutdir lets coremltools' own conftest name the parametrized cases.)
+(PYTHONPATH=tests: this file lives in the repository's tests/, beside the tests that run it;
+--confcutdir lets coremltools' own conftest name the parametrized cases.)
 
 Three patches: testing_utils believes it runs on macOS, models.utils reports a recent macOS,
 and MLModel.predict saves the model and runs the saved file through the evaluator (inputs cast
@@ -18,10 +19,11 @@ lacks skips the test naming the op, so it is counted apart from a wrong number; 
 skips. compare_backend is wrapped only to classify a failure: one within 2 fp16 ulps, in a case
 whose data are fp16-typed (or a NeuralNetwork file run at gpu/ane precision, where every layer's
 output is fp16), is told apart from a wrong number (see _fp16_aware). --optest-precision applies
-to both formats: an ML Program's fp16-typed ops, a NeuralNetwork file's every layer (nn.py). Every test's
+to both formats: an ML Program's fp16-typed ops, a NeuralNetwork file's every layer (nn_program.py). Every test's
 outcome goes to --optest-log as one JSON line (read by benchmarks/figures/coreml_optests.py).
 
-Loaded only by pytest (-p): the library never imports it.
+Loaded only by pytest (-p): the evaluator (benchmarks/coreml_reference) never imports it; it uses
+the evaluator's public API, MLModel.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def _patch(precision: str) -> None:
 
 def _predict(mlmodel, data: dict, state, precision: str) -> dict:
     """Save the model, run the saved file through the evaluator, return outputs by name."""
-    from benchmarks.coreml_reference import CoreMLReferenceRunner, PredictionError, UnsupportedOpError
+    from benchmarks import coreml_reference as reference  # (coremltools' MLModel is the one patched above)
 
     if state is not None:
         pytest.skip(NO_STATE)
@@ -86,16 +88,16 @@ def _predict(mlmodel, data: dict, state, precision: str) -> dict:
         path = Path(tmp) / ("model.mlpackage" if mlmodel.is_package else "model.mlmodel")
         mlmodel.save(str(path))
         try:  # a few tests build NeuralNetwork models whatever the backend: those run at the precision asked too
-            runner = CoreMLReferenceRunner(path, precision=precision)
-        except UnsupportedOpError as exc:
+            runner = reference.MLModel(path, precision=precision)
+        except reference.UnsupportedOpError as exc:
             if not getattr(exc, "ops", None):
                 raise
             pytest.skip(MISSING_OP + ", ".join(exc.ops))
         if _record is not None:
             _record["predictions"] += 1
         try:
-            outputs = runner.predict_named(data)
-        except PredictionError as exc:  # Core ML's predict fails with RuntimeError on such inputs
+            outputs = runner.predict(data)
+        except reference.PredictionError as exc:  # Core ML's predict fails with RuntimeError on such inputs
             raise RuntimeError(f"Unable to compute the prediction using ML Program: {exc}") from None
         _LAST.update(outputs=outputs, fp16=_has_fp16(runner.spec) or (precision == "gpu/ane" and not mlmodel.is_package),
                      undefined=_outside_contract(runner, data))
