@@ -171,7 +171,7 @@ ROOMS = {
     "benchmarks.errors": set(),
     "benchmarks.row": set(),
     "benchmarks.coreml_reference": set(),
-    "benchmarks.runners": {"benchmarks.coreml_reference"},
+    "benchmarks.runners": {"benchmarks.errors", "benchmarks.coreml_reference"},
     "benchmarks.evaldata": {"benchmarks.errors"},
     "benchmarks.phone": {"benchmarks.errors"},
     "benchmarks.parity": {"benchmarks.errors", "benchmarks.runners", "benchmarks.coreml_reference"},
