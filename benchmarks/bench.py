@@ -15,12 +15,11 @@ from convert.manifest import load_manifest, verify_artifacts
 from train.fsutil import check_replaceable
 from train.loading import load_keras_model, sha256_file
 
-from benchmarks.parity import compare as metrics
 from benchmarks.errors import BenchDataError, ThresholdError
 from benchmarks.distributed.executor import EvalJob, EvalResult, ExecutorSpec, executor_record, timed_evaluate
 from benchmarks.distributed.pool import open_executor
 from benchmarks.evaldata import EvalData, label_arrays, load_eval_data
-from benchmarks.gating.gate import DEFAULT_THRESHOLDS, Threshold, judge, statistics, threshold_dict
+from benchmarks.gating.gate import DEFAULT_THRESHOLDS, GateCase, Threshold, judge, statistics, threshold_dict
 from benchmarks.parity.outputs import OutputSpec, artifact_output_names, describe_outputs, first_classification, resolve_labels
 from benchmarks.parity.per_output import headline, output_figures, reference_figures
 from benchmarks.parity.usermetric import check_metric_limits, load_metric, metric_entry
@@ -28,16 +27,17 @@ from benchmarks.arm64.column import Arm64Data, Arm64Options, arm64_pass
 from benchmarks.parity.compute_units import compute_units
 from benchmarks.phone.results import load_device_results
 from benchmarks.latency.crosscheck import AGREEMENT_LIMIT, GOOGLE_TOOL
-from benchmarks.parity.precision import SUGGESTION as DEVICE_SUGGESTION, gate_quantization, is_neural_network, precision_fields, \
-    precision_note
+from benchmarks.parity.precision import SUGGESTION as DEVICE_SUGGESTION, gate_quantization, is_neural_network, precision_fields
 from benchmarks.latency.protocol import LatencyProtocol
 from benchmarks.latency.macs import tflite_macs
 from benchmarks.distributed.node_latency import find_latency_node, latency_meter
 from benchmarks.latency.phase import measure_all
 from benchmarks.gating.recommend import recommend
 from benchmarks.gating.regression import REGRESSION_LIMITS, check_same_data, compare, load_baseline
-from benchmarks.report.write import REPORT_SCHEMA_VERSION, write_report
-from benchmarks.report.summary import best_p50
+from benchmarks.report.worst import worst_artifact
+from benchmarks.report.write import write_report
+from benchmarks.report.summary import precision_note
+from benchmarks.row import REPORT_SCHEMA_VERSION, Arm64Block, ArtifactRow, DeviceBlock, MetricEntry, OutputFigures, Report
 from benchmarks.runners import KerasRunner, predict_batched
 
 Progress = Callable[[str, int, int], None]
@@ -86,7 +86,8 @@ class BenchConfig:
 
 def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = print,
               progress: Progress | None = None) -> dict:
-    """Evaluate every artifact in `dist`'s manifest; write report.json/.md into `dist`."""
+    """Evaluate every artifact in `dist`'s manifest; write report.json/.md/.html into `dist`; return report.json's
+    document (`Report.from_json` reads it back)."""
     dist = Path(dist)
     config, threads_note = _cap_threads(config)
     baseline = load_baseline(config.baseline) if config.baseline else None
@@ -99,87 +100,109 @@ def run_bench(dist: Path, config: BenchConfig, log: Callable[[str], None] = prin
     ref_path = dist / manifest.source["model_file"]
     if not ref_path.is_file() or sha256_file(ref_path) != manifest.source["model_sha256"]:
         raise BenchDataError(f"{ref_path}: reference model missing or altered; re-run `mobilepack convert`")
+    device = {name: DeviceBlock.from_json(block) for name, block in device.items()}
+    run = _Run(dist, config, manifest, manifest_sha256, baseline, threads_note, device, log, progress)
     with open_executor(config.executor, config.custom_objects) as executor:  # a cluster is checked here, before
         node = find_latency_node(executor, config.latency_on)  # the slow part, and so is --latency-on's node
-        return _bench(dist, config, manifest, manifest_sha256, baseline, threads_note, device, (executor, node), log,
-                      progress)
+        return _bench(run, executor, node).to_json()
 
 
-def _bench(dist: Path, config: BenchConfig, manifest, manifest_sha256, baseline, threads_note, device: dict, where,
-           log, progress) -> dict:
-    executor, node = where
+@dataclass(frozen=True)
+class _Run:
+    """What run_bench checked before the slow part, and where it reports: everything _bench works from."""
+
+    dist: Path
+    config: BenchConfig
+    manifest: object  # convert.manifest.Manifest
+    manifest_sha256: str | None  # the manifest measured: a dist a convert replaced meanwhile is not written over
+    baseline: Report | None
+    threads_note: str | None
+    device: dict  # artifact name -> DeviceBlock
+    log: Callable[[str], None]
+    progress: Progress | None
+
+
+def _bench(run: _Run, executor, node) -> Report:
+    config, manifest, dist = run.config, run.manifest, run.dist
     ref_path = dist / manifest.source["model_file"]
     model = load_keras_model(ref_path, unsafe=config.unsafe_load)
     specs = describe_outputs(model, config.output_kinds)
     user_metric = load_metric(config.metric)
     names = [t.name for t in model.inputs]
-    data = load_eval_data(config.data, manifest, dist, model, log)
+    data = load_eval_data(config.data, manifest, dist, model, run.log)
     labels = resolve_labels(label_arrays(data), specs, data.count, data.name)
-    log(f"evaluating on {data.count} inputs from {data.name} ({data.split} split)")
+    run.log(f"evaluating on {data.count} inputs from {data.name} ({data.split} split)")
 
-    keras_runner = KerasRunner(model)
     jobs = [EvalJob("reference", "keras", ref_path, manifest.source["model_sha256"], unsafe_load=config.unsafe_load,
-                    custom_objects=config.custom_objects, local_runner=keras_runner)]
+                    custom_objects=config.custom_objects, local_runner=KerasRunner(model))]
     jobs += [EvalJob(a.name, a.target, a.path(dist), a.sha256, num_threads=max(config.threads), input_names=names)
              for a in manifest.artifacts]
-    results, eval_wall = timed_evaluate(executor, jobs, list(data.inputs), config.batch_size, progress)
-    ref_out = results[0].outputs
-    ctx = _Context(data, specs, labels, ref_out, user_metric, config, names)
+    results, eval_wall = timed_evaluate(executor, jobs, list(data.inputs), config.batch_size, run.progress)
+    ctx = _Context(data, specs, labels, results[0].outputs, user_metric, config, names)
     reference = _reference(ctx)
     ctx.reference_metrics = reference["metrics"]
     check_metric_limits(config.metric_limits, user_metric, reference.get("metrics") or {})
-    rows = [_artifact_row(a, dist, ctx, r, progress) for a, r in zip(manifest.artifacts, results[1:])]
-    arm64 = _arm64(manifest.artifacts, rows, dist, ctx, log)
+    rows = [_artifact_row(a, dist, ctx, r, run.progress) for a, r in zip(manifest.artifacts, results[1:])]
+    arm64 = _arm64(manifest.artifacts, rows, dist, ctx, run.log)
     for row in rows:
-        row["device"] = device.get(row["name"])  # the phone's own figures, beside the host's, never mixed
+        row.device = run.device.get(row.name)  # the phone's own figures, beside the host's, never mixed
     with latency_meter(node, executor, jobs, data.inputs, config.latency, names) as meter:  # eval workers gone first
         reference["latency_ms"] = meter.reference_latency(jobs[0])
-        timings = measure_all(rows, dist, manifest.artifacts, config, progress, meter)
+        runtimes = {r.name: r.runtime for r in rows}
+        timings = measure_all(runtimes, dist, manifest.artifacts, config, run.progress, meter)
         machine = meter.machine
     for a, row in zip(manifest.artifacts, rows):
-        row.update(timings[a.name])
-        row.update(_work(a, a.path(dist), row))
-    first = first_classification(specs)
-    class_labels = labels.get(first.name) if first else None
-    failed = [r["name"] for r in rows if r["status"] == "failed"]
+        row.set_fields(timings[a.name])
+        row.macs, row.gmacs_per_s = _work(a, a.path(dist), row)
     recommended = recommend(rows, config.budget, config.prefer_neural_engine)
-    report = {
-        "schema_version": REPORT_SCHEMA_VERSION,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine,
-        "dataset": {"name": data.name, "split": data.split, "count": data.count, "has_labels": bool(labels),
-                    "labelled_outputs": sorted(labels)},
-        "manifest": {"path": "manifest.json", "source_model_sha256": manifest.source["model_sha256"]},
-        "outputs": [{"name": s.name, "kind": s.kind, "kind_source": s.kind_source, "shape": list(s.shape)}
-                    for s in specs],
-        "reference": reference,
-        "thresholds": {q: threshold_dict(t) for q, t in config.thresholds.items()},
-        "budget": config.budget.to_dict(),
-        "metric": ({"spec": user_metric.spec, "limits": config.metric_limits} if user_metric else None),
-        "threads": {"measured": list(config.threads), "note": threads_note},
-        "repeat": config.repeat, "pinned": config.pin,
-        "executor": executor_record(executor, eval_wall),
-        "gate": {"enabled": config.gate, "verdict": ("failed" if failed else "passed") if config.gate else "not gated",
-                 "failed": failed, "reasons": {r["name"]: r["reason"] for r in rows if r["status"] == "failed"},
-                 "underpowered": [r["name"] for r in rows if r["statistics"]["underpowered"]]},
-        "recommended": recommended,
-        "crosscheck": {"enabled": config.crosscheck, "tool": GOOGLE_TOOL, "limit": AGREEMENT_LIMIT,
-                       "disagreements": [r["name"] for r in rows if not all(c["agrees"] for c in r["crosscheck"])]},
-        "arm64": arm64,
-        "device_results": {"path": str(config.device_results), "artifacts": sorted(device)} if device else None,
-        "artifacts": rows,
-        # asked for, but convert could not make them: no file to bench, only why (the manifest's `failed`)
-        "not_converted": [{"name": f.name, "target": f.target, "format": f.format, "quantization": f.quantization,
-                           "reason": f.reason} for f in manifest.failed],
-        "worst": worst_artifact(rows, ctx.predictions, ref_out, first, class_labels, manifest.labels),
-    }
-    if baseline is not None:
-        check_same_data(config.baseline, baseline, report)
-        comparisons = compare(report, baseline)
-        report["baseline"] = {"path": str(config.baseline), "limits": REGRESSION_LIMITS, "comparisons": comparisons,
-                              "regressed": [c["name"] for c in comparisons if c["regressed"]]}
-    write_report(report, dist, data.images, manifest_sha256)  # not over a dist a convert replaced meanwhile
+    blocks = {"machine": machine, "reference": reference, "recommended": recommended, "arm64": arm64,
+              "executor": executor_record(executor, eval_wall)}
+    report = _report(run, ctx, rows, blocks)
+    if run.baseline is not None:
+        check_same_data(config.baseline, run.baseline, report)
+        comparisons = compare(report, run.baseline)
+        report.baseline = {"path": str(config.baseline), "limits": REGRESSION_LIMITS, "comparisons": comparisons,
+                           "regressed": [c["name"] for c in comparisons if c["regressed"]]}
+    write_report(report, dist, data.images, run.manifest_sha256)  # not over a dist a convert replaced meanwhile
     return report
+
+
+def _report(run: _Run, ctx: _Context, rows: list[ArtifactRow], blocks: dict) -> Report:
+    """The report around the rows: the run's context, the gate over every row, the worst artifact."""
+    config, manifest, data, labels = run.config, run.manifest, ctx.data, ctx.labels
+    failed = [r for r in rows if r.status == "failed"]
+    first = first_classification(ctx.specs)
+    class_labels = labels.get(first.name) if first else None
+    return Report(
+        schema_version=REPORT_SCHEMA_VERSION,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        machine=blocks["machine"],
+        dataset={"name": data.name, "split": data.split, "count": data.count, "has_labels": bool(labels),
+                 "labelled_outputs": sorted(labels)},
+        manifest={"path": "manifest.json", "source_model_sha256": manifest.source["model_sha256"]},
+        outputs=[{"name": s.name, "kind": s.kind, "kind_source": s.kind_source, "shape": list(s.shape)}
+                 for s in ctx.specs],
+        reference=blocks["reference"],
+        thresholds={q: threshold_dict(t) for q, t in config.thresholds.items()},
+        budget=config.budget.to_dict(),
+        metric=({"spec": ctx.user_metric.spec, "limits": config.metric_limits} if ctx.user_metric else None),
+        threads={"measured": list(config.threads), "note": run.threads_note},
+        repeat=config.repeat, pinned=config.pin,
+        executor=blocks["executor"],
+        gate={"enabled": config.gate, "verdict": ("failed" if failed else "passed") if config.gate else "not gated",
+              "failed": [r.name for r in failed], "reasons": {r.name: r.reason for r in failed},
+              "underpowered": [r.name for r in rows if r.statistics.underpowered]},
+        recommended=blocks["recommended"],
+        crosscheck={"enabled": config.crosscheck, "tool": GOOGLE_TOOL, "limit": AGREEMENT_LIMIT,
+                    "disagreements": [r.name for r in rows if not all(c.agrees for c in r.crosscheck)]},
+        arm64=blocks["arm64"],
+        device_results={"path": str(config.device_results), "artifacts": sorted(run.device)} if run.device else None,
+        artifacts=rows,
+        # asked for, but convert could not make them: no file to bench, only why (the manifest's `failed`)
+        not_converted=[{"name": f.name, "target": f.target, "format": f.format, "quantization": f.quantization,
+                        "reason": f.reason} for f in manifest.failed],
+        worst=worst_artifact(rows, ctx.predictions, ctx.ref_out, first, class_labels, manifest.labels),
+    )
 
 
 @dataclass
@@ -214,31 +237,33 @@ def _reference(ctx: _Context) -> dict:
     }
 
 
-def _artifact_row(artifact, dist: Path, ctx: _Context, result: EvalResult, progress) -> dict:
-    """Everything about one artifact but its latency: per-output figures, metrics, the gate."""
+def _artifact_row(artifact, dist: Path, ctx: _Context, result: EvalResult, progress) -> ArtifactRow:
+    """The one place a report row is made: every figure but the ARM64, phone, latency and recommendation ones,
+    which later stages of the bench set on it (placeholders until then)."""
     config = ctx.config
     path = artifact.path(dist)
     out = result.outputs  # computed by the executor: here, or on Ray workers
-    outputs = _output_figures(artifact, out, ctx)
+    figures = _output_figures(artifact, out, ctx)
+    outputs = [OutputFigures.from_json(o) for o in figures]
+    metrics_ = _user_metrics(ctx, out, artifact.name)
     ctx.predictions[artifact.name] = out
-    row = {
-        "name": artifact.name, "target": artifact.target, "format": artifact.format,
-        "quantization": artifact.quantization, "path": artifact.file, "size_bytes": artifact.size_bytes,
-        "sha256": artifact.sha256, "runtime": result.runtime,
-        **headline(outputs),
-        "outputs": outputs,
-        "metrics": _user_metrics(ctx, out, artifact.name),
-        **_search_fields(artifact),
-        **_coreml_fields(artifact, path),
-        **precision_fields(artifact, path, result, lambda cpu: _figures(artifact, cpu, ctx, progress,
-                                                                        f"{artifact.name} (cpu)")[1]),
-    }
-    threshold = _threshold(artifact, config)
-    row["status"], row["reason"] = judge(row, threshold, ctx.data.count, config.metric_limits,
-                                         DEVICE_SUGGESTION if is_neural_network(artifact) else None)
-    if row["cpu_figures"]:
-        row["reason"] += f" ({precision_note(row)})"
-    row["statistics"] = statistics(row, threshold, ctx.data.count)
+    case = GateCase(artifact.file, artifact.quantization, _threshold(artifact, config), ctx.data.count,
+                    config.metric_limits, DEVICE_SUGGESTION if is_neural_network(artifact) else None)
+    status, reason = judge(outputs, metrics_, case)
+    precision = precision_fields(artifact, path, result, lambda cpu: _figures(artifact, cpu, ctx, progress,
+                                                                              f"{artifact.name} (cpu)")[1])
+    row = ArtifactRow(
+        name=artifact.name, target=artifact.target, format=artifact.format, quantization=artifact.quantization,
+        path=artifact.file, size_bytes=artifact.size_bytes, sha256=artifact.sha256, runtime=result.runtime,
+        **ArtifactRow.parse_fields(headline(figures)),
+        outputs=outputs, metrics=metrics_,
+        **ArtifactRow.parse_fields({**_search_fields(artifact), **_coreml_fields(artifact, path), **precision}),
+        status=status, reason=reason, statistics=statistics(outputs, case),
+        arm64=None, device=None, latency_ms=[], latency_note=None, memory=None, crosscheck=[], macs=None,
+        gmacs_per_s=None, within_budget=False, budget_check="", recommended=False, recommendation_reason="",
+    )
+    if row.cpu_figures:
+        row.reason += f" ({precision_note(row)})"
     return row
 
 
@@ -253,37 +278,40 @@ def _output_figures(artifact, out: list[np.ndarray], ctx: _Context) -> list[dict
             for s, own in zip(ctx.specs, artifact_output_names(artifact, ctx.specs))]
 
 
-def _arm64(artifacts, rows: list[dict], dist: Path, ctx: _Context, log) -> dict:
+def _arm64(artifacts, rows: list[ArtifactRow], dist: Path, ctx: _Context, log) -> dict:
     """Every .tflite again on LiteRT's ARM64 build under emulation: one `arm64` block per row, never a latency."""
     tflite = [(a.name, a.path(dist)) for a in artifacts if a.target == "tflite"]
     data = Arm64Data(list(ctx.data.inputs), ctx.ref_out, ctx.specs, ctx.input_names, ctx.config.batch_size)
     summary, blocks, outputs = arm64_pass(tflite, data, ctx.config.arm64)
     for row, artifact in zip(rows, artifacts):
-        row["arm64"] = blocks.get(row["name"])
-        if row["quantization"] == "fp16-inference":
-            _judge_on_arm64(row, outputs.get(row["name"]), _threshold(artifact, ctx.config), ctx, summary)
+        block = blocks.get(row.name)
+        row.arm64 = None if block is None else Arm64Block.from_json(block)
+        if row.quantization == "fp16-inference":
+            _judge_on_arm64(row, outputs.get(row.name), _threshold(artifact, ctx.config), ctx, summary)
     if summary["note"] and ctx.config.arm64.enabled:  # how to add the column; --no-arm64 asked for silence
         log(summary["note"])
     return summary
 
 
-def _judge_on_arm64(row: dict, arm_out: list[np.ndarray] | None, threshold: Threshold, ctx: _Context,
+def _judge_on_arm64(row: ArtifactRow, arm_out: list[np.ndarray] | None, threshold: Threshold, ctx: _Context,
                     summary: dict) -> None:
     """fp16-inference computes in fp16 only on an ARM CPU with fp16 arithmetic (x86 computes it in fp32): its
     verdict comes from the ARM64 outputs against Keras, on the inputs the ARM64 pass ran."""
     if arm_out is None:
-        row["status"] = "skipped"
-        row["reason"] = (f"{row['path']}: fp16 arithmetic happens only on ARM, so this variant is judged on the "
-                         f"ARM64 column, which is missing ({summary['note'] or 'the ARM64 build refused it'})")
+        row.status = "skipped"
+        row.reason = (f"{row.path}: fp16 arithmetic happens only on ARM, so this variant is judged on the "
+                      f"ARM64 column, which is missing ({summary['note'] or 'the ARM64 build refused it'})")
         return
     n = len(arm_out[0])
-    outputs = [output_figures(s, arm_out[s.index], ctx.ref_out[s.index][:n],
-                              None if ctx.labels.get(s.name) is None else ctx.labels[s.name][:n]) for s in ctx.specs]
-    judged = {"outputs": outputs, "metrics": None, "path": row["path"], "quantization": row["quantization"]}
-    status, reason = judge(judged, threshold, n)
-    row["status"], row["reason"] = status, f"on ARM64 ({summary['cpu']}, fp16 arithmetic): {reason}"
-    row["statistics"] = statistics(judged, threshold, n)
-    row["arm64"]["judged_outputs"] = outputs
+    outputs = [OutputFigures.from_json(output_figures(s, arm_out[s.index], ctx.ref_out[s.index][:n],
+                                                      None if ctx.labels.get(s.name) is None
+                                                      else ctx.labels[s.name][:n]))
+               for s in ctx.specs]
+    case = GateCase(row.path, row.quantization, threshold, n)
+    status, reason = judge(outputs, None, case)
+    row.status, row.reason = status, f"on ARM64 ({summary['cpu']}, fp16 arithmetic): {reason}"
+    row.statistics = statistics(outputs, case)
+    row.arm64.judged_outputs = outputs
 
 
 def _threshold(artifact, config: BenchConfig) -> Threshold:
@@ -298,7 +326,7 @@ def _threshold(artifact, config: BenchConfig) -> Threshold:
     return threshold
 
 
-def _user_metrics(ctx: _Context, out: list[np.ndarray], who: str) -> dict | None:
+def _user_metrics(ctx: _Context, out: list[np.ndarray], who: str) -> dict[str, MetricEntry] | None:
     if ctx.user_metric is None:
         return None
     values = ctx.user_metric.compute(ctx.data.inputs, ctx.outputs_by_name(out), ctx.labels, who)
@@ -307,50 +335,7 @@ def _user_metrics(ctx: _Context, out: list[np.ndarray], who: str) -> dict | None
     if missing:
         raise BenchDataError(f"--metric {ctx.user_metric.spec}: returned no {missing[0]!r} on {who} although it did "
                              "on the reference; return the same metrics every time")
-    return {k: metric_entry(k, values[k], reference[k]) for k in reference}
-
-
-MAX_MISSES = 24  # inputs listed (and shown as thumbnails in report.html) for the worst artifact
-
-
-def worst_artifact(rows: list[dict], preds: dict, ref_out: list[np.ndarray], first: OutputSpec | None,
-                   class_labels: np.ndarray | None, names: list | None) -> dict | None:
-    """The artifact that lost most on the first classification output: per-class change and the inputs it misses.
-
-    With labels, the misses are the inputs it gets wrong, those the reference got right first (what
-    quantization broke before what was always hard); without labels, the inputs where it disagrees
-    with the reference. A model with no classification output: the artifact of lowest SQNR, no misses.
-    """
-    if not rows:
-        return None
-    if first is None:
-        row = min(rows, key=lambda r: float("inf") if r["sqnr_db"] is None else r["sqnr_db"])
-        return {"name": row["name"], "output": None, "accuracy_drop_pp": None, "agreement": None,
-                "sqnr_db": row["sqnr_db"], "per_class": [], "missed_count": 0, "newly_missed_count": 0, "misses": []}
-    key = (lambda r: (r["accuracy_drop_pp"], -r["agreement"])) if class_labels is not None else (lambda r: -r["agreement"])
-    row = max(rows, key=key)
-    pred, ref_pred = metrics.top1(preds[row["name"]][first.index]), metrics.top1(ref_out[first.index])
-    names = names if names and len(names) == first.classes else None  # labels.txt names this output's classes
-    name_of = (lambda i: names[i] if names and 0 <= i < len(names) else str(i))
-    per_class = []
-    if class_labels is not None:
-        for c in np.unique(class_labels):
-            mask = class_labels == c
-            ref_acc, acc = float(np.mean(ref_pred[mask] == c)), float(np.mean(pred[mask] == c))
-            per_class.append({"class": int(c), "label": name_of(int(c)), "count": int(mask.sum()),
-                              "reference_accuracy": ref_acc, "accuracy": acc, "change_pp": (acc - ref_acc) * 100})
-        wrong = pred != class_labels
-        broke = wrong & (ref_pred == class_labels)
-        missed = np.concatenate([np.flatnonzero(broke), np.flatnonzero(wrong & ~broke)])
-        newly = int(broke.sum())
-    else:
-        missed = np.flatnonzero(pred != ref_pred)
-        newly = int(len(missed))
-    misses = [{"index": int(i), "label": None if class_labels is None else name_of(int(class_labels[i])),
-               "predicted": name_of(int(pred[i])), "reference": name_of(int(ref_pred[i]))} for i in missed[:MAX_MISSES]]
-    return {"name": row["name"], "output": first.name, "accuracy_drop_pp": row["accuracy_drop_pp"],
-            "agreement": row["agreement"], "sqnr_db": row["sqnr_db"], "per_class": per_class,
-            "missed_count": int(len(missed)), "newly_missed_count": newly, "misses": misses}
+    return {k: MetricEntry.from_json(metric_entry(k, values[k], reference[k])) for k in reference}
 
 
 def _cap_threads(config: BenchConfig) -> tuple[BenchConfig, str | None]:
@@ -364,13 +349,13 @@ def _cap_threads(config: BenchConfig) -> tuple[BenchConfig, str | None]:
                                              f"{cores} cores, so those were measured at {cores}")
 
 
-def _work(artifact, path, row: dict) -> dict:
-    """MACs per inference from the graph, and what the best p50 achieves."""
+def _work(artifact, path, row: ArtifactRow) -> tuple[int | None, float | None]:
+    """(MACs per inference from the graph, what the best p50 achieves in GMAC/s)."""
     if artifact.target != "tflite":
-        return {"macs": None, "gmacs_per_s": None}
+        return None, None
     macs = tflite_macs(path)
-    best = best_p50(row)
-    return {"macs": macs, "gmacs_per_s": round(macs / (best / 1e3) / 1e9, 3) if macs and best > 0 else None}
+    best = row.best_p50()
+    return macs, round(macs / (best / 1e3) / 1e9, 3) if macs and best > 0 else None
 
 
 def _coreml_fields(artifact, path: Path) -> dict:

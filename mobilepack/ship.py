@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from benchmarks.report.write import load_report
+from benchmarks.row import ArtifactRow, Report
 from convert.manifest import MANIFEST_NAME, PLATFORM_TARGET, load_manifest, verify_artifacts
 from train.documents import load_document, shown
 from train.errors import DocumentError, MobilepackError
@@ -64,7 +65,7 @@ def ship(dist: Path, config: ShipConfig, log: Callable[[str], None] = print) -> 
     chosen = {}  # every platform's artifact chosen and checked before any app is touched
     for platform in targets:
         row = _choose(platform, report, config)
-        chosen[platform] = row, next(a for a in manifest.artifacts if a.name == row["name"])
+        chosen[platform] = row, next(a for a in manifest.artifacts if a.name == row.name)
         _check_deployment_target(chosen[platform][1], Path(config.apps[platform]), markers[platform][1])
     shipped = {}
     for platform, assets in targets.items():
@@ -77,19 +78,19 @@ def ship(dist: Path, config: ShipConfig, log: Callable[[str], None] = print) -> 
             one["artifacts"] = [a for a in one["artifacts"] if a["name"] == artifact.name]
             atomic_write_json(stage / MANIFEST_NAME, one)
             count = _samples(dist, manifest, prep, artifact, stage / "samples", config.samples)
-        log(f"{platform}: {artifact.name} ({row['status']}) + labels, manifest, preprocessing, {count} sample(s) "
+        log(f"{platform}: {artifact.name} ({row.status}) + labels, manifest, preprocessing, {count} sample(s) "
             f"-> {assets}")
         shipped[platform] = {"artifact": artifact.name, "assets": str(assets)}
     return shipped
 
 
-def _load_report(dist: Path, manifest) -> dict:
+def _load_report(dist: Path, manifest) -> Report:
     path = dist / "report.json"
     if not path.is_file():
         raise ShipError(f"{dist}: no report.json, so no gate verdict; run `mobilepack bench {dist}` first")
     report = load_report(path, f"re-run `mobilepack bench {dist}`")
-    rows = {r["name"]: r for r in report["artifacts"]}
-    stale = [a.name for a in manifest.artifacts if a.name not in rows or rows[a.name]["sha256"] != a.sha256]
+    rows = {r.name: r for r in report.artifacts}
+    stale = [a.name for a in manifest.artifacts if a.name not in rows or rows[a.name].sha256 != a.sha256]
     if stale:
         raise ShipError(f"{path}: does not describe {', '.join(stale)} as they are now (re-converted?); "
                         f"run `mobilepack bench {dist}` again")
@@ -135,24 +136,24 @@ def _check_deployment_target(artifact, app: Path, marker: dict) -> None:
                         f"{app_target}, or raise the app's deployment target in both {MARKER} and project.yml")
 
 
-def _choose(platform: str, report: dict, config: ShipConfig) -> dict:
+def _choose(platform: str, report: Report, config: ShipConfig) -> ArtifactRow:
     target = PLATFORM_TARGET[platform]
-    rows = [r for r in report["artifacts"] if r["target"] == target]
-    asked = [r for r in rows if r["name"] in config.artifacts]
-    unknown = [n for n in config.artifacts if n not in {r["name"] for r in report["artifacts"]}]
+    rows = [r for r in report.artifacts if r.target == target]
+    asked = [r for r in rows if r.name in config.artifacts]
+    unknown = [n for n in config.artifacts if n not in {r.name for r in report.artifacts}]
     if unknown:
         raise ShipError(f"--artifact {unknown[0]}: not in the report; choose from "
-                        f"{', '.join(r['name'] for r in report['artifacts'])}")
+                        f"{', '.join(r.name for r in report.artifacts)}")
     if asked:
         row = asked[0]
-    elif report["recommended"].get(platform):
-        row = next(r for r in rows if r["name"] == report["recommended"][platform])
+    elif report.recommended.get(platform):
+        row = next(r for r in rows if r.name == report.recommended[platform])
     else:
-        failed = ", ".join(f"{r['name']} ({r['reason']})" for r in rows[:2]) or f"no {target} artifact"
+        failed = ", ".join(f"{r.name} ({r.reason})" for r in rows[:2]) or f"no {target} artifact"
         raise ShipError(f"no {target} artifact passed its gate for {platform}: {failed}; re-convert with a "
                         "larger budget, or pass --artifact NAME --force to ship one anyway")
-    if row["status"] == "failed" and not config.force:
-        raise ShipError(f"{row['name']} failed its gate ({row['reason']}); pass --force to ship it anyway")
+    if row.status == "failed" and not config.force:
+        raise ShipError(f"{row.name} failed its gate ({row.reason}); pass --force to ship it anyway")
     return row
 
 

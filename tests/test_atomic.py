@@ -150,6 +150,7 @@ def test_a_run_killed_between_the_fallback_renames_gets_its_old_folder_back(tmp_
 def test_sigkill_mid_bench_reports_leaves_one_whole_set(benched_fp32, tmp_path):
     """bench swaps its three reports in as one set: after a kill they are all old or all new."""
     from benchmarks.report.write import markdown
+    from benchmarks.row import Report
     from train.fsutil import replace_files
 
     dist = tmp_path / "dist"
@@ -165,7 +166,7 @@ def test_sigkill_mid_bench_reports_leaves_one_whole_set(benched_fp32, tmp_path):
     report = json.loads((dist / "report.json").read_text())
     if any(after[r] != before[r] for r in reports):  # the new set: every file from the same run, complete
         assert all(after[r] != before[r] for r in reports)
-        assert (dist / "report.md").read_text() == markdown(report)
+        assert (dist / "report.md").read_text() == markdown(Report.from_json(report))
         page = (dist / "report.html").read_text()
         assert report["created_at"] in page and page.rstrip().endswith("</html>")
     manifest = load_manifest(dist)

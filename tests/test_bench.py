@@ -4,12 +4,13 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks.parity import compare as metrics
+from benchmarks.parity import compare
 from benchmarks.bench import BenchConfig, run_bench
 from benchmarks.errors import BenchDataError, ThresholdError
-from benchmarks.gating.gate import DEFAULT_THRESHOLDS, Threshold, judge, parse_gate
+from benchmarks.gating.gate import DEFAULT_THRESHOLDS, GateCase, Threshold, judge, parse_gate
 from benchmarks.runners import KerasRunner, LiteRTRunner
 from convert.errors import ManifestError
+from row_helpers import figures
 
 quiet = lambda m: None  # noqa: E731
 
@@ -17,14 +18,14 @@ quiet = lambda m: None  # noqa: E731
 def test_sqnr_of_known_noise():
     ref = np.ones(1000)
     out = ref + 0.01  # noise power 1e-4 of signal 1 -> 40 dB
-    assert metrics.sqnr_db(out, ref) == pytest.approx(40.0)
-    assert math.isinf(metrics.sqnr_db(ref, ref))
-    assert metrics.finite_or_none(math.inf) is None
+    assert compare.sqnr_db(out, ref) == pytest.approx(40.0)
+    assert math.isinf(compare.sqnr_db(ref, ref))
+    assert compare.finite_or_none(math.inf) is None
 
 
 def test_agreement_and_accuracy():
     a, b = np.array([0, 1, 2, 3]), np.array([0, 1, 2, 0])
-    assert metrics.agreement(a, b) == 0.75 and metrics.accuracy(a, np.array([0, 1, 1, 1])) == 0.5
+    assert compare.agreement(a, b) == 0.75 and compare.accuracy(a, np.array([0, 1, 1, 1])) == 0.5
 
 
 def test_litert_fp32_matches_keras_on_digits(tiny_run, tiny_dist):
@@ -78,18 +79,18 @@ def test_markdown_report_lists_every_artifact(report, tiny_dist):
         assert f"`{a['name']}`" in md
 
 
-def _classifier_row(drop, agreement, quant="int8"):
-    out = {"name": "probs", "kind": "classification", "accuracy_drop_pp": drop, "agreement": agreement,
-           "accuracy": 0.9}
-    return {"path": f"model_{quant}.tflite", "quantization": quant, "outputs": [out]}
+def _judged(drop, agreement, quant="int8"):
+    """judge() on one classification output with these figures, against a 1 pp / 0.98 gate on 200 inputs."""
+    out = figures(accuracy_drop_pp=drop, agreement=agreement, accuracy=0.9)
+    return judge([out], None, GateCase(f"model_{quant}.tflite", quant, Threshold(1.0, 0.98), 200))
 
 
 def test_judge_fails_with_numbers_and_a_next_step():
-    status, reason = judge(_classifier_row(1.5, 0.91), Threshold(1.0, 0.98), 200)
+    status, reason = _judged(1.5, 0.91)
     assert status == "failed"
     assert "1.50 pp > 1.00 pp" in reason and "0.910 < 0.980" in reason and "200" in reason and "try" in reason
     assert "output 'probs'" not in reason  # a single-output model keeps the short message
-    assert judge(_classifier_row(0.2, 0.99), Threshold(1.0, 0.98), 200)[0] == "passed"
+    assert _judged(0.2, 0.99)[0] == "passed"
 
 
 @pytest.mark.bad_input("api")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from benchmarks.parity.compute_units import ALL_UNITS, CPU_GPU, compute_units
-from benchmarks.coreml_reference import CoreMLReferenceRunner
+from benchmarks.coreml_reference import MLModel
 from benchmarks.coreml_reference.constexpr_ops import (CONSTEXPR_OPS, blockwise_shift_scale, lut_to_dense_ios18,
                                                        lut_to_sparse, sparse_blockwise_shift_scale)
 from benchmarks.coreml_reference.model import load_spec
@@ -184,10 +184,10 @@ def test_layers_the_block_does_not_divide_fall_back_and_are_recorded(ios18):
 @pytest.mark.parametrize("quant", ["int4b", "pal4g"])
 def test_evaluator_runs_ios18_programs_in_fp16(ios18, quant):
     model, x, converted = ios18
-    runner = CoreMLReferenceRunner(converted[quant][1], precision="gpu/ane")
+    runner = MLModel(converted[quant][1], precision="gpu/ane")
     compute = [st for st in runner.program.steps if st.op_type not in ("cast",)]
     assert compute and all(all(st.fp16) for st in compute)
-    out = runner.predict([x])[0]
+    out = runner.predict_batch([x])[0]
     # 4-bit weights: lossy, but a wrong expansion (block order, axis) gives ~0 dB.
     assert sqnr_db(out, np.asarray(model(x))) >= 15.0
 
@@ -217,7 +217,7 @@ def test_compute_precision_and_units(small_model, tmp_path, fmt, quant, units, d
     spec, _ = load_spec(path)
     assert [f.type.multiArrayType.dataType for f in (*spec.description.input, *spec.description.output)] == [65568] * 2
     if dtype is not None:  # the program's ops are typed in its compute precision
-        runner = CoreMLReferenceRunner(path, precision="gpu/ane")
+        runner = MLModel(path, precision="gpu/ane")
         convs = [st for st in runner.program.steps if st.op_type == "conv"]
         assert len(convs) == 2 and all(st.fp16 == [dtype == 10] for st in convs)
 
@@ -260,9 +260,9 @@ def test_variant_newer_than_the_ios_target_is_refused(tensor_model, tmp_path, ar
 
 
 def _row(name, size, units):
-    out = {"name": "probs", "kind": "classification", "accuracy_drop_pp": 0.0, "sqnr_db": 40.0}
-    return {"name": name, "target": "coreml", "size_bytes": size, "status": "passed", "outputs": [out],
-            "latency_ms": [], "reason": "x", "compute_units": units}
+    from row_helpers import figures, make_row
+
+    return make_row(name, [figures(sqnr_db=40.0)], size_bytes=size, compute_units=units)
 
 
 def test_ios_recommendation_prefers_the_neural_engine_unless_told_not_to():
@@ -271,13 +271,13 @@ def test_ios_recommendation_prefers_the_neural_engine_unless_told_not_to():
 
     rows = [_row("pal4-fp32", 60_000, CPU_GPU), _row("pal4", 62_000, ALL_UNITS), _row("fp32", 380_000, CPU_GPU)]
     assert recommend(rows, Budget(max_drop_pp=1.0))["ios"] == "pal4"
-    assert "that can use the Neural Engine" in rows[1]["recommendation_reason"]
-    assert "no Neural Engine; pal4 can use the Neural Engine" in rows[0]["recommendation_reason"]
+    assert "that can use the Neural Engine" in rows[1].recommendation_reason
+    assert "no Neural Engine; pal4 can use the Neural Engine" in rows[0].recommendation_reason
     assert recommend(rows, Budget(max_drop_pp=1.0), prefer_neural_engine=False)["ios"] == "pal4-fp32"
-    assert "Neural Engine" not in rows[0]["recommendation_reason"]
+    assert "Neural Engine" not in rows[0].recommendation_reason
     only_fp32 = [_row("pal4-fp32", 60_000, CPU_GPU), _row("fp32", 380_000, CPU_GPU)]
     assert recommend(only_fp32, Budget(max_drop_pp=1.0))["ios"] == "pal4-fp32"
-    assert only_fp32[0]["recommendation_reason"].endswith("none of them can use the Neural Engine")
+    assert only_fp32[0].recommendation_reason.endswith("none of them can use the Neural Engine")
 
 
 @pytest.mark.parametrize("quant", ["int4b", "pal4g"])
@@ -316,7 +316,12 @@ def test_fallbacks_reach_the_manifest_and_the_report_lines(tmp_path):
     [artifact] = load_manifest(tmp_path / "dist").artifacts
     assert artifact.notes["minimum_deployment_target"] == "iOS18" and artifact.notes["compute_precision"] == "float16"
     assert len(artifact.notes["compression_fallbacks"]) == 3
-    row = {"name": artifact.name, **_coreml_fields(artifact, artifact.path(tmp_path / "dist"))}
-    lines = compute_unit_lines({"artifacts": [row]})
+    from types import SimpleNamespace
+
+    from benchmarks.row import ArtifactRow
+    from row_helpers import make_row
+
+    fields = ArtifactRow.parse_fields(_coreml_fields(artifact, artifact.path(tmp_path / "dist")))
+    lines = compute_unit_lines(SimpleNamespace(artifacts=[make_row(artifact.name, **fields)]))  # one row's report
     assert lines[0] == "`model_mlprogram_int4b`: CPU, GPU, Neural Engine (float16-typed ML Program)"
     assert any("[40, 48, 3, 3]: block size 24, 48 input channels are not a multiple of 32" in ln for ln in lines[1:])

@@ -9,7 +9,8 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from benchmarks.gating.regression import compare
+from benchmarks.gating import regression
+from benchmarks.row import Report
 from mobilepack.cli.main import cli
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "report" / "report.schema.json").read_text())
@@ -93,6 +94,11 @@ def test_regressions_are_named_with_numbers(bench_report):
     other_cpu = copy.deepcopy(old)
     other_cpu["machine"]["cpu"] = "another CPU"
     assert all(not c["latency_compared"] and len(c["problems"]) == 2 for c in compare(report, other_cpu))
+
+
+def compare(new: dict, old: dict) -> list[dict]:
+    """The baseline comparison of two report.json documents, read back as bench reads them."""
+    return regression.compare(Report.from_json(new), Report.from_json(old))
 
 
 def scale_latency(entry: dict, factor: float) -> None:

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from benchmarks.report.html import expected_image_count
+from benchmarks.row import Report
 from mobilepack.cli.main import cli
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -127,7 +128,7 @@ def test_html_is_self_contained(benched):
     dist, report = benched
     page = (dist / "report.html").read_text()
     assert "<script" not in page and "http://" not in page and "https://" not in page
-    assert page.count("<img") == expected_image_count(report, has_images=True)
+    assert page.count("<img") == expected_image_count(Report.from_json(report), has_images=True)
     for a in report["artifacts"]:
         assert a["name"] in page
     assert html.escape(report["machine"]["note"]) in page
@@ -158,7 +159,7 @@ def test_html_renders_in_headless_chromium(benched, tmp_path):
         title = driver.title
     finally:
         driver.quit()
-    assert len(images) == expected_image_count(report, has_images=True)
+    assert len(images) == expected_image_count(Report.from_json(report), has_images=True)
     assert all(complete and w > 0 and h > 0 for complete, w, h in images), images
     assert report["gate"]["verdict"] in title
     pixels = np.asarray(Image.open(shot).convert("L"))

@@ -7,6 +7,7 @@ from scipy.stats import binomtest
 from benchmarks.gating.recommend import recommend
 from benchmarks.parity.stats import paired_difference, resolution_notes, wilson
 from convert.budget import Budget
+from row_helpers import figures, make_row
 
 
 @pytest.mark.parametrize("k, n", [(0, 10), (3, 10), (355, 359), (359, 359), (50, 100)])
@@ -50,9 +51,7 @@ def test_resolution_notes_say_when_one_input_outweighs_the_gate():
 
 
 def _row(name, size, status, drop):
-    out = {"name": "probs", "kind": "classification", "accuracy_drop_pp": drop, "sqnr_db": 30.0}
-    return {"name": name, "target": "coreml", "size_bytes": size, "status": status, "outputs": [out],
-            "latency_ms": [], "reason": "x"}
+    return make_row(name, [figures(accuracy_drop_pp=drop, sqnr_db=30.0)], size_bytes=size, status=status)
 
 
 def test_recommendation_stays_within_the_budget_not_just_the_gate_row():
@@ -60,13 +59,13 @@ def test_recommendation_stays_within_the_budget_not_just_the_gate_row():
     rows = [_row("pal4", 66_000, "passed", 1.39), _row("pal6", 89_000, "passed", 0.0),
             _row("fp32", 380_000, "passed", 0.0)]
     assert recommend(rows, Budget(max_drop_pp=1.0))["ios"] == "pal6"
-    assert "outside the budget: drop 1.39 pp > 1 pp" in rows[0]["recommendation_reason"]
+    assert "outside the budget: drop 1.39 pp > 1 pp" in rows[0].recommendation_reason
     assert recommend(rows, Budget(max_drop_pp=2.0))["ios"] == "pal4"
 
 
 def test_sqnr_budget_holds_unlabelled_outputs():
     def reg(name, size, sqnr):
-        return {**_row(name, size, "passed", None), "outputs": [{"name": "y", "kind": "regression", "sqnr_db": sqnr}]}
+        return make_row(name, [figures("y", "regression", sqnr_db=sqnr)], size_bytes=size)
 
     rows = [reg("int8", 10, 22.0), reg("fp16", 20, 70.0)]
     assert recommend(rows, Budget(max_drop_pp=1.0))["ios"] == "int8"  # nothing labelled: the gate alone

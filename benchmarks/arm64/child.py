@@ -1,6 +1,6 @@
 """Runs under the emulated aarch64 python: numpy and ai_edge_litert only, nothing of mobilepack.
 
-    python3.11 arm64_child.py REQUEST.json
+    python3.11 child.py REQUEST.json
 
 The request lists jobs: a .tflite, its input tensors as .npy files (already quantized by the host,
 keyed by tensor index), the output tensor indices, a batch size and a folder for the raw outputs.

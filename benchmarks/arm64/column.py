@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.parity import compare as metrics
+from benchmarks.parity import compare
 from benchmarks.arm64.runtime import CPU_MODEL, QEMU, default_home, qemu_command, read_stamp, runtime_dir
 from benchmarks.errors import last_stderr_line
 from benchmarks.runners import LiteRTRunner, dequantize, quantize
 
 CPU_LABEL = "Cortex-A76 (emulated)"
-CHILD = Path(__file__).with_name("arm64_child.py")
+CHILD = Path(__file__).with_name("child.py")
 TIMEOUT_S = 3600
 
 
@@ -153,10 +153,10 @@ def _block(arm_out, host: tuple[LiteRTRunner, list[np.ndarray]], data: Arm64Data
         outputs.append({
             "name": spec.name, "dtype": np.dtype(d["dtype"]).name, "integer": np.dtype(d["dtype"]).kind in "iu",
             "elements": int(arm_raw.size), "bit_identical": int(np.sum(arm_raw == raw)),
-            "agreement_vs_host": metrics.agreement(metrics.top1(arm), metrics.top1(host)) if classify else None,
-            "max_abs_error_vs_host": metrics.max_abs_error(arm, host),
-            "agreement_vs_reference": metrics.agreement(metrics.top1(arm), metrics.top1(ref)) if classify else None,
-            "max_abs_error_vs_reference": metrics.max_abs_error(arm, ref),
+            "agreement_vs_host": compare.agreement(compare.top1(arm), compare.top1(host)) if classify else None,
+            "max_abs_error_vs_host": compare.max_abs_error(arm, host),
+            "agreement_vs_reference": compare.agreement(compare.top1(arm), compare.top1(ref)) if classify else None,
+            "max_abs_error_vs_reference": compare.max_abs_error(arm, ref),
         })
     return {"cpu": CPU_LABEL, "samples": n, "error": None, **_headline(outputs), "outputs": outputs}
 

@@ -33,10 +33,9 @@ BUDGET_PP = {"int4b": 3.0, "pal4g": 3.0, "w8a8": 1.0}
 
 
 def digits(work: Path) -> None:
-    from benchmarks.parity import compare as metrics
+    from benchmarks.parity import compare
     from benchmarks.parity.compute_units import compute_units
-    from benchmarks.coreml_reference.calibrate import activation_ranges
-    from benchmarks.runners import coreml_runner
+    from benchmarks.runners import activation_ranges, coreml_runner
     from convert.api import ConvertConfig, convert
     from train.data import split_part
     from train.loading import load_keras_model
@@ -48,21 +47,21 @@ def digits(work: Path) -> None:
     ds, idx = split_part(run / "split.json", "test", quiet)
     x = Preprocessing.load(run / "preprocessing.json").apply_batch([ds.images[i] for i in idx])
     labels = ds.labels[idx]
-    ref = metrics.top1(np.asarray(load_keras_model(run).predict(x, verbose=0)))
+    ref = compare.top1(np.asarray(load_keras_model(run).predict(x, verbose=0)))
     quants = ("fp16", *[q for pair in PAIRS for q in pair], *IOS18, "w8a8")
     t0 = time.perf_counter()
     manifest = convert(run, work / "dist", ConvertConfig(targets=("coreml",), quantizations=quants, ios_target=18),
                        log=quiet, activation_ranges=activation_ranges)
-    print(f"digits small_cnn: {len(idx)} test images, Keras accuracy {metrics.accuracy(ref, labels):.4f} "
+    print(f"digits small_cnn: {len(idx)} test images, Keras accuracy {compare.accuracy(ref, labels):.4f} "
           f"(converted {len(quants)} variants in {time.perf_counter() - t0:.0f} s)", flush=True)
     for a in manifest.artifacts:
-        pred = metrics.top1(coreml_runner(a.path(work / "dist")).predict([x])[0])
-        drop = (metrics.accuracy(ref, labels) - metrics.accuracy(pred, labels)) * 100
+        pred = compare.top1(coreml_runner(a.path(work / "dist")).predict([x])[0])
+        drop = (compare.accuracy(ref, labels) - compare.accuracy(pred, labels)) * 100
         limit = BUDGET_PP.get(a.quantization)
         verdict = "" if limit is None else ("within" if drop <= limit else "OVER") + f" {limit:g} pp budget"
         units = compute_units(a.path(work / "dist"))["compute_units"]
         print(f"  {a.quantization:10s} {a.size_bytes / 1024:7.1f} KiB  drop {drop:+.2f} pp  agreement "
-              f"{metrics.agreement(pred, ref):.4f}  {a.notes['minimum_deployment_target']:5s}  {units:24s} "
+              f"{compare.agreement(pred, ref):.4f}  {a.notes['minimum_deployment_target']:5s}  {units:24s} "
               f"fallbacks {len(a.notes.get('compression_fallbacks', []))}  {verdict}", flush=True)
     nn = convert(run, work / "dist_nn", ConvertConfig(targets=("coreml",), coreml_formats=("neuralnetwork",),
                                                       quantizations=("fp32",)), log=quiet).artifacts[0]
@@ -70,9 +69,9 @@ def digits(work: Path) -> None:
     probs = np.asarray(load_keras_model(run).predict(x, verbose=0))
     for precision in ("cpu", "gpu/ane"):
         out = coreml_runner(path, precision=precision).predict([x])[0]
-        drop = (metrics.accuracy(ref, labels) - metrics.accuracy(metrics.top1(out), labels)) * 100
+        drop = (compare.accuracy(ref, labels) - compare.accuracy(compare.top1(out), labels)) * 100
         print(f"  .mlmodel fp32 at {precision:7s} drop {drop:+.2f} pp  agreement "
-              f"{metrics.agreement(metrics.top1(out), ref):.4f}  SQNR {metrics.sqnr_db(out, probs):6.1f} dB", flush=True)
+              f"{compare.agreement(compare.top1(out), ref):.4f}  SQNR {compare.sqnr_db(out, probs):6.1f} dB", flush=True)
 
 
 def application(name: str, work: Path, n: int, mlmodel_only: bool = False) -> None:

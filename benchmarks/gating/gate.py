@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields, replace
 
 from benchmarks.errors import ThresholdError
 from benchmarks.parity.stats import resolution_notes
+from benchmarks.row import MetricEntry, OutputFigures, Statistics, given
 
 
 @dataclass(frozen=True)
@@ -107,68 +108,82 @@ def threshold_dict(t: Threshold) -> dict:
     return {f.name: getattr(t, f.name) for f in fields(t)}
 
 
-def output_problems(out: dict, t: Threshold) -> list[str]:
+@dataclass(frozen=True)
+class GateCase:
+    """What one artifact's figures are judged against: its file and quantization (named in the reason), the
+    threshold row, how many inputs the figures come from, the gated --metric drops and the next step to name."""
+
+    path: str
+    quantization: str
+    threshold: Threshold
+    count: int
+    metric_limits: dict | None = None
+    suggestion: str | None = None  # instead of the one for the quantization
+
+
+def output_problems(out: OutputFigures, t: Threshold) -> list[str]:
     """What one output misses of its kind's limits (empty: it passes)."""
     problems = []
-    if out["kind"] == "classification":
-        drop = out.get("accuracy_drop_pp")
+    if out.kind == "classification":
+        drop = given(out.accuracy_drop_pp)
         if drop is not None and drop > t.max_drop_pp + 1e-9:
             problems.append(f"accuracy drop {drop:.2f} pp > {t.max_drop_pp:.2f} pp")
-        if out["agreement"] < t.min_agreement:
-            problems.append(f"top-1 agreement {out['agreement']:.3f} < {t.min_agreement:.3f}")
+        if out.agreement < t.min_agreement:
+            problems.append(f"top-1 agreement {out.agreement:.3f} < {t.min_agreement:.3f}")
         return problems
-    sqnr = out["sqnr_db"]  # None: identical to the reference
+    sqnr = out.sqnr_db  # None: identical to the reference
     if sqnr is not None and sqnr < t.min_sqnr_db:
         problems.append(f"SQNR {sqnr:.1f} dB < {t.min_sqnr_db:g} dB")
-    if out["kind"] == "regression":
-        rel = out["max_rel_error"]
+    if out.kind == "regression":
+        rel = out.max_rel_error
         if rel is None or rel > t.max_rel_error:
             shown = "unbounded" if rel is None else f"{rel:.2%}"
             problems.append(f"max error {shown} of the output's range > {t.max_rel_error:.2%}")
-    elif out["cosine_mean"] < t.min_cosine:
-        problems.append(f"mean cosine similarity {out['cosine_mean']:.4f} < {t.min_cosine:g}")
+    elif out.cosine_mean < t.min_cosine:
+        problems.append(f"mean cosine similarity {out.cosine_mean:.4f} < {t.min_cosine:g}")
     return problems
 
 
-def judge(row: dict, threshold: Threshold, count: int, metric_limits: dict | None = None,
-          suggestion: str | None = None) -> tuple[str, str]:
-    """(status, one-sentence reason) for one artifact row; each output judged by its kind. suggestion:
-    the next step a failure names, instead of the one for the row's quantization."""
-    outputs = row["outputs"]
+def judge(outputs: list[OutputFigures], metrics: dict[str, MetricEntry] | None, case: GateCase) -> tuple[str, str]:
+    """(status, one-sentence reason) for one artifact's figures; each output judged by its kind (and its
+    `status` set)."""
+    threshold = case.threshold
     named = len(outputs) > 1  # a single-output model keeps the short message
     problems = []
     for out in outputs:
-        out["status"] = "failed" if (missed := output_problems(out, threshold)) else "passed"
+        out.status = "failed" if (missed := output_problems(out, threshold)) else "passed"
         if missed:
-            problems.append((f"output '{out['name']}' ({out['kind']}): " if named else "") + "; ".join(missed))
-    for name, limit in (metric_limits or {}).items():
-        m = row["metrics"][name]
-        if m["drop"] > limit + 1e-12:
-            problems.append(f"metric '{name}' {m['reference']:.4g} -> {m['value']:.4g} "
-                            f"({m['direction']}), drop {m['drop']:.4g} > {limit:g}")
-    where = f"on {count} inputs"
+            problems.append((f"output '{out.name}' ({out.kind}): " if named else "") + "; ".join(missed))
+    for name, limit in (case.metric_limits or {}).items():
+        m = metrics[name]
+        if m.drop > limit + 1e-12:
+            problems.append(f"metric '{name}' {m.reference:.4g} -> {m.value:.4g} "
+                            f"({m.direction}), drop {m.drop:.4g} > {limit:g}")
+    where = f"on {case.count} inputs"
     if problems:
-        return "failed", f"{row['path']}: {'; '.join(problems)} {where}; {suggestion or SUGGESTION[row['quantization']]}"
+        return "failed", (f"{case.path}: {'; '.join(problems)} {where}; "
+                          f"{case.suggestion or SUGGESTION[case.quantization]}")
     return "passed", "; ".join(_passed_text(o, threshold, named) for o in outputs) + f" {where}"
 
 
-def _passed_text(out: dict, t: Threshold, named: bool) -> str:
-    prefix = f"'{out['name']}' " if named else ""
-    if out["kind"] == "classification":
-        drop = out.get("accuracy_drop_pp")
+def _passed_text(out: OutputFigures, t: Threshold, named: bool) -> str:
+    prefix = f"'{out.name}' " if named else ""
+    if out.kind == "classification":
+        drop = given(out.accuracy_drop_pp)
         drop_text = f"drop {drop:.2f} pp <= {t.max_drop_pp:.2f} pp, " if drop is not None else "no labels, "
-        return f"{prefix}{drop_text}agreement {out['agreement']:.3f} >= {t.min_agreement:.3f}"
-    sqnr = "exact" if out["sqnr_db"] is None else f"SQNR {out['sqnr_db']:.1f} dB >= {t.min_sqnr_db:g} dB"
-    if out["kind"] == "regression":
-        return f"{prefix}{sqnr}, max error {out['max_rel_error']:.2%} <= {t.max_rel_error:.2%} of range"
-    return f"{prefix}{sqnr}, mean cosine {out['cosine_mean']:.4f} >= {t.min_cosine:g}"
+        return f"{prefix}{drop_text}agreement {out.agreement:.3f} >= {t.min_agreement:.3f}"
+    sqnr = "exact" if out.sqnr_db is None else f"SQNR {out.sqnr_db:.1f} dB >= {t.min_sqnr_db:g} dB"
+    if out.kind == "regression":
+        return f"{prefix}{sqnr}, max error {out.max_rel_error:.2%} <= {t.max_rel_error:.2%} of range"
+    return f"{prefix}{sqnr}, mean cosine {out.cosine_mean:.4f} >= {t.min_cosine:g}"
 
 
-def statistics(row: dict, threshold: Threshold, count: int) -> dict:
-    """Whether `count` inputs can resolve the gate this row is held to (the verdict stays the point estimate)."""
+def statistics(outputs: list[OutputFigures], case: GateCase) -> Statistics:
+    """Whether `case.count` inputs can resolve the gate the figures are held to (the verdict stays the point
+    estimate)."""
     notes = []
-    for out in row["outputs"]:
-        if out["kind"] == "classification":
-            drop_limit = threshold.max_drop_pp if out.get("accuracy") is not None else None
-            notes += resolution_notes(count, row["quantization"], drop_limit, threshold.min_agreement)
-    return {"underpowered": bool(notes), "notes": list(dict.fromkeys(notes))}
+    for out in outputs:
+        if out.kind == "classification":
+            drop_limit = case.threshold.max_drop_pp if given(out.accuracy) is not None else None
+            notes += resolution_notes(case.count, case.quantization, drop_limit, case.threshold.min_agreement)
+    return Statistics(underpowered=bool(notes), notes=list(dict.fromkeys(notes)))

@@ -17,6 +17,7 @@ from pathlib import Path
 from benchmarks.errors import BaselineError, BenchDataError
 from benchmarks.latency.repeat import slower_than
 from benchmarks.report.write import load_report
+from benchmarks.row import ArtifactRow, Report
 
 # An artifact regresses when it loses more accuracy, gets slower, bigger or hungrier than this.
 # Memory must grow by both the ratio and the bytes: a few MiB of allocator noise is not a regression.
@@ -24,7 +25,7 @@ REGRESSION_LIMITS = {"accuracy_pp": 0.5, "p50_ratio": 1.15, "size_ratio": 1.05,
                      "memory_ratio": 1.25, "memory_min_bytes": 4 * 2**20}
 
 
-def load_baseline(path: Path) -> dict:
+def load_baseline(path: Path) -> Report:
     """Read a previous report.json, refusing another schema version or a damaged file before any slow work."""
     fix = "give a report.json that `mobilepack bench` wrote (re-run the old bench with this version to compare)"
     try:
@@ -33,8 +34,8 @@ def load_baseline(path: Path) -> dict:
         raise BaselineError(f"--baseline {exc}") from None
 
 
-def check_same_data(path: Path, old: dict, current: dict) -> None:
-    a, b = old.get("dataset", {}), current["dataset"]
+def check_same_data(path: Path, old: Report, current: Report) -> None:
+    a, b = old.dataset, current.dataset
     if (a.get("name"), a.get("split"), a.get("count")) != (b["name"], b["split"], b["count"]):
         raise BenchDataError(
             f"--baseline {path}: measured on {a.get('name')} ({a.get('split')}, {a.get('count')} inputs), this run on "
@@ -42,42 +43,42 @@ def check_same_data(path: Path, old: dict, current: dict) -> None:
         )
 
 
-def compare(current: dict, baseline: dict, limits: dict = REGRESSION_LIMITS) -> list[dict]:
+def compare(current: Report, baseline: Report, limits: dict = REGRESSION_LIMITS) -> list[dict]:
     """One entry per artifact present in both reports: the deltas and what regressed."""
-    old_rows = {r["name"]: r for r in baseline["artifacts"]}
-    same_machine = current["machine"]["cpu"] == baseline["machine"].get("cpu")
+    same_machine = current.machine["cpu"] == baseline.machine.get("cpu")
     out = []
-    for row in current["artifacts"]:
-        old = old_rows.get(row["name"])
+    for row in current.artifacts:
+        old = baseline.row(row.name)
         if old is None:
             continue
         problems = []
-        if row["accuracy"] is not None and old.get("accuracy") is not None:
-            lost = (old["accuracy"] - row["accuracy"]) * 100
+        if row.accuracy is not None and old.accuracy is not None:
+            lost = (old.accuracy - row.accuracy) * 100
             if lost > limits["accuracy_pp"]:
-                problems.append(f"accuracy {old['accuracy']:.4f} -> {row['accuracy']:.4f} (-{lost:.2f} pp)")
-        size_ratio = row["size_bytes"] / old["size_bytes"]
+                problems.append(f"accuracy {old.accuracy:.4f} -> {row.accuracy:.4f} (-{lost:.2f} pp)")
+        size_ratio = row.size_bytes / old.size_bytes
         if size_ratio > limits["size_ratio"]:
-            problems.append(f"size {old['size_bytes']} -> {row['size_bytes']} bytes (x{size_ratio:.2f})")
+            problems.append(f"size {old.size_bytes} -> {row.size_bytes} bytes (x{size_ratio:.2f})")
         notes = []
-        if same_machine and row["runtime"] != "coreml-reference":
+        compared = same_machine and row.runtime != "coreml-reference"
+        if compared:
             _latency_problems(row, old, limits, problems, notes)
             _memory_problem(row, old, limits, problems, notes)
-        out.append({"name": row["name"], "regressed": bool(problems), "problems": problems, "within_noise": notes,
-                    "latency_compared": same_machine and row["runtime"] != "coreml-reference"})
+        out.append({"name": row.name, "regressed": bool(problems), "problems": problems, "within_noise": notes,
+                    "latency_compared": compared})
     return out
 
 
-def _latency_problems(row: dict, old: dict, limits: dict, problems: list, notes: list) -> None:
+def _latency_problems(row: ArtifactRow, old: ArtifactRow, limits: dict, problems: list, notes: list) -> None:
     """A slowdown past the limit with 95% confidence, per thread count; a larger point ratio alone is noise."""
-    old_by_threads = {s["threads"]: s for s in old.get("latency_ms") or []}
-    for new in row.get("latency_ms") or []:
-        prev = old_by_threads.get(new["threads"])
+    old_by_threads = {s.threads: s for s in old.latency_ms or []}
+    for new in row.latency_ms or []:
+        prev = old_by_threads.get(new.threads)
         if prev is None:
             continue
-        test = slower_than(prev["repetitions"], new["repetitions"], limits["p50_ratio"])
-        where = f"@{new['threads']}t " if new["threads"] else ""
-        text = (f"p50 {where}{prev['p50']:.3f} -> {new['p50']:.3f} ms (x{test['ratio']:.2f}, "
+        test = slower_than(prev.repetitions, new.repetitions, limits["p50_ratio"])
+        where = f"@{new.threads}t " if new.threads else ""
+        text = (f"p50 {where}{prev.p50:.3f} -> {new.p50:.3f} ms (x{test['ratio']:.2f}, "
                 f"95% lower bound x{test['ratio_lower_95']:.2f})")
         if test["regressed"]:
             problems.append(text)
@@ -85,9 +86,10 @@ def _latency_problems(row: dict, old: dict, limits: dict, problems: list, notes:
             notes.append(f"{text}: within noise, not past x{limits['p50_ratio']:.2f} with 95% confidence")
 
 
-def _memory_problem(row: dict, old: dict, limits: dict, problems: list, notes: list) -> None:
+def _memory_problem(row: ArtifactRow, old: ArtifactRow, limits: dict, problems: list, notes: list) -> None:
     """More peak memory by the ratio and the bytes, and in every repetition: allocator noise is not a regression."""
-    m_new, m_old = (row.get("memory") or {}).get("rss_delta_bytes"), (old.get("memory") or {}).get("rss_delta_bytes")
+    m_new = row.memory.rss_delta_bytes if row.memory else None
+    m_old = old.memory.rss_delta_bytes if old.memory else None
     if m_new is None or m_old is None:
         return
     if m_new > m_old * limits["memory_ratio"] and m_new - m_old > limits["memory_min_bytes"]:
@@ -99,6 +101,5 @@ def _memory_problem(row: dict, old: dict, limits: dict, problems: list, notes: l
             problems.append(text)
 
 
-def _rss_deltas(row: dict) -> list[int]:
-    entry = (row.get("latency_ms") or [{}])[0]
-    return [r["rss_delta_bytes"] for r in entry.get("repetitions", []) if r.get("rss_delta_bytes") is not None]
+def _rss_deltas(row: ArtifactRow) -> list[int]:
+    return row.latency_ms[0].rss_deltas() if row.latency_ms else []

@@ -231,7 +231,7 @@ class FreshProcessMeter:
 
 def _project_root() -> str:
     """Where `benchmarks` is importable from, so the child finds the same code as the parent."""
-    return str(Path(__file__).resolve().parent.parent)
+    return str(Path(__file__).resolve().parents[2])
 
 
 if __name__ == "__main__":

@@ -21,8 +21,10 @@ EVALUATOR_NOTE = ("timed through mobilepack's numpy Core ML reference evaluator 
                   "it checks numerics, it is not device latency")
 
 
-def measure_all(rows: list[dict], dist, artifacts, config, progress, meter: FreshProcessMeter) -> dict[str, dict]:
-    """{artifact name: the row's latency fields} for every artifact, measured `config.repeat` times."""
+def measure_all(runtime: dict[str, str], dist, artifacts, config, progress,
+                meter: FreshProcessMeter) -> dict[str, dict]:
+    """{artifact name: the row's latency fields} for every artifact ({name: the runtime its figures came from}),
+    measured `config.repeat` times."""
     plan = [(a, t) for a in artifacts for t in (config.threads if a.target == "tflite" else (None,))]
     reps: dict[tuple[str, int | None], list[dict]] = {(a.name, t): [] for a, t in plan}
     tool: dict[tuple[str, int | None], list[tuple[float, float]]] = {(a.name, t): [] for a, t in plan}
@@ -36,7 +38,6 @@ def measure_all(rows: list[dict], dist, artifacts, config, progress, meter: Fres
             _step(progress, label, 1)
             if a.target == "tflite" and config.crosscheck:
                 tool[(a.name, t)].append(_tool_run(meter, a.path(dist), reps[(a.name, t)][-1], label, progress))
-    runtime = {r["name"]: r["runtime"] for r in rows}
     out = {}
     for a in artifacts:
         entries = [combine(reps[(a.name, t)]) for aa, t in plan if aa is a]

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from benchmarks.coreml_reference.model import load_spec
+from benchmarks.runners import load_spec
 from benchmarks.coreml_reference.values import FLOAT16, FLOAT32
 
 CPU_GPU, ALL_UNITS = "CPU, GPU", "CPU, GPU, Neural Engine"
@@ -57,10 +57,6 @@ def compute_units(path: Path) -> dict:
     if reported:
         said += f"; {_named(reported, ops)} reported to fall back from the Neural Engine on some devices"
     return {"compute_units": units, "compute_units_note": said}
-
-
-def can_use_neural_engine(row: dict) -> bool:
-    return "Neural Engine" in (row.get("compute_units") or "")
 
 
 def _named(names: list[str], counts: Counter) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.parity import compare as metrics
+from benchmarks.parity import compare
 from benchmarks.parity.outputs import OutputSpec
 from benchmarks.parity.stats import paired_difference, wilson
 
@@ -15,7 +15,7 @@ def reference_figures(spec: OutputSpec, ref: np.ndarray, labels: np.ndarray | No
     if labels is None:
         return entry
     if spec.kind == "classification":
-        right = metrics.top1(ref) == labels
+        right = compare.top1(ref) == labels
         entry.update(accuracy=float(right.mean()), accuracy_interval=list(wilson(int(right.sum()), len(right))))
     else:
         entry["mae"] = float(np.mean(np.abs(ref.astype(np.float64) - labels)))
@@ -45,10 +45,10 @@ def _error_figures(out: np.ndarray, ref: np.ndarray) -> dict:
     rel = (lambda v: float(v / span)) if span > 0 else (lambda v: 0.0 if v == 0 else float("inf"))
     return {
         "max_abs_error": float(err.max()),
-        "max_rel_error": metrics.finite_or_none(rel(float(err.max()))),
-        "rmse_rel": metrics.finite_or_none(rel(float(np.sqrt(np.mean(err ** 2))))),
+        "max_rel_error": compare.finite_or_none(rel(float(err.max()))),
+        "rmse_rel": compare.finite_or_none(rel(float(np.sqrt(np.mean(err ** 2))))),
         "reference_range": span,
-        "sqnr_db": metrics.finite_or_none(metrics.sqnr_db(out, ref)),
+        "sqnr_db": compare.finite_or_none(compare.sqnr_db(out, ref)),
     }
 
 

@@ -1,7 +1,7 @@
 """A NeuralNetwork (.mlmodel) row's two precisions: gated at gpu/ane (float16), cpu (float32) beside it.
 
 A NeuralNetwork declares no types for its tensors: Core ML's CPU computes it in float32, the GPU and
-the Neural Engine in float16 (benchmarks/coreml_reference/nn.py gives the rule and its sources). An
+the Neural Engine in float16 (benchmarks/coreml_reference/nn_program.py gives the rule and its sources). An
 app loads a model for all compute units by default, so most iPhones run a NeuralNetwork in float16:
 the row's figures and its gate are the gpu/ane ones, held to the fp16 limits whatever its weights are
 stored in. The cpu figures say what an app that loads it with `.cpuOnly` gets. ML Programs keep one
@@ -42,27 +42,5 @@ def precision_fields(artifact, path: Path, runner, figures: Callable[[object], l
 
 
 def gate_quantization(artifact) -> str:
-    """The threshold row a row is judged by: a NeuralNetwork's is fp16's, its device precision."""
+    """The threshold row a row is judged by: a NeuralNetwork's is fp16's, its gpu/ane precision."""
     return GATE_QUANTIZATION if is_neural_network(artifact) else artifact.quantization
-
-
-def precision_note(row: dict) -> str:
-    """Both figures of a NeuralNetwork row in one sentence (empty for any other row)."""
-    cpu = row.get("cpu_figures")
-    if not cpu:
-        return ""
-    judged = ("at gpu/ane precision (float16, as the GPU and Neural Engine run it)" if row["precision"] == "gpu/ane"
-              else "as Core ML ran it on all compute units")
-    return (f"judged {judged} against the {GATE_QUANTIZATION} limits: {figures_text(row)}; "
-            f"at cpu precision (float32): {figures_text(cpu)}")
-
-
-def figures_text(figures: dict) -> str:
-    """Drop, agreement and SQNR, those a row has."""
-    parts = []
-    if figures.get("accuracy_drop_pp") is not None:
-        parts.append(f"drop {figures['accuracy_drop_pp']:+.2f} pp")
-    if figures.get("agreement") is not None:
-        parts.append(f"agreement {figures['agreement']:.4f}")
-    parts.append("SQNR exact" if figures["sqnr_db"] is None else f"SQNR {figures['sqnr_db']:.1f} dB")
-    return ", ".join(parts)

@@ -16,7 +16,8 @@ import numpy as np
 from convert.manifest import PLATFORM_TARGET
 
 from benchmarks.arm64.summary import arm64_intro, arm64_lines, device_lines, with_arm64
-from benchmarks.report.summary import (best_p50, compute_unit_lines, crosscheck_lines, executor_line, fmt, metric_lines, output_table,
+from benchmarks.row import Report
+from benchmarks.report.summary import (compute_unit_lines, crosscheck_lines, executor_line, fmt, metric_lines, output_table,
                       not_converted_lines, recommendation_lines, shows_outputs, stability_lines, statistics_lines,
                       table_rows, text_columns, with_compute_units, with_not_converted)
 
@@ -46,26 +47,26 @@ def _pyplot():
     return plt
 
 
-def scatter_plot(report: dict) -> str:
+def scatter_plot(report: Report) -> str:
     """Size against accuracy drop (or disagreement), marker area from the best p50."""
     plt = _pyplot()
-    rows = report["artifacts"]
-    labelled = all(r["accuracy_drop_pp"] is not None for r in rows)
-    classifier = all(r["agreement"] is not None for r in rows)
+    rows = report.artifacts
+    labelled = all(r.accuracy_drop_pp is not None for r in rows)
+    classifier = all(r.agreement is not None for r in rows)
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    tflite_p50 = [best_p50(r) for r in rows if r["target"] == "tflite" and best_p50(r)]
+    tflite_p50 = [r.best_p50() for r in rows if r.target == "tflite" and r.best_p50()]
     top = max(tflite_p50, default=1.0)
     for r in rows:
-        y = (r["accuracy_drop_pp"] if labelled else (1 - r["agreement"]) * 100 if classifier
-             else -(r["sqnr_db"] if r["sqnr_db"] is not None else 200.0))  # no classifier: worst output's SQNR
-        x = r["size_bytes"] / 1024
-        if r["target"] == "tflite" and best_p50(r):
-            size = 40 + 560 * best_p50(r) / top
+        y = (r.accuracy_drop_pp if labelled else (1 - r.agreement) * 100 if classifier
+             else -(r.sqnr_db if r.sqnr_db is not None else 200.0))  # no classifier: worst output's SQNR
+        x = r.size_bytes / 1024
+        if r.target == "tflite" and r.best_p50():
+            size = 40 + 560 * r.best_p50() / top
             ax.scatter(x, y, s=size, color=COLORS["tflite"], alpha=0.6, edgecolors="black", linewidths=0.5)
         else:  # Core ML off a Mac is timed by the numpy evaluator: not a device latency, so no size from it
-            ax.scatter(x, y, s=80, facecolors="none", edgecolors=COLORS.get(r["target"], "gray"), linewidths=1.5,
+            ax.scatter(x, y, s=80, facecolors="none", edgecolors=COLORS.get(r.target, "gray"), linewidths=1.5,
                        marker="D")
-        ax.annotate(r["name"].removeprefix("model_"), (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        ax.annotate(r.name.removeprefix("model_"), (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
     ax.axhline(0, color="gray", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("size (KiB, log scale)")
@@ -77,19 +78,19 @@ def scatter_plot(report: dict) -> str:
     return _png(fig)
 
 
-def latency_plot(report: dict, target: str) -> str | None:
+def latency_plot(report: Report, target: str) -> str | None:
     """Box per artifact and thread count, from the stored quantiles (whiskers p5-p95, box p25-p75)."""
     plt = _pyplot()
     stats, names, rep_p50s = [], [], []
-    for r in report["artifacts"]:
-        if r["target"] != target:
+    for r in report.artifacts:
+        if r.target != target:
             continue
-        for s in r["latency_ms"]:
-            rep_p50s.append([rep["p50"] for rep in s.get("repetitions") or []])
-            q = s["quantiles"]  # p0, p5, ..., p100
-            names.append(f"{r['name'].removeprefix('model_')} @{s['threads']}t" if s["threads"] else
-                         r["name"].removeprefix("model_"))
-            stats.append({"whislo": q[1], "q1": q[5], "med": s["p50"], "q3": q[15], "whishi": q[19],
+        for s in r.latency_ms:
+            rep_p50s.append(s.repetition_p50s())
+            q = s.quantiles  # p0, p5, ..., p100
+            names.append(f"{r.name.removeprefix('model_')} @{s.threads}t" if s.threads else
+                         r.name.removeprefix("model_"))
+            stats.append({"whislo": q[1], "q1": q[5], "med": s.p50, "q3": q[15], "whishi": q[19],
                           "fliers": [q[0], q[20]], "label": names[-1]})
     if not stats:
         return None
@@ -101,7 +102,7 @@ def latency_plot(report: dict, target: str) -> str | None:
     ax.set_xlabel("batch-1 latency (ms, log scale); whiskers p5-p95, ticks min and max, circles each repetition's p50")
     ax.set_title("LiteRT on this host" if target == "tflite" else "Core ML " + (
         "reference evaluator (numerics check, not device speed)" if any(
-            r["runtime"] == "coreml-reference" for r in report["artifacts"]) else "on this Mac"), fontsize=9)
+            r.runtime == "coreml-reference" for r in report.artifacts) else "on this Mac"), fontsize=9)
     ax.grid(True, axis="x", which="both", alpha=0.3)
     return _png(fig)
 
@@ -151,22 +152,22 @@ figure{margin:0;text-align:center;font-size:.75em} img.thumb{image-rendering:pix
 """
 
 
-def render_html(report: dict, images: Sequence[np.ndarray] | None = None) -> str:
+def render_html(report: Report, images: Sequence[np.ndarray] | None = None) -> str:
     """The whole page as one string."""
     e = html.escape
-    m, d, g = report["machine"], report["dataset"], report["gate"]
+    m, d, g = report.machine, report.dataset, report.gate
     verdict_cls = {"passed": "passed", "failed": "failed"}.get(g["verdict"], "notgated")
     head, rows = with_not_converted(*with_arm64(*with_compute_units(*table_rows(report), report), report), report)
     text_cells = text_columns(head)
     body = [
         "<h1>mobilepack benchmark report</h1>",
         f'<p><span class="verdict {verdict_cls}">Gate: {e(g["verdict"].upper())}</span> '
-        f"{len(report['artifacts'])} artifact(s), {d['count']} inputs from <code>{e(d['name'])}</code> "
-        f"({e(d['split'])} split), {e(report['created_at'])}</p>",
+        f"{len(report.artifacts)} artifact(s), {d['count']} inputs from <code>{e(d['name'])}</code> "
+        f"({e(d['split'])} split), {e(report.created_at)}</p>",
         "<h2>Summary</h2><ul>",
         *[f"<li>{e(line[0].upper() + line[1:])}</li>" for line in recommendation_lines(report)],
-        f"<li>Reference (Keras): accuracy {fmt(report['reference']['accuracy'], '.4f')}, batch-1 p50 "
-        f"{report['reference']['latency_ms']['p50']:.3f} ms</li></ul>",
+        f"<li>Reference (Keras): accuracy {fmt(report.reference['accuracy'], '.4f')}, batch-1 p50 "
+        f"{report.reference['latency_ms']['p50']:.3f} ms</li></ul>",
         f'<div class="note"><b>Measured on</b> {e(m["cpu"])}, {m["cores"]} cores '
         f"({e(', '.join(m['vector_extensions']) or 'no vector extensions seen')}), {e(m['os'])}, Python "
         f"{e(m['python'])}.<br>{e(m['note'])}" + (f"<br>{e(executor_line(report))}" if executor_line(report) else "")
@@ -193,7 +194,7 @@ def render_html(report: dict, images: Sequence[np.ndarray] | None = None) -> str
                  *[f'<tr class="{e(r[-1])}">' + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in orows],
                  "</table>"]
     body += _units_section(report) + _arm64_section(report)
-    if report.get("metric"):
+    if report.metric:
         body += ["<h2>Task metric</h2><ul>", *[f"<li>{e(line)}</li>" for line in metric_lines(report)], "</ul>"]
     body += ["<h2>Statistics</h2><p>95% intervals: Wilson for accuracy and agreement, Newcombe's paired interval "
              "for the drop. Verdicts come from the point estimates; an underpowered row has too few inputs to "
@@ -201,13 +202,13 @@ def render_html(report: dict, images: Sequence[np.ndarray] | None = None) -> str
              *[f"<li>{e(line.replace('`', ''))}</li>" for line in statistics_lines(report)], "</ul>"]
     checks = crosscheck_lines(report)
     if checks:
-        body += [f"<h3>Cross-check with <code>{e(report['crosscheck']['tool'])}</code></h3><ul>",
+        body += [f"<h3>Cross-check with <code>{e(report.crosscheck['tool'])}</code></h3><ul>",
                  *[f"<li>{e(line.replace('`', ''))}</li>" for line in checks], "</ul>"]
-    body += _worst_section(report.get("worst"), images)
+    body += _worst_section(report.worst, images)
     body += ["<h2>Checks</h2><ul>",
-             *[f"<li><b>{e(a['status'].upper())}</b> <code>{e(a['name'])}</code>: {e(a['reason'])}</li>"
-               for a in report["artifacts"]], "</ul>",
-             f"<p>Machine-readable: <code>report.json</code> (schema_version {report['schema_version']}). "
+             *[f"<li><b>{e(a.status.upper())}</b> <code>{e(a.name)}</code>: {e(a.reason)}</li>"
+               for a in report.artifacts], "</ul>",
+             f"<p>Machine-readable: <code>report.json</code> (schema_version {report.schema_version}). "
              f"Platforms: {', '.join(f'{p} embeds {t}' for p, t in PLATFORM_TARGET.items())}.</p>"]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -215,10 +216,10 @@ def render_html(report: dict, images: Sequence[np.ndarray] | None = None) -> str
             + "\n".join(body) + "\n</body></html>\n")
 
 
-def _arm64_section(report: dict) -> list[str]:
-    if not report.get("arm64"):
+def _arm64_section(report: Report) -> list[str]:
+    if not report.arm64:
         return []
-    intro = f"<p>{html.escape(arm64_intro(report))}</p>" if report["arm64"]["status"] == "measured" else ""
+    intro = f"<p>{html.escape(arm64_intro(report))}</p>" if report.arm64["status"] == "measured" else ""
     device = device_lines(report)
     return ["<h2>ARM64 (emulated Cortex-A76)</h2>" + intro + "<ul>",
             *[f"<li>{html.escape(line.replace('`', ''))}</li>" for line in arm64_lines(report)], "</ul>",
@@ -226,7 +227,7 @@ def _arm64_section(report: dict) -> list[str]:
                *[f"<li>{html.escape(line.replace('`', ''))}</li>" for line in device], "</ul>"] if device else [])]
 
 
-def _units_section(report: dict) -> list[str]:
+def _units_section(report: Report) -> list[str]:
     units = compute_unit_lines(report)
     if not units:
         return []
@@ -261,10 +262,10 @@ def _worst_section(worst: dict | None, images) -> list[str]:
     return out
 
 
-def expected_image_count(report: dict, has_images: bool) -> int:
+def expected_image_count(report: Report, has_images: bool) -> int:
     """How many <img> elements render_html writes for `report` (the browser test checks them all)."""
-    count = 1 + sum(1 for t in ("tflite", "coreml") if any(r["target"] == t for r in report["artifacts"]))
-    worst = report.get("worst")
+    count = 1 + sum(1 for t in ("tflite", "coreml") if any(r.target == t for r in report.artifacts))
+    worst = report.worst
     if worst:
         count += 1 if worst["per_class"] else 0
         count += len(worst["misses"]) if has_images else 0

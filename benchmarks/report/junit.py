@@ -8,16 +8,18 @@ from pathlib import Path
 from train.errors import OutputError
 from train.fsutil import atomic_write_bytes
 
+from benchmarks.row import Report
 
-def junit_xml(report: dict, regressions: list[dict] | None = None) -> bytes:
+
+def junit_xml(report: Report, regressions: list[dict] | None = None) -> bytes:
     suite = ET.Element("testsuite", name="mobilepack.bench")
     cases = []
-    for a in report["artifacts"]:
-        case = ET.SubElement(suite, "testcase", classname=f"gate.{a['target']}.{a['format']}", name=a["name"])
-        if a["status"] == "failed":
-            ET.SubElement(case, "failure", message=a["reason"]).text = a["reason"]
-        elif a["status"] == "skipped":
-            ET.SubElement(case, "skipped", message=a["reason"])
+    for a in report.artifacts:
+        case = ET.SubElement(suite, "testcase", classname=f"gate.{a.target}.{a.format}", name=a.name)
+        if a.status == "failed":
+            ET.SubElement(case, "failure", message=a.reason).text = a.reason
+        elif a.status == "skipped":
+            ET.SubElement(case, "skipped", message=a.reason)
         cases.append(case)
     for r in regressions or []:
         case = ET.SubElement(suite, "testcase", classname="baseline", name=r["name"])
@@ -38,7 +40,7 @@ def check_junit_path(path: Path) -> None:
         raise OutputError(f"--junit {path}: folder {parent} does not exist; create it or choose another path")
 
 
-def write_junit(path: Path, report: dict, regressions: list[dict] | None = None) -> None:
+def write_junit(path: Path, report: Report, regressions: list[dict] | None = None) -> None:
     try:
         atomic_write_bytes(Path(path), junit_xml(report, regressions))
     except OSError as exc:

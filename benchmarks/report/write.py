@@ -11,15 +11,11 @@ from train.errors import DocumentError, MobilepackError
 from train.fsutil import replace_files
 
 from benchmarks.report.html import render_html
+from benchmarks.row import ABSENT, REPORT_SCHEMA_VERSION, ArtifactRow, Report, ReportFieldError, check_schema, given
 from benchmarks.arm64.summary import arm64_intro, arm64_lines, device_lines, with_arm64
 from benchmarks.report.summary import (compute_unit_lines, crosscheck_lines, executor_line, fmt, metric_lines, output_table,
                       not_converted_lines, recommendation_lines, shows_outputs, stability_lines, statistics_lines,
                       table_rows, text_columns, with_compute_units, with_not_converted)
-
-# 2: fresh-process memory, Google tool cross-check, latency quantiles.
-# 3: per-output figures and gates by kind, 95% intervals, underpowered rows, user metrics, budget.
-# 4: latency from repeated processes: repetitions with their samples, p50 interval, spread, unstable.
-REPORT_SCHEMA_VERSION = 4
 
 # What `ship` and `bench --baseline` index in a report read back (report.schema.json is the whole contract).
 _REPETITION = {"runs": AtLeast(int, 1), "samples": Array(NUMBER, length=101), "rss_delta_bytes?": Maybe(int)}
@@ -31,12 +27,15 @@ REPORT_SPEC = {"schema_version": int, "machine": {"cpu": str}, "dataset": {"name
                "recommended": {"android": Maybe(str), "ios": Maybe(str)}, "artifacts": [_ROW]}
 
 
-def load_report(path: Path, fix: str, error: type[MobilepackError] = DocumentError) -> dict:
-    """A report.json read back, every field `ship` and `bench --baseline` index checked; any fault is `error`."""
-    report = load_document(path, REPORT_SPEC, fix, REPORT_SCHEMA_VERSION, error)
+def load_report(path: Path, fix: str, error: type[MobilepackError] = DocumentError) -> Report:
+    """A report.json read back as a Report, every field `ship` and `bench --baseline` use checked; any fault is `error`."""
+    try:
+        report = Report.from_json(load_document(path, REPORT_SPEC, fix, REPORT_SCHEMA_VERSION, error))
+    except ReportFieldError as exc:
+        raise error(f"{path}: {exc}; {fix}") from None
     for platform, target in PLATFORM_TARGET.items():
-        name = report["recommended"][platform]
-        if name is not None and not any(r["name"] == name and r["target"] == target for r in report["artifacts"]):
+        name = report.recommended[platform]
+        if name is not None and not any(r.name == name and r.target == target for r in report.artifacts):
             raise error(f"{path}: recommended.{platform} names {shown(name)}, which is no {target} row of artifacts; {fix}")
     return report
 
@@ -48,18 +47,18 @@ def _aligned(head: list[str], rows: list[list[str]], left: int = 1) -> list[str]
     return [line(r) for r in [head] + rows]
 
 
-def text_table(report: dict) -> str:
+def text_table(report: Report) -> str:
     head, rows = with_not_converted(*table_rows(report), report)
-    ref = report["reference"]
+    ref = report.reference
     ref_line = f"reference (keras): accuracy {fmt(ref['accuracy'], '.4f')}, p50 {ref['latency_ms']['p50']:.3f} ms"
-    cc = report.get("crosscheck") or {}
+    cc = report.crosscheck or {}
     cross = []
     if cc.get("enabled"):
         cross = ["cross-check with Google's benchmark tool: "
                  + (f"over {cc['limit']:.0%} apart for {', '.join(cc['disagreements'])} (see report.md)"
                     if cc["disagreements"] else f"every .tflite median within {cc['limit']:.0%}")]
     outputs = _aligned(*output_table(report), left=4) if shows_outputs(report) else []
-    under = report["gate"].get("underpowered") or []
+    under = report.gate.get("underpowered") or []
     power = [f"underpowered (too few inputs to resolve the gate; verdicts are point estimates): {', '.join(under)}"
              ] if under else []
     return "\n".join([ref_line, *_aligned(head, rows), *not_converted_lines(report), *outputs, *metric_lines(report),
@@ -67,27 +66,27 @@ def text_table(report: dict) -> str:
                       *stability_lines(report), *recommendation_lines(report)])
 
 
-def markdown(report: dict) -> str:
+def markdown(report: Report) -> str:
     head, rows = with_not_converted(*with_arm64(*with_compute_units(*table_rows(report), report), report), report)
     units = compute_unit_lines(report)
-    m, d, g = report["machine"], report["dataset"], report["gate"]
+    m, d, g = report.machine, report.dataset, report.gate
     checks = crosscheck_lines(report)
     verdict = {"passed": "PASSED", "failed": "FAILED", "not gated": "not gated (--no-gate)"}[g["verdict"]]
     out = [
         "# mobilepack benchmark report", "",
-        f"**Gate: {verdict}** - {len(report['artifacts'])} artifact(s), {d['count']} inputs from "
+        f"**Gate: {verdict}** - {len(report.artifacts)} artifact(s), {d['count']} inputs from "
         f"`{d['name']}` ({d['split']} split).", "",
         f"Measured on: {m['cpu']}, {m['cores']} cores ({', '.join(m['vector_extensions']) or 'no vector extensions seen'}), "
         f"{m['os']}, Python {m['python']}.", "",
         f"> {m['note']}", "",
         *([executor_line(report), ""] if executor_line(report) else []),
-        f"Reference (Keras): accuracy {fmt(report['reference']['accuracy'], '.4f')}, "
-        f"batch-1 p50 {report['reference']['latency_ms']['p50']:.3f} ms.", "",
+        f"Reference (Keras): accuracy {fmt(report.reference['accuracy'], '.4f')}, "
+        f"batch-1 p50 {report.reference['latency_ms']['p50']:.3f} ms.", "",
         *[f"- {line[0].upper()}{line[1:]}" for line in recommendation_lines(report)], "",
         *_md_table(head, rows, left=text_columns(head)), "",
         *[f"- {line}" for line in not_converted_lines(report)], *([""] if not_converted_lines(report) else []),
         *[f"Latency of `{runtime}` rows: {note}.\n" for runtime, note in _latency_notes(report)],
-        f"Each latency was measured in {report.get('repeat', 1)} fresh process(es) per artifact and thread count, "
+        f"Each latency was measured in {report.repeat} fresh process(es) per artifact and thread count, "
         "interleaved across artifacts; p50 is over every run of every repetition, [95% interval] from a "
         "bootstrap over repetitions and runs, `!` marks repetitions that disagree. `mem MiB` is the measuring "
         "process's peak resident memory above a process that loaded the same runtime and no model, `arena KiB` "
@@ -101,22 +100,22 @@ def markdown(report: dict) -> str:
            "precisions: gpu/ane (float16, gated) and cpu (float32).", "",
            *[f"- {line}" for line in units], ""] if units else []),
         *(["## ARM64 (emulated Cortex-A76)", "",
-           *([arm64_intro(report), ""] if report["arm64"]["status"] == "measured" else []),
-           *[f"- {line}" for line in arm64_lines(report)], ""] if report.get("arm64") else []),
+           *([arm64_intro(report), ""] if report.arm64["status"] == "measured" else []),
+           *[f"- {line}" for line in arm64_lines(report)], ""] if report.arm64 else []),
         *(["## On the device (benchmark_model)", "",
            "Figures a phone's `benchmark_model` measured (logs from `mobilepack device-bench`), not this host's.", "",
            *[f"- {line}" for line in device_lines(report)], ""] if device_lines(report) else []),
-        *(["## Task metric", "", *[f"- {line}" for line in metric_lines(report)], ""] if report.get("metric") else []),
+        *(["## Task metric", "", *[f"- {line}" for line in metric_lines(report)], ""] if report.metric else []),
         "## Statistics", "",
         "95% intervals: Wilson for accuracy and agreement, Newcombe's paired interval for the drop (same inputs). "
         "Verdicts come from the point estimates; an underpowered row has too few inputs to resolve its gate.", "",
         *[f"- {line}" for line in statistics_lines(report)], "",
         *(["## Cross-check with Google's benchmark tool", "",
-           f"`{report['crosscheck']['tool']}` on the same files and thread counts (medians; it reports 0.01 ms).", "",
+           f"`{report.crosscheck['tool']}` on the same files and thread counts (medians; it reports 0.01 ms).", "",
            *[f"- {line}" for line in checks], ""] if checks else []),
         "## Checks", "",
-        *[f"- {'PASS' if a['status'] == 'passed' else a['status'].upper()} `{a['name']}`: {a['reason']}"
-          + _search_note(a) for a in report["artifacts"]], "",
+        *[f"- {'PASS' if a.status == 'passed' else a.status.upper()} `{a.name}`: {a.reason}"
+          + _search_note(a) for a in report.artifacts], "",
     ]
     return "\n".join(out)
 
@@ -126,36 +125,39 @@ def _md_table(head: list[str], rows: list[list[str]], left: int) -> list[str]:
             *["| " + " | ".join(r) + " |" for r in rows]]
 
 
-def _latency_notes(report: dict) -> list[tuple[str, str]]:
+def _latency_notes(report: Report) -> list[tuple[str, str]]:
     """Each runtime's latency note once (Core ML rows say what timed them)."""
-    return sorted({(a["runtime"], a["latency_note"]) for a in report["artifacts"] if a.get("latency_note")})
+    return sorted({(a.runtime, a.latency_note) for a in report.artifacts if a.latency_note})
 
 
-def _search_note(row: dict) -> str:
-    if "search_budget" not in row:
+def _search_note(row: ArtifactRow) -> str:
+    if row.search_budget is ABSENT:
         return ""
-    tried = ", ".join(f"{t['candidate']} ({t.get('compared') or _drop_text(t['val_drop_pp'])})" for t in row["search"])
-    kept = row["float_layers"]
-    floats = (f" {len(kept)} tensor(s) kept float ({', '.join(f['tensor'] for f in kept)}): "
-              f"{row['float_layer_reason']}.") if kept else ""
-    return f" Chosen within {row['search_budget']} on the validation data (tried {tried}).{floats}"
+    tried = ", ".join(f"{t.candidate} ({t.compared or _drop_text(given(t.val_drop_pp))})" for t in row.search)
+    kept = row.float_layers
+    floats = (f" {len(kept)} tensor(s) kept float ({', '.join(f.tensor for f in kept)}): "
+              f"{row.float_layer_reason}.") if kept else ""
+    return f" Chosen within {row.search_budget} on the validation data (tried {tried}).{floats}"
 
 
 def _drop_text(drop) -> str:
     return "no labels" if drop is None else f"{drop:.2f} pp"
 
 
-def write_report(report: dict, out_dir: Path, images=None, manifest_sha256: str | None = None) -> dict[str, Path]:
+def write_report(report: Report, out_dir: Path, images=None, manifest_sha256: str | None = None) -> dict[str, Path]:
     """report.json, report.md and report.html, replaced as one set (see fsutil.replace_files).
 
     All three are rendered before anything is written, so the set is on disk only briefly.
     report.json comes last: where the folder cannot be swapped and the files go one by one,
     the machine contract is never newer than the pages beside it. With `manifest_sha256` (the
-    manifest the report measured), a dist that a convert replaced meanwhile is left alone.
+    manifest the report measured), a dist that a convert replaced meanwhile is left alone. A report
+    that breaks report.schema.json is refused (ReportFieldError) before anything is written.
     """
     out_dir = Path(out_dir)
+    document = report.to_json()
+    check_schema(document)
     texts = {"report.md": markdown(report), "report.html": render_html(report, images),
-             "report.json": json.dumps(report, indent=2, sort_keys=False) + "\n"}
+             "report.json": json.dumps(document, indent=2, sort_keys=False) + "\n"}
     replace_files(out_dir, {name: text.encode("utf-8") for name, text in texts.items()},
                   unchanged={"manifest.json": manifest_sha256} if manifest_sha256 else None)
     return {"json": out_dir / "report.json", "md": out_dir / "report.md", "html": out_dir / "report.html"}

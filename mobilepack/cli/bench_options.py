@@ -67,13 +67,16 @@ def _default_data(dist) -> str:
     return default_data_spec(dist)
 
 
-def finish_bench(report: dict, dist: Path, ui, junit: Path | None = None) -> None:
+def finish_bench(document: dict, dist: Path, ui, junit: Path | None = None) -> None:
+    """Print the table, write --junit, and exit 1 on a regression or a failed gate; `document` is report.json's."""
     from benchmarks.report.write import text_table
+    from benchmarks.row import Report
 
+    report = Report.from_json(document)
     click.echo(text_table(report))
-    click.echo(f"report: {dist}/report.html, {dist}/report.json, {dist}/report.md  (measured on {report['machine']['cpu']}; "
+    click.echo(f"report: {dist}/report.html, {dist}/report.json, {dist}/report.md  (measured on {report.machine['cpu']}; "
                "host latency, not phone latency)")
-    base = report.get("baseline")
+    base = report.baseline or None
     if junit:
         from benchmarks.report.junit import write_junit
 
@@ -83,8 +86,8 @@ def finish_bench(report: dict, dist: Path, ui, junit: Path | None = None) -> Non
         click.echo(f"Error: regression against {base['path']} for {', '.join(base['regressed'])}: "
                    f"{worst['name']}: {'; '.join(worst['problems'])}", err=True)
         sys.exit(1)
-    if report["gate"]["verdict"] == "failed":
-        reasons = report["gate"]["reasons"]
+    if report.gate["verdict"] == "failed":
+        reasons = report.gate["reasons"]
         for name, reason in reasons.items():  # every failing artifact with its reason, not just the first
             click.echo(f"FAILED {name}: {reason}")
         click.echo(f"Error: gate failed for {len(reasons)} artifact(s): "

@@ -1,0 +1,75 @@
+"""The report row is a typed record: report.json is its serialised form, read back with from_json, checked on write."""
+
+import dataclasses
+import json
+
+import pytest
+
+from benchmarks.report.write import load_report, write_report
+from benchmarks.row import Arm64Block, ArtifactRow, LatencyEntry, OutputFigures, Report, ReportFieldError, Statistics
+from train.errors import DocumentError
+
+
+def _read(dist):
+    text = (dist / "report.json").read_text()
+    return text, Report.from_json(json.loads(text))
+
+
+def test_a_real_report_round_trips_byte_for_byte(tiny_benched):
+    text, report = _read(tiny_benched)
+    assert json.dumps(report.to_json(), indent=2, sort_keys=False) + "\n" == text
+    assert report.artifacts and all(isinstance(r, ArtifactRow) for r in report.artifacts)
+    for row in report.artifacts:
+        assert ArtifactRow.from_json(row.to_json()) == row
+        assert isinstance(row.outputs[0], OutputFigures) and isinstance(row.latency_ms[0], LatencyEntry)
+        assert row.best_p50() == min(s.p50 for s in row.latency_ms)
+        assert isinstance(row.statistics, Statistics) and (row.arm64 is None or isinstance(row.arm64, Arm64Block))
+
+
+def test_a_misspelled_field_fails_loudly(tiny_benched):
+    _, report = _read(tiny_benched)
+    row = report.artifacts[0]
+    with pytest.raises(TypeError, match="statuss"):
+        dataclasses.replace(row, statuss="passed")
+    with pytest.raises(AttributeError, match="statuss"):
+        row.statuss = "passed"  # slotted: no silent new attribute
+    with pytest.raises(AttributeError):
+        row.outputs[0].agrement = 1.0
+    document = row.to_json()
+    document["recomended"] = document.pop("recommended")
+    with pytest.raises(ReportFieldError, match="unknown field 'recomended'"):
+        ArtifactRow.from_json(document)
+    del document["recomended"]
+    with pytest.raises(ReportFieldError, match="recommended"):  # a field left out is no default either
+        ArtifactRow.from_json(document)
+
+
+def test_writing_an_invalid_row_is_refused_before_any_file(tiny_benched, tmp_path):
+    _, report = _read(tiny_benched)
+    report.artifacts[1].sha256 = "not-a-hash"
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ReportFieldError, match=r"artifacts\[1\]\.sha256") as caught:
+        write_report(report, out)
+    assert "\n" not in str(caught.value)
+    assert list(out.iterdir()) == []
+    report.artifacts[1].sha256 = report.artifacts[0].sha256
+    report.artifacts[0].status = "green"
+    with pytest.raises(ReportFieldError, match=r"artifacts\[0\]\.status"):
+        write_report(report, out)
+    assert list(out.iterdir()) == []
+
+
+def test_a_report_of_another_schema_version_is_refused_in_one_line(tiny_benched, tmp_path):
+    text, _ = _read(tiny_benched)
+    old = json.loads(text)
+    old["schema_version"] = 3
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(old))
+    with pytest.raises(DocumentError) as caught:
+        load_report(path, "re-run `mobilepack bench dist`")
+    message = str(caught.value)
+    assert "schema_version 3" in message and "re-run `mobilepack bench dist`" in message and "\n" not in message
+    with pytest.raises(ReportFieldError, match="schema_version 3, this mobilepack reads 4") as caught:
+        Report.from_json(old)
+    assert "\n" not in str(caught.value)
