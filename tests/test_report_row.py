@@ -73,3 +73,26 @@ def test_a_report_of_another_schema_version_is_refused_in_one_line(tiny_benched,
     with pytest.raises(ReportFieldError, match="schema_version 3, this mobilepack reads 4") as caught:
         Report.from_json(old)
     assert "\n" not in str(caught.value)
+
+
+def test_report_diff_counts_every_field_but_the_measured_ones(tiny_benched, tmp_path):
+    """benchmarks/figures/report_diff.py, the check that a refactor left report.json as it was."""
+    import subprocess
+    import sys
+
+    def diff(document):
+        (tmp_path / "new.json").write_text(json.dumps(document))
+        return subprocess.run([sys.executable, "-m", "benchmarks.figures.report_diff", str(tiny_benched / "report.json"),
+                               str(tmp_path / "new.json")], capture_output=True, text=True)
+
+    old = json.loads((tiny_benched / "report.json").read_text())
+    timed = json.loads(json.dumps(old))
+    timed["created_at"], timed["artifacts"][0]["latency_ms"][0]["p50"] = "2000-01-01T00:00:00+00:00", 1e9
+    same = diff(timed)
+    assert same.returncode == 0 and "0 differing field(s)" in same.stdout, same.stdout + same.stderr
+    changed = json.loads(json.dumps(old))
+    changed["artifacts"][1]["outputs"][0]["sqnr_db"] = -1.0
+    changed["artifacts"][0].pop("reason")
+    found = diff(changed)
+    assert found.returncode == 1 and "2 differing field(s)" in found.stdout, found.stdout
+    assert ".artifacts[1].outputs[0].sqnr_db:" in found.stdout and ".artifacts[0].reason: only in old" in found.stdout
