@@ -27,7 +27,7 @@ from benchmarks.arm64.column import Arm64Data, Arm64Options, arm64_pass
 from benchmarks.parity.compute_units import compute_units
 from benchmarks.phone.results import load_device_results
 from benchmarks.latency.crosscheck import AGREEMENT_LIMIT, GOOGLE_TOOL
-from benchmarks.parity.precision import SUGGESTION as DEVICE_SUGGESTION, gate_quantization, is_neural_network, precision_fields
+from benchmarks.parity.precision import SUGGESTION as PRECISION_SUGGESTION, gate_quantization, is_neural_network, precision_fields
 from benchmarks.latency.protocol import LatencyProtocol
 from benchmarks.latency.macs import tflite_macs
 from benchmarks.distributed.node_latency import find_latency_node, latency_meter
@@ -248,7 +248,7 @@ def _artifact_row(artifact, dist: Path, ctx: _Context, result: EvalResult, progr
     metrics_ = _user_metrics(ctx, out, artifact.name)
     ctx.predictions[artifact.name] = out
     case = GateCase(artifact.file, artifact.quantization, _threshold(artifact, config), ctx.data.count,
-                    config.metric_limits, DEVICE_SUGGESTION if is_neural_network(artifact) else None)
+                    config.metric_limits, PRECISION_SUGGESTION if is_neural_network(artifact) else None)
     status, reason = judge(outputs, metrics_, case)
     precision = precision_fields(artifact, path, result, lambda cpu: _figures(artifact, cpu, ctx, progress,
                                                                               f"{artifact.name} (cpu)")[1])

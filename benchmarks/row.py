@@ -4,15 +4,23 @@ by `from_json`.
 report.json is these records' serialised form (benchmarks/report/report.schema.json is its contract): every
 module reads a row's attributes, none its JSON keys. `to_json` writes the fields in declaration order and
 leaves out those that are ABSENT (a key the document does not have, unlike None, which it writes as null),
-so a report read back and written again is the same bytes. A leaf: stdlib and jsonschema only.
+so a report read back and written again is the same bytes. A leaf of benchmarks: stdlib, jsonschema and
+train.errors only.
+
+Records built by bench are strict: a key no record declares raises, so a typo cannot pass. A report read
+back from a file (`Report.from_json(..., strict=False)`, what ship and --baseline use) ignores keys it does
+not know and leaves a field it lacks ABSENT, as the schema allows: a report of the same schema_version
+written by an earlier mobilepack (before `executor`, say) still reads.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
+
+from train.errors import MobilepackError
 
 # 2: fresh-process memory, Google tool cross-check, latency quantiles.
 # 3: per-output figures and gates by kind, 95% intervals, underpowered rows, user metrics, budget.
@@ -21,7 +29,7 @@ REPORT_SCHEMA_VERSION = 4
 SCHEMA_PATH = Path(__file__).parent / "report" / "report.schema.json"
 
 
-class ReportFieldError(ValueError):
+class ReportFieldError(MobilepackError, ValueError):
     """A report (or a part of one) has a field no record declares, lacks one, or breaks report.schema.json."""
 
 
@@ -34,6 +42,9 @@ class _Absent:
         return False
 
     def __repr__(self) -> str:
+        return "ABSENT"
+
+    def __reduce__(self):  # one ABSENT through pickle (a Ray worker) and copy.deepcopy: `is ABSENT` holds
         return "ABSENT"
 
 
@@ -55,23 +66,24 @@ class _Record:
         return {f.name: _dump(getattr(self, f.name)) for f in fields(self) if getattr(self, f.name) is not ABSENT}
 
     @classmethod
-    def from_json(cls, data: dict):
+    def from_json(cls, data: dict, strict: bool = True):
         if not isinstance(data, dict):
             raise ReportFieldError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
-        try:
-            return cls(**cls.parse_fields(data))
-        except TypeError as exc:  # a required field missing
-            raise ReportFieldError(f"{cls.__name__}: {exc}") from None
+        values = cls.parse_fields(data, strict)
+        missing = [f.name for f in fields(cls) if f.name not in values and f.default is MISSING]
+        if missing and strict:
+            raise ReportFieldError(f"{cls.__name__}: missing field {missing[0]!r}")
+        return cls(**values, **dict.fromkeys(missing, ABSENT))
 
     @classmethod
-    def parse_fields(cls, part: dict) -> dict:
+    def parse_fields(cls, part: dict, strict: bool = True) -> dict:
         """Some of this record's fields from their JSON form (a producer's dict): {field: value}, nested records
-        built; a key that is no field of the record raises."""
+        built; a key that is no field of the record raises (ignored when not strict)."""
         known = [f.name for f in fields(cls)]
         unknown = [k for k in part if k not in known]
-        if unknown:
+        if unknown and strict:
             raise ReportFieldError(f"{cls.__name__}: unknown field {unknown[0]!r}; known: {', '.join(known)}")
-        return {k: _load(cls._nested.get(k), v) for k, v in part.items()}
+        return {k: _load(cls._nested.get(k), v, strict) for k, v in part.items() if k in known}
 
     def set_fields(self, part: dict) -> None:
         """Assign the fields `part` gives in their JSON form (a later stage's figures), each checked and typed."""
@@ -89,14 +101,14 @@ def _dump(value):
     return value
 
 
-def _load(kind: type | None, value):
+def _load(kind: type | None, value, strict: bool):
     if kind is None or value is None:
         return value
     if isinstance(value, list):
-        return [kind.from_json(v) for v in value]
+        return [kind.from_json(v, strict) for v in value]
     if isinstance(value, dict) and getattr(kind, "_keyed", False):
-        return {k: kind.from_json(v) for k, v in value.items()}
-    return kind.from_json(value)
+        return {k: kind.from_json(v, strict) for k, v in value.items()}
+    return kind.from_json(value, strict)
 
 
 def record(cls):
@@ -429,13 +441,13 @@ class Report(_Record):
     baseline: dict = ABSENT
 
     @classmethod
-    def from_json(cls, data: dict) -> Report:
+    def from_json(cls, data: dict, strict: bool = True) -> Report:
         """A report read back; another schema_version is refused in one line."""
         found = data.get("schema_version") if isinstance(data, dict) else None
         if type(found) is not int or found != REPORT_SCHEMA_VERSION:
             raise ReportFieldError(f"report schema_version {found!r}, this mobilepack reads "
                                    f"{REPORT_SCHEMA_VERSION}; re-run `mobilepack bench` to write a current report")
-        return super(Report, cls).from_json(data)  # noqa: UP008 (slots=True makes a new class: no bare super())
+        return super(Report, cls).from_json(data, strict)  # noqa: UP008 (slots=True makes a new class: no bare super())
 
     def row(self, name: str) -> ArtifactRow | None:
         return next((a for a in self.artifacts if a.name == name), None)

@@ -71,7 +71,7 @@ class SearchWorker:
 
     def __init__(self):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        self._job, self._ctx = None, None
+        self._inputs, self._ctx = None, None
         self._ladders: dict = {}
 
     def _context(self, holders: tuple) -> ConversionContext:
@@ -83,27 +83,27 @@ class SearchWorker:
 
         if self._ctx is not None:
             return self._ctx
-        self._job = job = ray.get(holders[0][0])
+        self._inputs = inputs = ray.get(holders[0][0])
         folder = Path(tempfile.mkdtemp(prefix="mobilepack-search-"))
         atexit.register(shutil.rmtree, folder, True)
-        path = folder / job.model_name
+        path = folder / inputs.model_name
         path.write_bytes(ray.get(holders[1][0]))
-        if sha256_file(path) != job.model_sha256:
-            raise ExecutorError(f"{job.model_name}: the bytes a Ray worker received do not hash to the model's "
+        if sha256_file(path) != inputs.model_sha256:
+            raise ExecutorError(f"{inputs.model_name}: the bytes a Ray worker received do not hash to the model's "
                                 "sha256; re-run convert (the object store or the network damaged them)")
-        cfg = job.config
+        cfg = inputs.config
         model = load_fixed(path, cfg.unsafe_load, cfg.custom_objects, cfg.input_shapes)
         ranges = None
-        if job.w8a8_ranges:
+        if inputs.w8a8_ranges:
             from benchmarks.runners import activation_ranges as ranges
         (folder / "stage").mkdir()
         self._ctx = ConversionContext(model=model, model_path=path, config=cfg, stage=folder / "stage",
-                                      image_input=job.image_input, prep=job.prep, labels=job.labels,
-                                      calibration=job.calibration, metadata=job.metadata, activation_ranges=ranges)
+                                      image_input=inputs.image_input, prep=inputs.prep, labels=inputs.labels,
+                                      calibration=inputs.calibration, metadata=inputs.metadata, activation_ranges=ranges)
         return self._ctx
 
     def run(self, holders: tuple, target: str, fmt: str, rung: Rung) -> RungResult:
-        """holders: the job and the model's bytes as nested references, fetched by the first call only. Every
+        """holders: the search inputs and the model's bytes as nested references, fetched by the first call only. Every
         call carries them, not the constructor: a restarted worker gets them from its retried call, and Ray
         warns on the console about restartable actors whose constructor arguments live in the object store."""
         ctx = self._context(holders)
@@ -111,8 +111,8 @@ class SearchWorker:
         artifact = ladder.build(rung)
         path = artifact.path(ctx.stage)
         try:
-            outputs = self._job.validation(path, artifact.target)
-            within = self._job.budget.check(outputs)[0]
+            outputs = self._inputs.validation(path, artifact.target)
+            within = self._inputs.budget.check(outputs)[0]
             result = RungResult(artifact, outputs, within, artifact_bytes(path) if within else None)
         finally:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -135,11 +135,11 @@ class RaySearch:
 
         budget = ctx.config.budget()
         families = [Ladder(ctx, target, fmt) for target, fmt in ladder_families(ctx.config)]  # bases only, here
-        job = SearchInputs(ctx.model_path.name, sha256_file(ctx.model_path), ctx.config, ctx.image_input, ctx.prep,
-                        ctx.labels, ctx.calibration, ctx.metadata, ctx.activation_ranges is not None,
-                        self.validation, budget)
+        inputs = SearchInputs(ctx.model_path.name, sha256_file(ctx.model_path), ctx.config, ctx.image_input, ctx.prep,
+                              ctx.labels, ctx.calibration, ctx.metadata, ctx.activation_ranges is not None,
+                              self.validation, budget)
         actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(SearchWorker)
-        holders = [ray.put(job)], [ray.put(artifact_bytes(ctx.model_path))]  # put once, for every worker
+        holders = [ray.put(inputs)], [ray.put(artifact_bytes(ctx.model_path))]  # put once, for every worker
         scheduler = Scheduler(ray, [actor.remote() for _ in range(self.workers)], families, holders)
         # Candidates the walk did not need may still be running at the end: the workers exit when their handles
         # go out of scope, once that call returns (a kill would have Ray retry the call, and say so on the console).

@@ -173,7 +173,7 @@ ROOMS = {
     "benchmarks.coreml_reference": set(),
     "benchmarks.runners": {"benchmarks.errors", "benchmarks.coreml_reference"},
     "benchmarks.evaldata": {"benchmarks.errors"},
-    "benchmarks.phone": {"benchmarks.errors"},
+    "benchmarks.phone": set(),
     "benchmarks.parity": {"benchmarks.errors", "benchmarks.runners", "benchmarks.coreml_reference"},
     "benchmarks.latency": {"benchmarks.errors", "benchmarks.runners", "benchmarks.coreml_reference"},
     "benchmarks.arm64": {"benchmarks.errors", "benchmarks.runners", "benchmarks.parity"},

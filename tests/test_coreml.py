@@ -83,10 +83,10 @@ def test_fp16_program_on_the_neural_engine_and_on_the_cpu(zoo, tmp_path):
     model, x, ref = zoo
     path = tmp_path / "zoo16.mlpackage"
     convert_coreml(ConversionContext(model), "mlprogram", "fp16").save(str(path))
-    device = MLModel(path, precision="gpu/ane")
+    gpu_ane = MLModel(path, precision="gpu/ane")
     cpu = MLModel(path, precision="cpu")
     assert cpu.precision == "cpu"
-    out16, out32 = device.predict_batch([x])[0], cpu.predict_batch([x])[0]
+    out16, out32 = gpu_ane.predict_batch([x])[0], cpu.predict_batch([x])[0]
     assert np.abs(out16 - out32).max() > 1e-5
     assert np.abs(out16 - ref).max() > 1.2 * np.abs(out32 - ref).max()
 
@@ -194,15 +194,28 @@ def test_unknown_op_is_named(coreml_dist, tmp_path):
     block = spec.mlProgram.functions["main"].block_specializations["CoreML5"]
     next(op for op in block.operations if op.type == "relu").type = "mystery_op"
     spec_file.write_bytes(spec.SerializeToString())
-    with pytest.raises(UnsupportedOpError, match="mystery_op"):
+    with pytest.raises(UnsupportedOpError, match="mystery_op") as raw:
         MLModel(pkg, precision="cpu")
+    # mobilepack's runner: the same message, as a named MobilepackError (one line, exit 2) with the ops
+    from benchmarks.runners import CoreMLReferenceRunner, CoreMLUnsupportedError
+
+    with pytest.raises(CoreMLUnsupportedError) as adapted:
+        CoreMLReferenceRunner(pkg)
+    assert str(adapted.value) == str(raw.value) and adapted.value.ops == ("mystery_op",)
+    assert adapted.value.exit_code == 2 and "\n" not in str(adapted.value)
 
 
 @pytest.mark.bad_input("api")
 def test_input_shape_mismatch(coreml_dist):
-    runner = MLModel(coreml_dist / "model_neuralnetwork_fp32.mlmodel", precision="cpu")
-    with pytest.raises(InputMismatchError, match=r"\(16, 16, 3\).*\(20, 20, 3\)"):
-        runner.predict_batch([np.zeros((2, 20, 20, 3), np.float32)])
+    path = coreml_dist / "model_neuralnetwork_fp32.mlmodel"
+    with pytest.raises(InputMismatchError, match=r"\(16, 16, 3\).*\(20, 20, 3\)") as raw:
+        MLModel(path, precision="cpu").predict_batch([np.zeros((2, 20, 20, 3), np.float32)])
+    from benchmarks.errors import BenchDataError
+    from benchmarks.runners import CoreMLReferenceRunner
+
+    with pytest.raises(BenchDataError) as adapted:  # bad data for any runtime is BenchDataError
+        CoreMLReferenceRunner(path).predict([np.zeros((2, 20, 20, 3), np.float32)])
+    assert str(adapted.value) == str(raw.value) and adapted.value.exit_code == 2
 
 
 @pytest.mark.bad_input("api")
@@ -288,7 +301,7 @@ def test_stride2_same_padding_is_folded_into_the_conv(tmp_path):
 
 
 def test_exact_gelu_is_one_gelu_op_on_both_targets():
-    """Keras' default GELU (TF's Erfc): one gelu(EXACT) op in Core ML (coreml_tf_ops.py), TFLite's GELU."""
+    """Keras' default GELU (TF's Erfc): one gelu(EXACT) op in Core ML (convert/coreml/tf_ops.py), TFLite's GELU."""
     import keras
     from ai_edge_litert.interpreter import Interpreter
 

@@ -209,12 +209,12 @@ def test_precision_modes_on_one_program(tmp_path):
     x32 = x.astype(np.float32)
     normed = (x32 - x32.mean(1, keepdims=True)) / np.sqrt(x32.var(1, keepdims=True) + np.float32(1e-5))
     cpu = MLModel(path, precision="cpu").predict({"x": x})
-    device = MLModel(path, precision="gpu/ane").predict({"x": x})
+    gpu_ane = MLModel(path, precision="gpu/ane").predict({"x": x})
     (name,) = cpu
     assert cpu[name].dtype == np.float16  # an fp16 output comes back as fp16, as from Core ML
     np.testing.assert_array_equal(cpu[name], (normed * 3).astype(np.float16))
-    np.testing.assert_array_equal(device[name], (normed.astype(np.float16).astype(np.float32) * 3).astype(np.float16))
-    assert np.any(cpu[name] != device[name])
+    np.testing.assert_array_equal(gpu_ane[name], (normed.astype(np.float16).astype(np.float32) * 3).astype(np.float16))
+    assert np.any(cpu[name] != gpu_ane[name])
 
 
 def test_plugin_runs_neuralnetwork_files_at_the_precision_asked(monkeypatch):
@@ -234,11 +234,11 @@ def test_plugin_runs_neuralnetwork_files_at_the_precision_asked(monkeypatch):
     model = ct.convert(prog, source="milinternal", convert_to="neuralnetwork")
     x = np.array([[0.1, 1 / 3, 2.7, 1000.3]], np.float32)
     cpu = optest_plugin._predict(model, {"x": x}, None, "cpu")
-    device = optest_plugin._predict(model, {"x": x}, None, "gpu/ane")
+    gpu_ane = optest_plugin._predict(model, {"x": x}, None, "gpu/ane")
     (name,) = cpu
     np.testing.assert_array_equal(cpu[name], x * np.float32(3))
     half = (x.astype(np.float16).astype(np.float32) * np.float32(3)).astype(np.float16)
-    np.testing.assert_array_equal(device[name], half.astype(np.float32))
+    np.testing.assert_array_equal(gpu_ane[name], half.astype(np.float32))
     assert optest_plugin._LAST["fp16"]  # a mismatch within fp16 resolution is classified as such
 
 

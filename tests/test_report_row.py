@@ -6,7 +6,7 @@ import json
 import pytest
 
 from benchmarks.report.write import load_report, write_report
-from benchmarks.row import Arm64Block, ArtifactRow, LatencyEntry, OutputFigures, Report, ReportFieldError, Statistics
+from benchmarks.row import ABSENT, Arm64Block, ArtifactRow, LatencyEntry, OutputFigures, Report, ReportFieldError, Statistics
 from train.errors import DocumentError
 
 
@@ -73,6 +73,35 @@ def test_a_report_of_another_schema_version_is_refused_in_one_line(tiny_benched,
     with pytest.raises(ReportFieldError, match="schema_version 3, this mobilepack reads 4") as caught:
         Report.from_json(old)
     assert "\n" not in str(caught.value)
+
+
+def test_a_file_of_the_same_version_from_an_earlier_mobilepack_still_reads(tiny_benched, tmp_path):
+    """Reports written before `executor` existed (same schema_version), or with a key a later one adds, read back;
+    records bench builds stay strict."""
+    text, _ = _read(tiny_benched)
+    earlier = json.loads(text)
+    del earlier["executor"]
+    earlier["artifacts"][0]["a_later_note"] = "kept by a newer mobilepack"
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(earlier))
+    report = load_report(path, "re-run `mobilepack bench dist`")
+    assert report.executor is ABSENT and "executor" not in report.to_json()
+    assert [r.name for r in report.artifacts] == [a["name"] for a in earlier["artifacts"]]
+    with pytest.raises(ReportFieldError, match="unknown field 'a_later_note'"):
+        Report.from_json(earlier)  # what bench builds is strict
+    del earlier["artifacts"][0]["a_later_note"]
+    with pytest.raises(ReportFieldError, match="missing field 'executor'"):
+        Report.from_json(earlier)
+
+
+def test_absent_stays_absent_through_copies_and_pickles(tiny_benched):
+    import copy
+    import pickle
+
+    _, report = _read(tiny_benched)
+    for twin in (copy.deepcopy(report), pickle.loads(pickle.dumps(report))):
+        assert json.dumps(twin.to_json()) == json.dumps(report.to_json())
+    assert copy.deepcopy(ABSENT) is ABSENT and pickle.loads(pickle.dumps(ABSENT)) is ABSENT
 
 
 def test_report_diff_counts_every_field_but_the_measured_ones(tiny_benched, tmp_path):

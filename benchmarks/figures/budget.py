@@ -43,7 +43,7 @@ def _judge(run: Path, max_drop_pp: float):
 
 
 def outlier(work: Path) -> None:
-    from convert.api import ConvertConfig, convert
+    from convert.api import ConvertConfig, RuntimeHooks, convert
     from train.parity_models import outlier_run
 
     run = outlier_run(work / "run", work / "outlier_run")
@@ -52,7 +52,7 @@ def outlier(work: Path) -> None:
     print(f"outlier model: float test accuracy {plain['reference']['accuracy']:.4f}; plain int8 accuracy "
           f"{rows['int8']['accuracy']:.4f}, drop {rows['int8']['accuracy_drop_pp']:.2f} pp (> 1.0 pp budget)")
     manifest = convert(run, work / "budget", ConvertConfig(max_drop_pp=1.0), log=print,
-                       judge=_judge(run, 1.0))
+                       hooks=RuntimeHooks(judge=_judge(run, 1.0)))
     chosen = _bench(work / "budget")["artifacts"][0]
     layers = manifest.artifacts[0].notes.get("float_layers", [])
     floats = f"; float tensors: {len(layers)} ({sum(len(g['layers']) for g in layers)} layers kept float)"

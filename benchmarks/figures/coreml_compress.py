@@ -36,7 +36,7 @@ def digits(work: Path) -> None:
     from benchmarks.parity import compare
     from benchmarks.parity.compute_units import compute_units
     from benchmarks.runners import activation_ranges, coreml_runner
-    from convert.api import ConvertConfig, convert
+    from convert.api import ConvertConfig, RuntimeHooks, convert
     from train.data import split_part
     from train.loading import load_keras_model
     from train.preprocessing import Preprocessing
@@ -51,7 +51,7 @@ def digits(work: Path) -> None:
     quants = ("fp16", *[q for pair in PAIRS for q in pair], *IOS18, "w8a8")
     t0 = time.perf_counter()
     manifest = convert(run, work / "dist", ConvertConfig(targets=("coreml",), quantizations=quants, ios_target=18),
-                       log=quiet, activation_ranges=activation_ranges)
+                       log=quiet, hooks=RuntimeHooks(activation_ranges=activation_ranges))
     print(f"digits small_cnn: {len(idx)} test images, Keras accuracy {compare.accuracy(ref, labels):.4f} "
           f"(converted {len(quants)} variants in {time.perf_counter() - t0:.0f} s)", flush=True)
     for a in manifest.artifacts:

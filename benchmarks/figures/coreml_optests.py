@@ -109,6 +109,10 @@ def main() -> None:
     ap.add_argument("--logs", type=Path, help="keep each folder's JSON-lines log here, e.g. --logs optest_logs")
     ap.add_argument("--from-logs", type=Path, help="only print the tables of logs a former run kept in DIR")
     args = ap.parse_args()
+    plugin = Path(__file__).resolve().parents[2] / "tests" / "coreml_optest_plugin.py"
+    if not plugin.is_file() and not args.from_logs:  # an installed wheel has no tests/
+        ap.error(f"{plugin} not found: the op tests run through the plugin in a checkout's tests/; "
+                 "run this script from a clone of mobilepack")
     folders = [f for f in args.folders.split(",") if f]
     unknown = [f for f in folders if f not in FOLDERS]
     if unknown:

@@ -1,6 +1,6 @@
 """`bench --device-results DIR`: benchmark_model logs from a phone, one `device` block per .tflite row.
 
-The folder is what the `mobilepack device-bench` script collects (see device_script.py). Figures
+The folder is what the `mobilepack device-bench` script collects (see script.py). Figures
 from the phone stay in their own block, never mixed with the host's. Results for other files than
 the dist's (sha256 of what the phone ran differs from the manifest's) are refused, and so is a log
 that is not a finished benchmark_model log: one line naming the file and the line.

@@ -1,6 +1,6 @@
 """What every report shows of a bench, formatted once: the table, the per-output table and the check lines.
 
-report.py writes the terminal table, report.md and report.json from these; html.py writes report.html.
+write.py writes the terminal table, report.md and report.json from these; html.py writes report.html.
 """
 
 from __future__ import annotations

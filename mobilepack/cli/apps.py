@@ -1,5 +1,5 @@
 """`mobilepack ship` and `mobilepack serve`: the commands that put artifacts into apps and behind HTTP (registered by
-cli.py)."""
+main.py)."""
 
 from __future__ import annotations
 

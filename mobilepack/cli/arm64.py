@@ -1,4 +1,4 @@
-"""`mobilepack arm64 setup`: the commands around the phone's own kernels (registered by cli.py)."""
+"""`mobilepack arm64 setup`: the commands around the phone's own kernels (registered by main.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The options `bench` and `demo` share, and what turns them into a BenchConfig and a finished report
-(used by cli.py; kept apart so cli.py stays a thin layer of commands)."""
+(used by main.py; kept apart so main.py stays a thin layer of commands)."""
 
 from __future__ import annotations
 

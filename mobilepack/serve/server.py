@@ -3,8 +3,8 @@
 Flask app factory (`create_app`) served by waitress. Every bad request gets a 4xx with a JSON
 `error`; nothing a client sends produces a 500 or a traceback. The contract is published at
 /openapi.json. What is served and how inputs are checked live beside this module:
-serve_models.py (checked bytes, per-thread interpreters), serve_input.py (request bodies and
-images), serve_openapi.py (the contract), serve_page.py (the test page).
+models.py (checked bytes, per-thread interpreters), inputs.py (request bodies and images),
+openapi.py (the contract), page.py (the test page).
 """
 
 from __future__ import annotations
