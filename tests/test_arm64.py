@@ -230,8 +230,10 @@ def test_fp16_inference_computes_in_fp16_on_arm_only_and_is_gated_there(fp16_inf
 
 def test_fp16_inference_without_arm64_is_skipped_with_the_reason():
     from benchmarks.bench import _judge_on_arm64
+    from row_helpers import make_row
 
-    row = {"path": "model_fp16-inference.tflite", "status": "passed", "reason": "host figures"}
+    row = make_row("model_fp16-inference", target="tflite", format="tflite", quantization="fp16-inference",
+                   path="model_fp16-inference.tflite", status="passed", reason="host figures")
     _judge_on_arm64(row, None, None, None, {"note": "ARM64 column skipped (--no-arm64)"})
-    assert row["status"] == "skipped"
-    assert "judged on the ARM64 column, which is missing (ARM64 column skipped (--no-arm64))" in row["reason"]
+    assert row.status == "skipped"
+    assert "judged on the ARM64 column, which is missing (ARM64 column skipped (--no-arm64))" in row.reason
