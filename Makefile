@@ -33,7 +33,7 @@ system-deps:
 
 test: $(STAMP) system-deps arm64
 	$(BIN)/cog --check docs/cli-reference.md
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25
 
 clean:
 	rm -rf $(VENV) dist runs
