@@ -123,7 +123,7 @@ def test_digits_budget_keeps_one_artifact_per_format(tiny_run, tmp_path):
 def test_demo_takes_a_budget(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = run("demo", "--out", "dist", "--run-dir", "run", "--no-crosscheck", "--epochs", "3", "--img-size", "16", "--max-drop", "1",
-                 "--threads", "1", "--runs", "5", "--repeat", "1", "--no-gate", "-q")  # which rung passes: the CPU's say
+                 "--threads", "1", "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "--no-gate", "-q")  # which rung passes: the CPU's say
     assert result.exit_code == 0, result.stderr
     report = json.loads((tmp_path / "dist" / "report.json").read_text())
     assert sorted(a["format"] for a in report["artifacts"]) == ["mlprogram", "neuralnetwork", "tflite"]

@@ -259,7 +259,7 @@ def test_bench_cli_one_line_for_a_damaged_package(coreml_dist, tmp_path, edit, m
     from mobilepack.cli.main import cli
 
     dist = _tamper(coreml_dist, tmp_path, edit)
-    result = CliRunner().invoke(cli, ["bench", str(dist), "--data", "digits", "--threads", "1", "--no-crosscheck", "--runs", "5", "--repeat", "1"])
+    result = CliRunner().invoke(cli, ["bench", str(dist), "--data", "digits", "--threads", "1", "--no-crosscheck", "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1"])
     assert result.exit_code == 2, result.output
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and message in lines[0] and "model_mlprogram_fp32.mlpackage" in lines[0], result.stderr
@@ -273,7 +273,7 @@ def test_real_bench_process_keeps_stderr_clean(coreml_dist, tmp_path):
     copy = tmp_path / "d"
     shutil.copytree(coreml_dist, copy)
     proc = subprocess.run([sys.executable, "-m", "mobilepack", "bench", str(copy), "--data", "digits", "--threads", "1", "--no-crosscheck",
-                           "--runs", "5", "--repeat", "1", "-q"], capture_output=True, text=True)
+                           "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "-q"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip() == ""
     assert "coreml-reference" in proc.stdout

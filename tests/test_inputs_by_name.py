@@ -57,7 +57,7 @@ def test_manifest_lists_each_input_by_name_with_its_dtype_on_both_targets(mixed_
 
 def test_bench_feeds_each_input_by_name_and_every_artifact_matches_keras(mixed_model, mixed_dist):
     result = run("bench", mixed_dist, "--data", mixed_model / "reversed.npz", "--threads", "1", "--repeat", "1",
-                 "--runs", "5", "--no-crosscheck", "--no-arm64", "--no-gate")
+                 "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0", "--no-crosscheck", "--no-arm64", "--no-gate")
     assert result.exit_code == 0, result.output + result.stderr
     report = json.loads((mixed_dist / "report.json").read_text())
     rows = {r["name"]: r for r in report["artifacts"]}
@@ -107,7 +107,7 @@ def test_a_failed_variant_costs_only_itself_and_bench_says_why(half_convertible)
     assert [(f["name"], f["status"]) for f in manifest["failed"]] == [("model_fp32", "failed"), ("model_fp16", "failed")]
     assert all("MaxPool3D" in f["reason"] for f in manifest["failed"])
 
-    result = run("bench", out, "--data", half_convertible / "data.npz", "--threads", "1", "--repeat", "1", "--runs", "5",
+    result = run("bench", out, "--data", half_convertible / "data.npz", "--threads", "1", "--repeat", "1", "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0",
                  "--no-crosscheck", "--no-arm64", "--no-gate")
     assert result.exit_code == 0, result.output + result.stderr
     report = json.loads((out / "report.json").read_text())

@@ -42,10 +42,14 @@ def google_median_ms(path: Path, threads: int, runs: int, warmup: int, timeout_s
         return float(json.loads(out.read_text())["latency"]["median_ms"])
 
 
+def tool_runs(ours: int) -> int:
+    """How many timed runs the tool makes beside one of our repetitions of `ours` runs: as many, 50 to 5000."""
+    return min(max(50, ours), MAX_TOOL_RUNS)
+
+
 def tool_run(path: Path, ours: dict) -> float:
     """One process of Google's tool, run right after one of our repetitions, with as many runs as it had."""
-    return google_median_ms(path, ours["threads"], min(max(50, ours["runs"]), MAX_TOOL_RUNS),
-                            max(5, ours.get("warmup_runs", 5)))
+    return google_median_ms(path, ours["threads"], tool_runs(ours["runs"]), max(5, ours.get("warmup_runs", 5)))
 
 
 def compare(entry: dict, tool: list[tuple[float, float]], runs: int) -> dict:

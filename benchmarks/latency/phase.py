@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from benchmarks.latency.crosscheck import compare
+from benchmarks.latency.crosscheck import compare, tool_runs
 from benchmarks.latency.protocol import LatencyProtocol
 from benchmarks.latency.measure import FreshProcessMeter
 from benchmarks.latency.repeat import combine
@@ -44,7 +44,7 @@ def measure_all(runtime: dict[str, str], dist, artifacts, config, progress,
         if runtime[a.name] == "coreml-reference":
             for e in entries:  # a numerics check on few runs, never a latency verdict: its spread warns of nothing
                 e["unstable"] = False
-        checks = ([compare(e, tool[(a.name, e["threads"])], reps[(a.name, e["threads"])][0]["runs"]) for e in entries]
+        checks = ([compare(e, tool[(a.name, e["threads"])], tool_runs(reps[(a.name, e["threads"])][0]["runs"])) for e in entries]
                   if a.target == "tflite" and config.crosscheck else [])
         note = None if a.target == "tflite" else (EVALUATOR_NOTE if runtime[a.name] == "coreml-reference"
                                                   else "timed through Core ML on this Mac")

@@ -38,7 +38,9 @@ def bench_config(opts: dict, unsafe_load=False, dist=None, baseline=None):
         kwargs["threads"] = parse_threads(opts["threads"])
     min_sqnr, per_output = parse_min_sqnr(opts["min_sqnr"])
     budget = Budget(parse_budget(opts["max_drop"]) or 1.0, min_sqnr, per_output)
-    return BenchConfig(data=opts.get("data") or _default_data(dist), latency=LatencyProtocol(min_runs=opts["runs"]),
+    latency = LatencyProtocol(min_runs=opts["runs"], min_seconds=opts["min_seconds"],
+                              warmup_seconds=opts["warmup_seconds"])
+    return BenchConfig(data=opts.get("data") or _default_data(dist), latency=latency,
                        thresholds=parse_gate(opts["gate"]), gate=not opts["no_gate"], unsafe_load=unsafe_load,
                        baseline=baseline, crosscheck=not opts["no_crosscheck"],
                        output_kinds=parse_output_kinds(opts["output_kind"]), metric=opts["metric"],
@@ -118,6 +120,11 @@ bench_options = [
                       "(names starting with loss/error are lower-is-better)."),
     click.option("--no-gate", is_flag=True, help="Report only; exit 0 even when an artifact fails."),
     click.option("--runs", type=click.IntRange(min=2), default=50, show_default=True, help="Minimum timed runs per latency."),
+    click.option("--min-seconds", type=click.FloatRange(min=0), default=1.0, show_default=True, metavar="S",
+                 help="Minimum timed seconds per latency, as benchmark_model's --min_secs; runs go on until both "
+                      "--runs and this are reached, e.g. --min-seconds 0 to time exactly --runs."),
+    click.option("--warmup-seconds", type=click.FloatRange(min=0), default=0.5, show_default=True, metavar="S",
+                 help="Minimum warm-up seconds before timing, as benchmark_model's --warmup_min_secs."),
     click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
                  help="Fresh processes per artifact and thread count, interleaved across artifacts; the p50 "
                       "interval and the baseline's significance test come from them."),
