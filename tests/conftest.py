@@ -141,7 +141,8 @@ def benched_fp32(tiny_run, tmp_path_factory):
 
     dist = tmp_path_factory.mktemp("benched") / "dist"
     convert(tiny_run, dist, ConvertConfig(quantizations=("fp32",)), log=lambda m: None)
-    result = CliRunner().invoke(cli, ["bench", str(dist), "--runs", "2", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "--threads", "1",
+    result = CliRunner().invoke(cli, ["bench", str(dist), "--runs", "2",
+                                      "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "--threads", "1",
                                       "--no-crosscheck", "--no-gate", "-q"])
     assert result.exit_code == 0, result.output
     return dist

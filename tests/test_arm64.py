@@ -125,7 +125,8 @@ def test_bench_cli_without_runtime_prints_the_fix_and_goes_on_with_device_result
     (phone / "model_fp32.sha256").write_text(f"{sha}  /data/local/tmp/mobilepack/model_fp32.tflite\n")
     shutil.copy(Path(__file__).with_name("device_logs") / "tf42507_cpu.log", phone / "model_fp32.cpu.t4.log")
     monkeypatch.setenv("MOBILEPACK_ARM64_HOME", str(tmp_path / "empty"))
-    result = cli_helpers.run("bench", dist, "--runs", "2", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "--threads", "1", "--no-crosscheck",
+    result = cli_helpers.run("bench", dist, "--runs", "2",
+                             "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "--threads", "1", "--no-crosscheck",
                              "--no-gate", "--data", "digits", "--device-results", phone)
     assert result.exit_code == 0, result.output
     lines = [ln for ln in result.output.splitlines() if "ARM64" in ln]

@@ -156,7 +156,8 @@ def test_sigkill_mid_bench_reports_leaves_one_whole_set(benched_fp32, tmp_path):
     dist = tmp_path / "dist"
     shutil.copytree(benched_fp32, dist)
     before = digest(dist)
-    proc = subprocess.Popen([sys.executable, "-m", "mobilepack", "bench", str(dist), "--runs", "2", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1",
+    proc = subprocess.Popen([sys.executable, "-m", "mobilepack", "bench", str(dist), "--runs", "2",
+                             "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1",
                              "--threads", "1", "--no-crosscheck", "--no-gate", "-q"], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _kill_once_staging_appears(proc, tmp_path, ".dist.mobilepack-staging-", delay=0.03)

@@ -122,14 +122,16 @@ def test_bench_max_drop_must_be_a_number(tiny_dist):
 
 def test_bench_gate_failure_exits_1(outlier_dist, tmp_path):
     dist = shutil.copytree(outlier_dist, tmp_path / "d")
-    result = run("bench", dist, "--data", "digits", "--threads", "1", "--no-crosscheck", "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "-q")
+    result = run("bench", dist, "--data", "digits", "--threads", "1", "--no-crosscheck", "--runs", "5",
+                 "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "-q")
     assert_one_line_error(result, 1, "gate failed", "model_int8", "agreement")
     assert "failed" in result.stdout
 
 
 def test_bench_no_gate_reports_only(outlier_dist, tmp_path):
     dist = shutil.copytree(outlier_dist, tmp_path / "d")
-    result = run("bench", dist, "--data", "digits", "--threads", "1", "--no-crosscheck", "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "--no-gate", "-q")
+    result = run("bench", dist, "--data", "digits", "--threads", "1", "--no-crosscheck", "--runs", "5",
+                 "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "--no-gate", "-q")
     assert result.exit_code == 0, result.stderr
     assert "model_int8" in result.stdout
 
@@ -145,7 +147,8 @@ def test_real_process_prints_one_line_without_native_noise(lambda_model, tmp_pat
 
 @pytest.mark.bad_input("cli")
 def test_usage_errors_are_one_line(tiny_dist):
-    assert_one_line_error(run("bench", tiny_dist, "--runs", "1", "--min-seconds", "0", "--warmup-seconds", "0"), 2, "'--runs': 1 is not in the range",
+    assert_one_line_error(run("bench", tiny_dist, "--runs", "1",
+                              "--min-seconds", "0", "--warmup-seconds", "0"), 2, "'--runs': 1 is not in the range",
                           "bench --help")
     assert_one_line_error(run("bench", tiny_dist, "--no-such-flag"), 2, "No such option")
     assert_one_line_error(run("frobnicate"), 2, "No such command 'frobnicate'")

@@ -259,7 +259,8 @@ def test_bench_cli_one_line_for_a_damaged_package(coreml_dist, tmp_path, edit, m
     from mobilepack.cli.main import cli
 
     dist = _tamper(coreml_dist, tmp_path, edit)
-    result = CliRunner().invoke(cli, ["bench", str(dist), "--data", "digits", "--threads", "1", "--no-crosscheck", "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1"])
+    result = CliRunner().invoke(cli, ["bench", str(dist), "--data", "digits", "--threads", "1", "--no-crosscheck", "--runs", "5",
+                                      "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1"])
     assert result.exit_code == 2, result.output
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and message in lines[0] and "model_mlprogram_fp32.mlpackage" in lines[0], result.stderr

@@ -93,7 +93,8 @@ def test_bench_gates_a_neuralnetwork_on_its_gpu_ane_figures(mlp, tmp_path):
     dist = tmp_path / "dist"
     convert(folder / "model.keras", dist, ConvertConfig(targets=("coreml",), coreml_formats=("neuralnetwork",),
                                                         quantizations=("fp32",)), log=lambda m: None)
-    result = run("bench", dist, "--data", folder / "x.npz", "--threads", "1", "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1",
+    result = run("bench", dist, "--data", folder / "x.npz", "--threads", "1", "--runs", "5",
+                 "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1",
                  "--no-crosscheck", "--gate", "fp16.min_sqnr=100")
     assert result.exit_code == 1, result.output + result.stderr
     report = json.loads((dist / "report.json").read_text())

@@ -196,7 +196,8 @@ def test_bench_loads_the_reference_with_custom_objects(subclassed_model, tmp_pat
     assert run("convert", subclassed_model, "--quant", "fp32", "--custom-objects", "mymod:Classifier",
                "--out", dist).exit_code == 0
     np.savez(tmp_path / "eval.npz", x=np.random.default_rng(3).normal(size=(20, 8)).astype(np.float32))
-    bench = ("bench", dist, "--data", tmp_path / "eval.npz", "--threads", "1", "--no-crosscheck", "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "-q")
+    bench = ("bench", dist, "--data", tmp_path / "eval.npz", "--threads", "1", "--no-crosscheck", "--runs", "5",
+             "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "-q")
     assert_one_line_error(run(*bench), 2, "needs the class 'Classifier'", "--custom-objects mymod:Classifier")
     result = run(*bench, "--custom-objects", "mymod:Classifier")
     assert result.exit_code == 0, result.stderr

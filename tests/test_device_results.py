@@ -111,14 +111,15 @@ def test_bench_refuses_results_of_other_files_and_keeps_the_report(benched_fp32,
     before = (dist / "report.json").read_bytes()
     folder = _results(dist, tmp_path / "results", {"model_fp32.cpu.t1.log": "tf42507_cpu.log"})
     _other_file(folder)
-    result = cli_helpers.run("bench", dist, "--device-results", folder, "--no-crosscheck", "--runs", "2", "--min-seconds", "0", "--warmup-seconds", "0")
+    result = cli_helpers.run("bench", dist, "--device-results", folder, "--no-crosscheck", "--runs", "2",
+                             "--min-seconds", "0", "--warmup-seconds", "0")
     cli_helpers.assert_one_line_error(result, 2, "model_fp32.sha256: the phone ran a file with sha256")
     assert (dist / "report.json").read_bytes() == before
 
 
 def test_device_bench_writes_a_script_with_bench_s_threads_and_runs(benched_fp32, tmp_path):
     out = tmp_path / "phone.sh"
-    result = cli_helpers.run("device-bench", benched_fp32, "--out", out, "--threads", "1,4", "--runs", "30", "--min-seconds", "0", "--warmup-seconds", "0", "--gpu")
+    result = cli_helpers.run("device-bench", benched_fp32, "--out", out, "--threads", "1,4", "--runs", "30", "--gpu")
     assert result.exit_code == 0, result.output
     text = out.read_text()
     assert subprocess.run(["sh", "-n", str(out)]).returncode == 0  # the shell parses it

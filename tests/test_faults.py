@@ -16,7 +16,8 @@ from cli_helpers import assert_one_line_error, run
 from fs_helpers import digest, fill, read_only, small_disk, staging_left, unreadable
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST_BENCH = ("--runs", "2", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "--threads", "1", "--no-crosscheck", "--no-gate", "-q")
+FAST_BENCH = ("--runs", "2",
+              "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "--threads", "1", "--no-crosscheck", "--no-gate", "-q")
 REFUSED = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
 
 

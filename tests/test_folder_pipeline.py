@@ -45,7 +45,8 @@ def test_folder_mobilenet_pipeline(tmp_path, monkeypatch):
     manifest = json.loads((tmp_path / "dist" / "manifest.json").read_text())
     assert manifest["calibration"]["per_class"] == {"horizontal": 54, "vertical": 54}
 
-    r = runner.invoke(cli, ["bench", "dist", "--threads", "1", "--no-crosscheck", "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "--no-gate", "-q"])
+    r = runner.invoke(cli, ["bench", "dist", "--threads", "1", "--no-crosscheck", "--runs", "5",
+                            "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "--no-gate", "-q"])
     assert r.exit_code == 0, r.stderr
     report = json.loads((tmp_path / "dist" / "report.json").read_text())
     assert report["dataset"]["split"] == "test" and report["dataset"]["count"] == 36

@@ -107,7 +107,8 @@ def test_a_failed_variant_costs_only_itself_and_bench_says_why(half_convertible)
     assert [(f["name"], f["status"]) for f in manifest["failed"]] == [("model_fp32", "failed"), ("model_fp16", "failed")]
     assert all("MaxPool3D" in f["reason"] for f in manifest["failed"])
 
-    result = run("bench", out, "--data", half_convertible / "data.npz", "--threads", "1", "--repeat", "1", "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0",
+    result = run("bench", out, "--data", half_convertible / "data.npz", "--threads", "1", "--repeat", "1", "--runs", "5",
+                 "--min-seconds", "0", "--warmup-seconds", "0",
                  "--no-crosscheck", "--no-arm64", "--no-gate")
     assert result.exit_code == 0, result.output + result.stderr
     report = json.loads((out / "report.json").read_text())

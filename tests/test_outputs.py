@@ -95,7 +95,8 @@ def test_reports_name_the_failing_head(detector, detector_report):
 
 
 def test_cli_lists_every_failing_artifact_with_its_reason(detector):
-    result = run("bench", detector / "dist", "--data", detector / "eval.npz", "--threads", "1", "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1",
+    result = run("bench", detector / "dist", "--data", detector / "eval.npz", "--threads", "1", "--runs", "5",
+                 "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1",
                  "--no-crosscheck")
     one_line(result, 1, "gate failed for 1 artifact(s): model_int8: ", "output 'box' (regression)")
     assert "FAILED model_int8: model_int8.tflite: output 'box'" in result.output
@@ -189,7 +190,8 @@ def not_a_number(inputs, outputs, labels):
 def test_user_metric_is_computed_and_gated(detector, tmp_path, monkeypatch):
     (tmp_path / "my_metrics.py").write_text(METRIC)
     monkeypatch.chdir(tmp_path)
-    base = ["bench", detector / "dist", "--data", detector / "eval.npz", "--threads", "1", "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1",
+    base = ["bench", detector / "dist", "--data", detector / "eval.npz", "--threads", "1", "--runs", "5",
+            "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1",
             "--no-crosscheck", "--gate", "int8.min_sqnr=0", "--gate", "int8.max_rel_error=100"]
     result = run(*base, "--metric", "my_metrics:box_iou", "--max-metric-drop", "box_iou=0.02")
     one_line(result, 1, "model_int8", "metric 'box_iou'", "(higher is better), drop")
@@ -220,7 +222,8 @@ def test_documented_metric_example_runs(detector, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     import shlex
 
-    result = CliRunner().invoke(cli, shlex.split(command)[1:] + ["--threads", "1", "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "--no-crosscheck"])
+    result = CliRunner().invoke(cli, shlex.split(command)[1:] + ["--threads", "1", "--runs", "5",
+                                                                 "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "--no-crosscheck"])
     assert result.exit_code == 1 and "metric 'box_iou'" in result.stderr, (result.output, result.stderr)
 
 
@@ -241,7 +244,8 @@ def sequence(tmp_path_factory):
 
 
 def test_broken_int8_regressor_fails_on_sqnr_and_the_sqnr_budget_recovers(sequence, tmp_path):
-    common = ["--threads", "1", "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "--no-crosscheck", "--data", sequence / "test.npz"]
+    common = ["--threads", "1", "--runs", "5",
+              "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "--no-crosscheck", "--data", sequence / "test.npz"]
     assert run("convert", sequence / "model.keras", "--quant", "fp32,int8", "--calibration", sequence / "calib.npz",
                "--out", tmp_path / "plain").exit_code == 0
     one_line(run("bench", tmp_path / "plain", *common), 1, "model_int8", "SQNR")

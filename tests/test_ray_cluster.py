@@ -154,7 +154,8 @@ def cluster(tmp_path_factory):
 def _bench(cluster, dist, *args, env=None, cwd=None):
     """`mobilepack bench` as its own process: a second driver of the cluster, as a user would run it."""
     env = dict(cluster.env, **(env or {}))
-    proc = subprocess.run([sys.executable, "-m", "mobilepack", "bench", str(dist), "--threads", "1", "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0",
+    proc = subprocess.run([sys.executable, "-m", "mobilepack", "bench", str(dist), "--threads", "1", "--runs", "5",
+                           "--min-seconds", "0", "--warmup-seconds", "0",
                            "--repeat", "1", "--no-crosscheck", "--arm64-samples", "16", "-q", *map(str, args)],
                           env=env, cwd=cwd or cluster.home, capture_output=True, text=True, timeout=600)
     return SimpleNamespace(exit_code=proc.returncode, output=proc.stdout, stderr=proc.stderr)
@@ -270,7 +271,8 @@ def test_custom_layer_benches_on_ray_workers_as_locally(cluster, tmp_path, monke
     rng = np.random.default_rng(2)
     np.savez(tmp_path / "val.npz", x=rng.normal(size=(96, 8)).astype(np.float32), y=rng.integers(0, 4, 96))
     args = ["--data", tmp_path / "val.npz", "--custom-objects", "mp_scale_layer:Scale", "--no-arm64", "--no-gate"]
-    local = run("bench", dist, "--threads", "1", "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "--no-crosscheck", "--arm64-samples", "16",
+    local = run("bench", dist, "--threads", "1", "--runs", "5",
+                "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "--no-crosscheck", "--arm64-samples", "16",
                 "-q", *args)
     assert local.exit_code == 0, local.output + local.stderr
     local_report = json.loads((dist / "report.json").read_text())

@@ -28,7 +28,8 @@ def bench_report(tiny_dist, tmp_path_factory):
     shutil.copytree(tiny_dist, dist)
     # --no-gate: whether tiny_run's fp16 rows keep every top-1 (their 0.1 pp gate) is the CPU's say; the contract
     # is what these tests check. Gate failures are forced elsewhere (outlier_dist).
-    result = run("bench", dist, "--threads", "1", "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "2", "--no-gate", "-q")  # repetitions: tests/test_repeat.py
+    result = run("bench", dist, "--threads", "1", "--runs", "5",
+                 "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "2", "--no-gate", "-q")  # repetitions: tests/test_repeat.py
     assert result.exit_code == 0, result.stderr
     return dist, json.loads((dist / "report.json").read_text())
 
@@ -64,7 +65,8 @@ def test_unchanged_artifacts_do_not_regress(bench_report, tmp_path):
             scale_latency(s, 10)
 
     old = _baseline(report, tmp_path, slower_before)
-    result = run("bench", dist, "--threads", "1", "--no-crosscheck", "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "-q", "--baseline", old,
+    result = run("bench", dist, "--threads", "1", "--no-crosscheck", "--runs", "5",
+                 "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "-q", "--baseline", old,
                  "--junit", tmp_path / "j.xml", "--no-gate")
     assert result.exit_code == 0, result.stderr
     new = json.loads((dist / "report.json").read_text())
@@ -138,7 +140,8 @@ def test_cli_exits_1_on_regression(bench_report, tmp_path):
             scale_latency(s, 10)
 
     old = _baseline(report, tmp_path, smaller_before)
-    result = run("bench", dist, "--threads", "1", "--no-crosscheck", "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "-q", "--baseline", old,
+    result = run("bench", dist, "--threads", "1", "--no-crosscheck", "--runs", "5",
+                 "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "-q", "--baseline", old,
                  "--junit", tmp_path / "j.xml", "--no-gate")
     assert result.exit_code == 1
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
@@ -164,7 +167,8 @@ def test_baseline_of_another_schema_or_dataset_is_refused(bench_report, tmp_path
     other = copy.deepcopy(report)
     other["dataset"]["count"] = 17
     old.write_text(json.dumps(other))
-    result = run("bench", dist, "--threads", "1", "--no-crosscheck", "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "-q", "--baseline", old)
+    result = run("bench", dist, "--threads", "1", "--no-crosscheck", "--runs", "5",
+                 "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "-q", "--baseline", old)
     assert result.exit_code == 2 and "17 inputs" in result.stderr and "same data" in result.stderr
 
 
@@ -195,7 +199,8 @@ def test_junit_marks_failed_gates(outlier_dist, tmp_path):
 
     dist = tmp_path / "d"
     shutil.copytree(outlier_dist, dist)
-    result = run("bench", dist, "--data", "digits", "--threads", "1", "--no-crosscheck", "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "-q", "--junit", tmp_path / "j.xml")
+    result = run("bench", dist, "--data", "digits", "--threads", "1", "--no-crosscheck", "--runs", "5",
+                 "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "-q", "--junit", tmp_path / "j.xml")
     assert result.exit_code == 1
     suite = ET.parse(tmp_path / "j.xml").getroot()
     failed = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]

@@ -23,7 +23,8 @@ def benched(tiny_dist, tmp_path_factory):
     dist = tmp_path_factory.mktemp("html") / "dist"
     shutil.copytree(tiny_dist, dist)
     # --no-gate: whether tiny_run's fp16 rows keep every top-1 is the CPU's say; these tests read the report.
-    result = CliRunner().invoke(cli, ["bench", str(dist), "--threads", "1,2", "--runs", "5", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "2", "--no-gate", "-q"])
+    result = CliRunner().invoke(cli, ["bench", str(dist), "--threads", "1,2", "--runs", "5",
+                                      "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "2", "--no-gate", "-q"])
     assert result.exit_code == 0, result.stderr
     assert "latency @" not in result.output and "/" not in result.output.split("reference (keras)")[0], \
         "--quiet must silence progress"
@@ -101,7 +102,8 @@ def test_google_tool_cross_checks_every_tflite_latency(benched):
 def test_no_crosscheck_skips_the_tool(tiny_dist, tmp_path):
     dist = tmp_path / "d"
     shutil.copytree(tiny_dist, dist)
-    result = CliRunner().invoke(cli, ["bench", str(dist), "--threads", "1", "--runs", "2", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1",
+    result = CliRunner().invoke(cli, ["bench", str(dist), "--threads", "1", "--runs", "2",
+                                      "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1",
                                       "--no-crosscheck"])
     assert result.exit_code == 0, result.stderr
     # Without --quiet every long step reports progress: each artifact's evaluation and latency process.

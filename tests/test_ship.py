@@ -40,7 +40,8 @@ def benched(tiny_run, tmp_path_factory):
     dist = tmp_path_factory.mktemp("ship") / "dist"
     convert(tiny_run, dist, ConvertConfig(targets=("tflite", "coreml"), quantizations=("fp32", "int8", "fp16")),
             log=lambda m: None)
-    result = run("bench", dist, "--threads", "1", "--runs", "2", "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "--no-crosscheck", "--no-gate", "-q")
+    result = run("bench", dist, "--threads", "1", "--runs", "2",
+                 "--min-seconds", "0", "--warmup-seconds", "0", "--repeat", "1", "--no-crosscheck", "--no-gate", "-q")
     assert result.exit_code == 0, result.stderr
     return dist
 
