@@ -135,3 +135,24 @@ def test_reconvert_replaces_the_folder_whole(tiny_run, tmp_path):
     assert not (out / "model_fp16.tflite").exists()
     verify_artifacts(load_manifest(out), out)
     assert not list(tmp_path.glob(".o.mobilepack-staging-*"))
+
+
+def test_one_savedmodel_export_gives_the_bytes_from_keras_model_gives(tiny_run):
+    """convert exports the Keras model to a SavedModel once and converts every variant from it; each .tflite is
+    byte for byte what TFLiteConverter.from_keras_model (an export per call) makes, metadata included."""
+    import numpy as np
+
+    from convert.calibration import CalibrationSet
+    from convert.shapes import unrolled
+    from convert.tflite import convert as tflite
+    from train.loading import load_keras_model
+
+    exported, per_call = load_keras_model(tiny_run / "model.keras"), load_keras_model(tiny_run / "model.keras")
+    tflite._EXPORTED[unrolled(per_call)] = None  # as for a model Keras cannot export: from_keras_model each time
+    x = np.random.default_rng(0).uniform(0, 255, (8, 16, 16, 3)).astype(np.float32)
+    calibration = CalibrationSet((x,), {}, (exported.inputs[0].name,))
+    for quant in ("fp32", "fp16", "dynamic", "int8"):
+        once = tflite.convert_tflite(exported, quant, calibration, image_input=True)
+        each = tflite.convert_tflite(per_call, quant, calibration, image_input=True)
+        assert once == each, quant
+    assert tflite._EXPORTED[unrolled(exported)] is not None  # the export was made, and kept for the next variant

@@ -79,10 +79,62 @@ def _converter(model):
     marker Keras 2 put on its LSTM function, which Keras 3 no longer writes. Unrolled, each step is
     builtin FULLY_CONNECTED and activation ops on shared weights: the same size, any batch, every
     op delegable.
+
+    `from_keras_model` exports the model to a temporary SavedModel on every call: 6.7 of 10.6 s for
+    EfficientNetB0 at 64 px. The export is made once per model (`_saved_model`) and every variant
+    converts from it, as `from_keras_model` then does itself; the bytes are the same, the conversion
+    metadata's model type included (tests/test_convert.py compares them).
     """
     import tensorflow as tf
+    from tensorflow.lite.python import conversion_metadata_schema_py_generated as conversion_metadata
 
-    return tf.lite.TFLiteConverter.from_keras_model(unrolled(model))
+    model = unrolled(model)
+    folder = _saved_model(model)
+    if folder is None:  # a model Keras cannot export: the converter's own fallback, a frozen graph
+        return tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+    converter._metadata.environment.modelType = conversion_metadata.ModelType.KERAS_MODEL  # what it is
+    return converter
+
+
+# Keras model -> its SavedModel (a TemporaryDirectory, removed with the model), or None when it cannot export.
+_EXPORTED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _saved_model(model) -> str | None:
+    """The model's inference function as a SavedModel folder, exported once: what `from_keras_model` writes for a
+    Keras 3 model (tensorflow/lite/python/lite.py, _convert_as_saved_model), endpoint and signature alike."""
+    if model not in _EXPORTED:
+        import functools
+        import tempfile
+
+        import keras
+        import tensorflow as tf
+        from tensorflow.lite.python.lite import _get_save_spec
+
+        folder = tempfile.TemporaryDirectory(prefix="mobilepack-savedmodel-")
+        try:
+            archive = keras.export.ExportArchive()
+            archive.track(model)
+            if isinstance(model, (keras.src.models.Functional, keras.src.models.Sequential)):
+                signature = tf.nest.map_structure(lambda x: tf.TensorSpec(x.shape, dtype=x.dtype, name=x.name),
+                                                  model.inputs)
+                if isinstance(signature, list) and len(signature) > 1:
+                    signature = [signature]
+            else:
+                spec = _get_save_spec(model)
+                if not spec:
+                    raise ValueError("the model has never been called")
+                signature = [spec]
+            archive.add_endpoint("serve", functools.partial(model.__call__, training=False), signature)
+            with contextlib.redirect_stdout(io.StringIO()):  # it lists the endpoint on stdout
+                archive.write_out(folder.name)
+        except Exception:  # noqa: BLE001 - as from_keras_model does: convert the frozen graph instead
+            folder.cleanup()
+            folder = None
+        _EXPORTED[model] = folder
+    folder = _EXPORTED[model]
+    return None if folder is None else folder.name
 
 
 @contextlib.contextmanager
