@@ -3,7 +3,7 @@
     python -m benchmarks.figures [--quick] [--demo-dist DIST] [--work DIR] [--only NAME,...]
 
 In the README's order: foundation, budget, harness_overhead, coreml, coreml_compress, coreml_optests, parity,
-fidelity, latency, arm64, serve_load, preprocessing, ray_scaling, reliability (each also runs alone as
+fidelity, latency, arm64, serve_load, preprocessing, ray_scaling, reliability, convert_speed (each also runs alone as
 `python -m benchmarks.figures.NAME`; see its --help). fidelity, latency, arm64 and serve_load work on a dist as
 `make demo` writes it: a copy of --demo-dist
 or, without it, one trained and converted here first. The full run is long: it converts MobileNetV2 at
@@ -13,7 +13,7 @@ each dist dozens of times.
 --quick leaves out MobileNetV2 at 224 px and the Keras applications, and shortens the rest:
 foundation without MobileNetV2, coreml (without its speed figure) and coreml_compress on small_cnn only,
 coreml_optests on its two small folders (iOS15, iOS16), latency's cost figure (4) only, arm64 on the demo
-only, serve_load with 200 requests, ray_scaling on 500 inputs. harness_overhead and fidelity are skipped: every figure of theirs is MobileNetV2 at 224 px.
+only, serve_load with 200 requests, ray_scaling on 500 inputs, convert_speed on digits only. harness_overhead and fidelity are skipped: every figure of theirs is MobileNetV2 at 224 px.
 budget and parity run in full.
 
 Prints each script's output under a header, then one line per script with its exit code and time;
@@ -34,7 +34,7 @@ from benchmarks.figures.common import figure_parser, work_dir
 
 ORDER = ("foundation", "budget", "harness_overhead", "coreml", "coreml_compress", "coreml_optests", "parity",
          "fidelity", "latency", "arm64",
-         "serve_load", "preprocessing", "ray_scaling", "reliability")
+         "serve_load", "preprocessing", "ray_scaling", "reliability", "convert_speed")
 NEEDS_DIST = {"fidelity", "latency", "arm64", "serve_load"}
 
 
@@ -53,6 +53,7 @@ def arguments(name: str, quick: bool, dist: Path) -> list[str] | None:
         "arm64": on_dist["arm64"] + ["--mobilenet-inputs", "0"],
         "serve_load": on_dist["serve_load"] + ["--requests", "200"],
         "ray_scaling": ["--quick"],
+        "convert_speed": ["--models", "digits"],
     }
     if quick and name in shorter:
         return shorter[name]
