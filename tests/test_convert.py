@@ -156,3 +156,30 @@ def test_one_savedmodel_export_gives_the_bytes_from_keras_model_gives(tiny_run):
         each = tflite.convert_tflite(per_call, quant, calibration, image_input=True)
         assert once == each, quant
     assert tflite._EXPORTED[unrolled(exported)] is not None  # the export was made, and kept for the next variant
+
+
+def test_every_budget_candidate_quantizes_one_kept_calibration_to_the_bytes_a_new_debugger_gives(tiny_run):
+    """The selective int8 candidates of the budget search quantize one kept calibrated conversion; each is byte
+    for byte what a new QuantizationDebugger (a conversion and a calibration per candidate) made before."""
+    import numpy as np
+    import tensorflow as tf
+
+    from convert.calibration import CalibrationSet
+    from convert.tflite import convert as tflite
+    from train.loading import load_keras_model
+
+    kept, fresh = load_keras_model(tiny_run / "model.keras"), load_keras_model(tiny_run / "model.keras")
+    x = np.random.default_rng(0).uniform(0, 255, (8, 16, 16, 3)).astype(np.float32)
+    calibration = CalibrationSet((x,), {}, (kept.inputs[0].name,))
+    int8 = tflite.convert_tflite(kept, "int8", calibration, image_input=True)
+    ranked = tflite.layer_sensitivity(kept, calibration, int8)
+    for float_layers in (ranked[0][0], [n for group, _ in ranked[:2] for n in group]):
+        converter = tflite._converter(fresh)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = tflite._representative(calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+        new = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=tflite._representative(calibration),
+            debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=float_layers))
+        assert tflite.convert_tflite_mixed(kept, calibration, float_layers) == new.get_nondebug_quantized_model()
+    assert tflite._DEBUGGERS[kept][0] is calibration  # one calibrated conversion, kept for every candidate

@@ -261,19 +261,38 @@ def quantization_sqnr(float_values, quantized_values, scale, zero_point) -> floa
     return float(np.min(10 * np.log10(signal[live] / np.maximum(noise[live], 1e-30))))
 
 
-def _debugger(model, calibration: CalibrationSet, denylist: list[str] | None = None):
+def _debugger(model, calibration: CalibrationSet):
+    """TF's QuantizationDebugger for the model: one calibrated conversion per model and calibration, kept.
+
+    Its calibrated model is what every int8 candidate of the budget search quantizes (`convert_tflite_mixed`):
+    the layers kept float change only the last step, so the conversion and its calibration are not redone.
+    """
     import tensorflow as tf
 
+    cached = _DEBUGGERS.get(model)
+    if cached is not None and cached[0] is calibration:
+        return cached[1]
     converter = _converter(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = _representative(calibration)
     order = _input_order(model, calibration)
     # Float kernels must be allowed for the layers that stay float.
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-    options = tf.lite.experimental.QuantizationDebugOptions(
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=_representative(calibration, order), debug_options=_debug_options())
+    _DEBUGGERS[model] = (calibration, debugger)
+    return debugger
+
+
+# Keras model -> (the CalibrationSet, its QuantizationDebugger): the calibrated conversion, made once.
+_DEBUGGERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _debug_options(denylist: list[str] | None = None):
+    import tensorflow as tf
+
+    return tf.lite.experimental.QuantizationDebugOptions(
         denylisted_nodes=denylist or None, layer_direct_compare_metrics={"quantization_sqnr": quantization_sqnr})
-    return tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=_representative(calibration, order), debug_options=options)
 
 
 def layer_sensitivity(model, calibration: CalibrationSet, int8_model: bytes) -> list[tuple[list[str], float]]:
@@ -311,6 +330,16 @@ def _readers(model_bytes: bytes) -> dict[str, list[str]]:
 
 
 def convert_tflite_mixed(model, calibration: CalibrationSet, float_layers: list[str]) -> bytes:
-    """int8 except `float_layers`, which keep float kernels (float32 input and output)."""
+    """int8 except `float_layers`, which keep float kernels (float32 input and output).
+
+    The debugger's own last step (QuantizationDebugger.get_nondebug_quantized_model, with these layers
+    denylisted) on its kept calibrated model: the bytes a new debugger would give, without converting again.
+    """
+    from tensorflow.lite.python import convert as tflite_convert
+
     with _converting("int8"):
-        return _debugger(model, calibration, float_layers).get_nondebug_quantized_model()
+        debugger, options = _debugger(model, calibration), _debug_options(float_layers)
+        return tflite_convert.mlir_quantize(
+            debugger.calibrated_model, disable_per_channel=debugger.converter._experimental_disable_per_channel,
+            fully_quantize=options.fully_quantize, enable_numeric_verify=False, denylisted_ops=options.denylisted_ops,
+            denylisted_nodes=options.denylisted_nodes)
