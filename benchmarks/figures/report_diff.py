@@ -79,7 +79,10 @@ def main() -> None:
     ap.add_argument("--same-bytes", action="store_true",
                     help="compare each artifact's bytes, the source-model hash swapped (beside each report.json)")
     args = ap.parse_args()
-    old, new = (json.loads(p.read_text()) for p in (args.old, args.new))
+    try:
+        old, new = (json.loads(p.read_text()) for p in (args.old, args.new))
+    except (OSError, ValueError) as exc:  # a missing or damaged report: one line, exit 2
+        ap.error(f"cannot read both reports: {exc}; give two report.json files that `mobilepack bench` wrote")
     found = differences(old, new)
     if args.same_bytes:
         old_hash, new_hash = old["manifest"]["source_model_sha256"], new["manifest"]["source_model_sha256"]
